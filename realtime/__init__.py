@@ -1,0 +1,1 @@
+"""Realtime side of facecam: ONNX inference, smoothing, composition and the threaded pipeline (no torch)."""

@@ -1,0 +1,1 @@
+"""Training side of facecam: data preparation, models, the training loop and evaluation (needs torch)."""

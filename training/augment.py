@@ -1,0 +1,145 @@
+"""Training augmentations: the original's (ColorJitter, CoarseDropout), geometry, and a webcam framing.
+
+All functions take and return ``(H, W, 3) uint8 RGB`` images with ``(H, W) uint8`` label
+maps. CoarseDropout fills its holes in the label with background, which is what taught the
+original model occlusions: a hand or a cup over the face is not face.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from facecam.training.dataset import LABEL_IGNORE, PairTransform
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Which augmentations run and how strongly (defaults: the original's set plus webcam framing)."""
+
+    size: int = 256  # square side of the training crops
+    hflip: bool = True
+    color_jitter: float = 0.3  # brightness/contrast/saturation strength, 0 = off
+    coarse_dropout: float = 0.5  # probability of occluding holes, 0 = off
+    scale_rotate: float = 0.7  # probability of a random scale/rotate/shift, 0 = off
+    webcam_framing: float = 0.4  # probability of shrinking the face onto a new background, 0 = off
+    blur_noise: float = 0.3  # probability of camera-like blur, noise or JPEG loss, 0 = off
+
+
+def synthetic_background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """A random plausible room-like backdrop: a colour gradient with soft shapes and noise.
+
+    Returns ``(height, width, 3) uint8``.
+    """
+    c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    t = np.linspace(0, 1, height if rng.random() < 0.5 else width, dtype=np.float32)
+    ramp = (c0[None] * (1 - t[:, None]) + c1[None] * t[:, None]).astype(np.uint8)
+    bg = np.repeat(ramp[:, None], width, 1) if len(t) == height else np.repeat(ramp[None], height, 0)
+    bg = np.ascontiguousarray(bg)
+    for _ in range(rng.integers(0, 6)):  # furniture, frames, windows
+        x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
+        x1, y1 = x0 + int(rng.integers(width // 10, width)), y0 + int(rng.integers(height // 10, height))
+        cv2.rectangle(bg, (x0, y0), (x1, y1), tuple(int(v) for v in rng.integers(0, 256, 3)), -1)
+    bg = cv2.GaussianBlur(bg, (0, 0), float(rng.uniform(0.5, 6)))
+    noise = rng.normal(0, rng.uniform(0, 8), bg.shape)
+    return np.clip(bg + noise, 0, 255).astype(np.uint8)
+
+
+def webcam_framing(
+    image: np.ndarray, label: np.ndarray, rng: np.random.Generator, scale_range: tuple[float, float] = (0.45, 0.9)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shrink the photo and place it, shifted, on a new backdrop of the original size.
+
+    Webcam frames show the face smaller and off-centre, over rooms the face data never had.
+    The pasted photo's border is feathered so the model cannot learn "face = inside a box".
+    The new backdrop is labelled background.
+    """
+    h, w = label.shape
+    s = rng.uniform(*scale_range)
+    sh, sw = max(8, int(h * s)), max(8, int(w * s))
+    small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+    small_label = cv2.resize(label, (sw, sh), interpolation=cv2.INTER_NEAREST)
+    y, x = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
+    canvas = synthetic_background(h, w, rng)
+    out_label = np.zeros_like(label)
+    alpha = np.zeros((sh, sw), np.float32)
+    cv2.rectangle(alpha, (0, 0), (sw - 1, sh - 1), 1.0, -1)
+    border = max(1, min(sh, sw) // 12)
+    alpha = cv2.GaussianBlur(cv2.erode(alpha, np.ones((border, border), np.uint8)), (0, 0), border / 2)[..., None]
+    region = canvas[y:y + sh, x:x + sw].astype(np.float32)
+    canvas[y:y + sh, x:x + sw] = (small * alpha + region * (1 - alpha)).astype(np.uint8)
+    out_label[y:y + sh, x:x + sw] = small_label
+    return canvas, out_label
+
+
+def build_train_transform(config: AugmentConfig, seed: int | None = None) -> PairTransform:
+    """The training augmentation as one ``(image, label) -> (image, label)`` function."""
+    import albumentations as A
+
+    size = config.size
+    ops = [A.LongestMaxSize(max_size=size), A.PadIfNeeded(size, size, border_mode=cv2.BORDER_REFLECT_101)]
+    if config.hflip:
+        ops.append(A.HorizontalFlip(p=0.5))
+    if config.scale_rotate:
+        ops.append(
+            A.Affine(
+                scale=(0.7, 1.25), rotate=(-25, 25), translate_percent=(-0.1, 0.1),
+                border_mode=cv2.BORDER_REFLECT_101, p=config.scale_rotate,
+            )
+        )
+    if config.color_jitter:
+        j = config.color_jitter
+        ops.append(A.ColorJitter(brightness=j, contrast=j, saturation=j, hue=0.05, p=0.8))
+    if config.blur_noise:
+        ops.append(
+            A.OneOf(
+                [A.MotionBlur(blur_limit=(3, 7)), A.GaussNoise(std_range=(0.02, 0.08)),
+                 A.ImageCompression(quality_range=(30, 90))],
+                p=config.blur_noise,
+            )
+        )
+    if config.coarse_dropout:
+        ops.append(
+            A.CoarseDropout(
+                num_holes_range=(1, 4), hole_height_range=(0.08, 0.25), hole_width_range=(0.08, 0.25),
+                fill="random_uniform", fill_mask=0, p=config.coarse_dropout,
+            )
+        )
+    return _TrainTransform(config, A.Compose(ops, seed=seed), seed)
+
+
+class _TrainTransform:
+    """Callable pair transform; ``reseed`` gives each DataLoader worker its own random stream."""
+
+    def __init__(self, config: AugmentConfig, pipeline, seed: int | None) -> None:
+        self.config, self.pipeline = config, pipeline
+        self.rng = np.random.default_rng(seed)
+
+    def reseed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.pipeline.set_random_seed(seed)
+
+    def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.config.webcam_framing and self.rng.random() < self.config.webcam_framing:
+            image, label = webcam_framing(image, label, self.rng)
+        out = self.pipeline(image=image, mask=label)
+        return out["image"], out["mask"]
+
+
+def build_eval_transform(size: int) -> PairTransform:
+    """Evaluation resize: the image to ``size x size`` (bilinear), the label nearest.
+
+    Metrics are computed at the model's input size, as the original did.
+    """
+
+    def transform(image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (
+            cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA),
+            cv2.resize(label, (size, size), interpolation=cv2.INTER_NEAREST),
+        )
+
+    return transform
+
+
+__all__ = ["AugmentConfig", "LABEL_IGNORE", "build_eval_transform", "build_train_transform", "webcam_framing"]

@@ -1,0 +1,153 @@
+"""``facecam-train``: train a model, prepare CelebAMask-HQ, evaluate a checkpoint.
+
+    facecam-train --data DIR --model NAME --epochs N --batch-size B --lr LR --size S --out RUN
+    facecam-train prepare celebamask --src DIR --out DIR
+    facecam-train evaluate --checkpoint RUN/best.pt --data DIR --split test
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from facecam.cli_args import OneLineErrorParser, non_negative_int, positive_float, positive_int, unit_float
+from facecam.errors import FacecamError, cli_entry
+
+SUBCOMMANDS = ("prepare", "evaluate")
+
+
+def train_parser() -> OneLineErrorParser:
+    from facecam.training.models import MODELS
+
+    p = OneLineErrorParser(
+        prog="facecam-train",
+        description="Train a face segmentation model. Other commands: 'facecam-train prepare celebamask -h', "
+        "'facecam-train evaluate -h'.",
+    )
+    p.add_argument("--data", nargs="+", required=True, type=Path,
+                   help="data folder(s) in the facecam layout (images/, labels/, split lists)")
+    p.add_argument("--out", required=True, type=Path, help="run folder for checkpoints, log.csv and curves.png")
+    p.add_argument("--model", default="lraspp_mobilenet_v3_large", choices=list(MODELS), help="architecture")
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="peak AdamW learning rate (warm-up, then cosine)")
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--size", type=positive_int, default=256, help="square training input size in pixels")
+    p.add_argument("--train-split", default="train")
+    p.add_argument("--val-split", default="val")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--workers", type=non_negative_int, default=2, help="DataLoader worker processes")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue RUN/last.pt where it stopped")
+    aug = p.add_argument_group("augmentation")
+    aug.add_argument("--color-jitter", type=unit_float, default=0.3, help="ColorJitter strength (0 = off)")
+    aug.add_argument("--coarse-dropout", type=unit_float, default=0.5, help="CoarseDropout probability")
+    aug.add_argument("--scale-rotate", type=unit_float, default=0.7, help="scale/rotate/shift probability")
+    aug.add_argument("--webcam-framing", type=unit_float, default=0.4,
+                     help="probability of a smaller, shifted face on a new background")
+    aug.add_argument("--blur-noise", type=unit_float, default=0.3, help="motion blur / noise / JPEG probability")
+    aug.add_argument("--no-hflip", action="store_true", help="disable horizontal flips")
+    return p
+
+
+def prepare_parser() -> OneLineErrorParser:
+    from facecam.training.celebamask import CUTOUT_PARTS, FACE_PARTS, HAIR_PARTS
+
+    p = OneLineErrorParser(prog="facecam-train prepare",
+                                description="Convert a data set to the facecam layout.")
+    p.add_argument("dataset", choices=["celebamask"], help="source data set")
+    p.add_argument("--src", required=True, type=Path, help="CelebAMask-HQ folder (CelebA-HQ-img/, CelebAMask-HQ-mask-anno/)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--face-parts", default=",".join(FACE_PARTS), help="comma-separated parts that form the face")
+    p.add_argument("--hair-parts", default=",".join(HAIR_PARTS), help="comma-separated parts that form hair")
+    p.add_argument("--cutout-parts", default=",".join(CUTOUT_PARTS), help="parts cut out of face and hair")
+    p.add_argument("--size", type=positive_int, default=512, help="side of the written images")
+    p.add_argument("--limit", type=non_negative_int, default=0, help="first N images only (original: 5000)")
+    p.add_argument("--val-count", type=non_negative_int, default=0, help="validation images (0 = 10%%; original: 500)")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def evaluate_parser() -> OneLineErrorParser:
+    p = OneLineErrorParser(prog="facecam-train evaluate",
+                                description="Face Dice and IoU of a checkpoint on a split.")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--split", default="test")
+    p.add_argument("--size", type=positive_int, default=0, help="input size (0 = the checkpoint's)")
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--device", default="auto")
+    return p
+
+
+def _split_parts(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def run_prepare(argv: list[str]) -> int:
+    from facecam.training.celebamask import PrepareConfig, prepare_celebamask
+
+    a = prepare_parser().parse_args(argv)
+    cfg = PrepareConfig(src=a.src, out=a.out, face_parts=_split_parts(a.face_parts), hair_parts=_split_parts(a.hair_parts),
+                        cutout_parts=_split_parts(a.cutout_parts), size=a.size, limit=a.limit,
+                        val_count=a.val_count, seed=a.seed)
+    counts = prepare_celebamask(cfg, progress=sys.stderr.isatty())
+    print(f"wrote {a.out}: {counts['train']} train, {counts['val']} val")
+    return 0
+
+
+def run_evaluate(argv: list[str]) -> int:
+    from facecam.training.augment import build_eval_transform
+    from facecam.training.checkpoint import load_checkpoint, model_from_checkpoint
+    from facecam.training.dataset import FaceSegDataset
+    from facecam.training.engine import evaluate
+    from facecam.training.train import pick_device
+    from torch.utils.data import DataLoader
+
+    a = evaluate_parser().parse_args(argv)
+    ckpt = load_checkpoint(a.checkpoint)
+    card = ckpt["card"]
+    size = a.size or card["input_size"][0]
+    device = pick_device(a.device)
+    dataset = FaceSegDataset(a.data, a.split, build_eval_transform(size), card["mean"], card["std"])
+    model = model_from_checkpoint(ckpt).to(device)
+    metrics = evaluate(model, DataLoader(dataset, a.batch_size), device, tuple(card["face_classes"]),
+                       progress=sys.stderr.isatty())
+    print(json.dumps({"checkpoint": str(a.checkpoint), "split": a.split, "images": len(dataset), "size": size,
+                      "face_dice": round(metrics["dice"], 4), "face_iou": round(metrics["iou"], 4),
+                      "loss": round(metrics["loss"], 4)}))
+    return 0
+
+
+def run_train(argv: list[str]) -> int:
+    from facecam.training.augment import AugmentConfig
+    from facecam.training.train import TrainConfig, command_line, train
+
+    a = train_parser().parse_args(argv)
+    if a.resume and not (a.out / "last.pt").is_file():
+        raise FacecamError(f"--resume: {a.out / 'last.pt'} does not exist")
+    if not a.resume and (a.out / "last.pt").exists():
+        raise FacecamError(f"{a.out} already holds a run; pass --resume to continue it or choose another --out")
+    aug = AugmentConfig(size=a.size, hflip=not a.no_hflip, color_jitter=a.color_jitter,
+                        coarse_dropout=a.coarse_dropout, scale_rotate=a.scale_rotate,
+                        webcam_framing=a.webcam_framing, blur_noise=a.blur_noise)
+    cfg = TrainConfig(data=[str(d) for d in a.data], out=str(a.out), model=a.model, epochs=a.epochs,
+                      batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, size=a.size,
+                      train_split=a.train_split, val_split=a.val_split, device=a.device, workers=a.workers,
+                      threads=a.threads, seed=a.seed, resume=a.resume, augment=aug, command=command_line())
+    best = train(cfg)
+    if best.get("iou", -1) >= 0:
+        print(f"best val face Dice {best['dice']:.4f}  IoU {best['iou']:.4f}  -> {a.out / 'best.pt'}")
+    return 0
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "prepare":
+        return run_prepare(argv[1:])
+    if argv and argv[0] == "evaluate":
+        return run_evaluate(argv[1:])
+    return run_train(argv)

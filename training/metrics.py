@@ -1,0 +1,37 @@
+"""Face Dice and IoU, the figures the original reported (Dice 0.98 / IoU 0.96 on CelebAMask-HQ).
+
+Both are per image, on the binary face mask (the union of the face classes), with pixels
+labelled 255 left out, then averaged over images. An image with no face in either the
+prediction or the truth scores 1 (nothing to find, nothing found).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from facecam.training.dataset import LABEL_IGNORE
+
+
+def face_dice_iou(
+    pred: np.ndarray, target: np.ndarray, face_classes: tuple[int, ...] = (1,)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image face Dice and IoU.
+
+    pred: ``(N, H, W)`` or ``(H, W)`` integer class map; target: same shape, with 255 = ignore.
+    Returns two ``(N,)`` float64 arrays.
+    """
+    pred = np.asarray(pred)
+    target = np.asarray(target)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {pred.shape} and target {target.shape} differ in shape")
+    if pred.ndim == 2:
+        pred, target = pred[None], target[None]
+    valid = target != LABEL_IGNORE
+    p = np.isin(pred, face_classes) & valid
+    t = np.isin(target, face_classes) & valid
+    inter = (p & t).sum(axis=(1, 2)).astype(np.float64)
+    sum_pt = p.sum(axis=(1, 2)) + t.sum(axis=(1, 2)).astype(np.float64)
+    union = sum_pt - inter
+    empty = sum_pt == 0
+    dice = np.where(empty, 1.0, 2 * inter / np.maximum(sum_pt, 1))
+    iou = np.where(empty, 1.0, inter / np.maximum(union, 1))
+    return dice, iou
