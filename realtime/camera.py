@@ -1,0 +1,101 @@
+"""A camera reader that keeps only the newest frame, so a slow consumer never sees stale ones.
+
+A daemon thread reads frames as fast as the camera delivers and overwrites a one-frame
+slot; :meth:`CameraReader.read` waits for a frame newer than the last one it returned.
+Frames overwritten before anyone read them are counted in ``dropped``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+
+from facecam.errors import CameraError
+
+
+class CameraReader:
+    """``start()`` / ``read()`` / ``close()`` over ``cv2.VideoCapture(source)``.
+
+    ``source`` is a camera index (or anything VideoCapture opens, which the tests use).
+    A camera that does not open, or sends no first frame within ``open_timeout`` seconds,
+    raises CameraError (a ConnectionError).
+    """
+
+    def __init__(self, source: int | str = 0, open_timeout: float = 5.0) -> None:
+        self.source = source
+        self.open_timeout = open_timeout
+        self.dropped = 0
+        self.fps = 30.0
+        self._cap: cv2.VideoCapture | None = None
+        self._frame: np.ndarray | None = None
+        self._seq = 0
+        self._read_seq = 0
+        self._ended = False
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> CameraReader:
+        # OpenCV tries every capture backend and logs each refusal; the one-line error below says it all.
+        previous = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        try:
+            self._cap = cv2.VideoCapture(self.source)
+        finally:
+            cv2.utils.logging.setLogLevel(previous)
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise CameraError(f"camera {self.source} does not open; check the index (0 is the first camera) "
+                              "and that no other program holds it")
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 1 <= fps <= 240 else 30.0
+        self._thread = threading.Thread(target=self._loop, name="camera", daemon=True)
+        self._thread.start()
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._seq > 0 or self._ended, timeout=self.open_timeout):
+                self.close()
+                raise CameraError(f"camera {self.source} opened but sent no frame within {self.open_timeout:.0f} s")
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            ok, frame = self._cap.read()
+            with self._cond:
+                if not ok:
+                    self._ended = True
+                    self._cond.notify_all()
+                    return
+                if self._seq > self._read_seq:
+                    self.dropped += 1
+                self._frame = frame
+                self._seq += 1
+                self._cond.notify_all()
+
+    def read(self, timeout: float = 2.0) -> np.ndarray | None:
+        """The newest frame not yet returned; None when the camera has ended or sent nothing in ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._seq == self._read_seq:
+                remaining = deadline - time.monotonic()
+                if self._ended or remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            self._read_seq = self._seq
+            return self._frame
+
+    def close(self) -> None:
+        """Stop the thread (timed join) and release the camera."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        if self._cap is not None:
+            self._cap.release()
+
+    def __enter__(self) -> CameraReader:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

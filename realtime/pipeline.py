@@ -1,0 +1,207 @@
+"""The threaded pipeline: capture -> inference -> smoothing + compose -> output.
+
+Each stage runs in its own thread, joined to the next by a bounded queue, so decoding,
+inference and composing of consecutive frames overlap. The output stage runs in the
+caller's thread (windows must live there). A video source is never dropped from: a full
+queue blocks the stage before it (back-pressure), so the output has every input frame in
+order. A camera source is read through :class:`~facecam.realtime.camera.CameraReader`,
+which keeps only the newest frame, and the queues hold one frame to keep latency low.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from facecam.realtime import processing
+from facecam.realtime.compose import ComposeSettings, compose
+from facecam.realtime.segmenter import Segmenter
+from facecam.realtime.smoothing import FlickerMeter, TemporalSmoother
+
+STAGES = ("decode", "preprocess", "inference", "smoothing", "compose", "output")
+_END = object()
+_POLL = 0.1  # seconds between checks of the stop flag while a queue is full or empty
+
+
+@dataclass
+class Frame:
+    """One frame on its way through the pipeline."""
+
+    index: int
+    image: np.ndarray  # (H, W, 3) uint8 BGR
+    captured: float  # perf_counter() when it left the source
+    tensor: np.ndarray | None = None
+    mask: np.ndarray | None = None  # (h, w) float32 0..1, smoothed
+    output: np.ndarray | None = None  # (H, W, 3) uint8 BGR
+
+
+@dataclass
+class RunStats:
+    """What a run did: frames, wall time, per-stage and end-to-end milliseconds, flicker."""
+
+    frames: int = 0
+    seconds: float = 0.0
+    stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    latency_ms: list[float] = field(default_factory=list)
+    interrupted: bool = False
+    flicker: float | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        stages = "  ".join(f"{s} {np.median(v):.1f}" for s, v in self.stage_ms.items() if v)
+        text = f"{self.frames} frames in {self.seconds:.1f} s = {self.fps:.1f} FPS; median ms per stage: {stages}"
+        if self.latency_ms:
+            text += f"; latency p50 {np.percentile(self.latency_ms, 50):.0f} ms"
+        if self.flicker is not None:
+            text += f"; flicker {self.flicker:.4f}"
+        return text
+
+
+class Pipeline:
+    """Run frames through a Segmenter, a TemporalSmoother and ``compose``.
+
+    ``settings`` may be changed while running (the camera window's mode keys do that).
+    ``queue_size``: frames each queue holds (4 for files; use 1 for a camera).
+    ``measure_flicker``: record the mask flicker figure in the stats.
+    """
+
+    def __init__(
+        self,
+        segmenter: Segmenter,
+        settings: ComposeSettings,
+        smoother: TemporalSmoother,
+        queue_size: int = 4,
+        measure_flicker: bool = False,
+    ) -> None:
+        self.segmenter = segmenter
+        self.settings = settings
+        self.smoother = smoother
+        self.queue_size = queue_size
+        self.flicker = FlickerMeter() if measure_flicker else None
+        self._stop = threading.Event()
+        self._errors: list[BaseException] = []
+
+    def _put(self, q: queue.Queue, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get(self, q: queue.Queue):
+        while not self._stop.is_set():
+            try:
+                return q.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+        return _END
+
+    def _stage(self, name: str, work: Callable[[], None]) -> threading.Thread:
+        def guarded() -> None:
+            try:
+                work()
+            except BaseException as exc:  # handed to the caller's thread, which re-raises it
+                self._errors.append(exc)
+                self._stop.set()
+
+        thread = threading.Thread(target=guarded, name=f"facecam-{name}", daemon=True)
+        thread.start()
+        return thread
+
+    def _capture(self, source: Iterable[np.ndarray], out: queue.Queue, stats: RunStats) -> None:
+        frames = iter(source)
+        index = 0
+        while not self._stop.is_set():
+            t0 = time.perf_counter()
+            image = next(frames, None)
+            if image is None:
+                break
+            now = time.perf_counter()
+            stats.stage_ms["decode"].append((now - t0) * 1000)
+            if not self._put(out, Frame(index, image, now)):
+                return
+            index += 1
+        self._put(out, _END)
+
+    def _infer(self, inp: queue.Queue, out: queue.Queue, stats: RunStats) -> None:
+        seg = self.segmenter
+        while (item := self._get(inp)) is not _END:
+            t0 = time.perf_counter()
+            tensor = processing.preprocess(item.image, seg.inference_size(item.image.shape[:2]), seg.card)
+            t1 = time.perf_counter()
+            item.mask = seg.infer(tensor)
+            t2 = time.perf_counter()
+            stats.stage_ms["preprocess"].append((t1 - t0) * 1000)
+            stats.stage_ms["inference"].append((t2 - t1) * 1000)
+            if not self._put(out, item):
+                return
+        self._put(out, _END)
+
+    def _post(self, inp: queue.Queue, out: queue.Queue, stats: RunStats) -> None:
+        while (item := self._get(inp)) is not _END:
+            t0 = time.perf_counter()
+            gray = cv2.cvtColor(item.image, cv2.COLOR_BGR2GRAY)
+            h, w = item.mask.shape
+            item.mask = self.smoother.update(item.mask, cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA))
+            t1 = time.perf_counter()
+            item.output = compose(item.image, item.mask, self.settings, gray)
+            t2 = time.perf_counter()
+            stats.stage_ms["smoothing"].append((t1 - t0) * 1000)
+            stats.stage_ms["compose"].append((t2 - t1) * 1000)
+            if self.flicker is not None:
+                self.flicker.add(item.mask)
+            if not self._put(out, item):
+                return
+        self._put(out, _END)
+
+    def run(self, source: Iterable[np.ndarray], sink: Callable[[Frame], bool | None]) -> RunStats:
+        """Process every frame of ``source`` and hand each result to ``sink`` in order.
+
+        ``sink(frame)`` returning False stops the run early. Ctrl-C stops it too: the stats
+        then say ``interrupted`` and every frame already given to ``sink`` stays done.
+        An exception in any stage stops all stages and is raised here.
+        """
+        stats = RunStats()
+        q_in, q_mid, q_out = (queue.Queue(self.queue_size) for _ in range(3))
+        self._stop.clear()
+        self._errors.clear()
+        self.smoother.reset()
+        start = time.perf_counter()
+        threads = [
+            self._stage("capture", lambda: self._capture(source, q_in, stats)),
+            self._stage("inference", lambda: self._infer(q_in, q_mid, stats)),
+            self._stage("compose", lambda: self._post(q_mid, q_out, stats)),
+        ]
+        try:
+            while (item := self._get(q_out)) is not _END:
+                t0 = time.perf_counter()
+                keep_going = sink(item)
+                done = time.perf_counter()
+                stats.stage_ms["output"].append((done - t0) * 1000)
+                stats.latency_ms.append((done - item.captured) * 1000)
+                stats.frames += 1
+                if keep_going is False:
+                    break
+        except KeyboardInterrupt:
+            stats.interrupted = True
+        finally:
+            self._stop.set()
+            for thread in threads:
+                thread.join(timeout=5.0)
+            stats.seconds = time.perf_counter() - start
+        if self.flicker is not None:
+            stats.flicker = self.flicker.value
+        if self._errors:
+            raise self._errors[0]
+        return stats

@@ -1,0 +1,203 @@
+"""The three jobs of ``facecam``: a video file, a live camera, a folder of photos.
+
+Each takes an open Segmenter and the compose settings, owns its inputs and outputs, and
+releases them in ``finally`` (or a context manager): Ctrl-C leaves a playable output.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facecam.errors import FacecamError
+from facecam.realtime.camera import CameraReader
+from facecam.realtime.compose import MODES, ComposeSettings, compose
+from facecam.realtime.pipeline import Frame, Pipeline, RunStats
+from facecam.realtime.segmenter import Segmenter
+from facecam.realtime.smoothing import TemporalSmoother
+from facecam.realtime.video_io import VideoReader, VideoWriter, check_output_path
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+WINDOW = "facecam"
+#: keys in the camera window: 1-5 pick a mode, m cycles, q or Esc quits
+MODE_KEYS = {ord(str(i + 1)): mode for i, mode in enumerate(MODES)}
+QUIT_KEYS = {ord("q"), 27}
+
+
+@dataclass
+class JobOptions:
+    """What every job needs besides its source and output."""
+
+    settings: ComposeSettings
+    smoothing: float = 0.6
+    max_frames: int = 0  # 0 = no limit
+    display: bool = False
+    measure_flicker: bool = False
+
+
+def _limited(frames, max_frames: int):
+    return itertools.islice(frames, max_frames) if max_frames else frames
+
+
+def open_window() -> None:
+    """Create the preview window, or fail clearly where OpenCV or the machine has no screen."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise FacecamError("no screen to show a window on (DISPLAY is not set); use --no-display with --out FILE")
+    try:
+        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+    except cv2.error as exc:
+        raise FacecamError("this OpenCV build cannot open windows (opencv-python-headless?); "
+                           "use --no-display with --out FILE, or install opencv-python") from exc
+
+
+def _show(frame: Frame, settings: ComposeSettings, fps: float) -> bool:
+    """Show one result with an FPS read-out; handle keys. Returns False to quit."""
+    view = frame.output.copy()
+    cv2.putText(view, f"{fps:5.1f} FPS  {settings.mode}  [1-5/m: mode, q: quit]", (10, 24),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+    cv2.imshow(WINDOW, view)
+    key = cv2.waitKey(1) & 0xFF
+    if key in QUIT_KEYS:
+        return False
+    if key == ord("m"):
+        settings.mode = MODES[(MODES.index(settings.mode) + 1) % len(MODES)]
+    elif key in MODE_KEYS:
+        settings.mode = MODE_KEYS[key]
+    return True
+
+
+class _FpsMeter:
+    def __init__(self) -> None:
+        self.last, self.value = time.perf_counter(), 0.0
+
+    def tick(self) -> float:
+        now = time.perf_counter()
+        self.value = 0.9 * self.value + 0.1 / max(now - self.last, 1e-6) if self.value else 1 / max(now - self.last, 1e-6)
+        self.last = now
+        return self.value
+
+
+def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOptions) -> RunStats:
+    """Every frame of ``source`` through the pipeline, in order, to ``out`` (with its audio) and/or a window."""
+    with VideoReader(source) as reader:
+        if out is not None:
+            check_output_path(out, (source,))
+        pipeline = Pipeline(segmenter, opts.settings, TemporalSmoother(opts.smoothing), queue_size=4,
+                            measure_flicker=opts.measure_flicker)
+        writer = VideoWriter(out, reader.fps, reader.width, reader.height, audio_from=source) if out else None
+        fps = _FpsMeter()
+        if opts.display:
+            open_window()
+
+        def sink(frame: Frame) -> bool:
+            if writer is not None:
+                writer.write(frame.output)
+            return _show(frame, opts.settings, fps.tick()) if opts.display else True
+
+        try:
+            stats = pipeline.run(_limited(reader.frames(), opts.max_frames), sink)
+        except BaseException:
+            if writer is not None:
+                writer.close(keep=False)
+            raise
+        finally:
+            if opts.display:
+                cv2.destroyAllWindows()
+        if writer is not None:
+            writer.close(keep=True)
+        if reader.skipped:
+            print(f"facecam: {reader.skipped} undecodable packet(s) in {source} were skipped", file=sys.stderr)
+        return stats
+
+
+def run_camera(segmenter: Segmenter, index: int, out: Path | None, opts: JobOptions) -> RunStats:
+    """Live camera, newest frame only, to a window and/or a recording (timed by capture)."""
+    if out is not None:
+        check_output_path(out)
+    if opts.display:
+        open_window()
+    camera = CameraReader(index).start()
+    writer = None
+    try:
+        pipeline = Pipeline(segmenter, opts.settings, TemporalSmoother(opts.smoothing), queue_size=1,
+                            measure_flicker=opts.measure_flicker)
+        fps = _FpsMeter()
+        start = time.perf_counter()
+
+        def sink(frame: Frame) -> bool:
+            nonlocal writer
+            if out is not None:
+                if writer is None:
+                    h, w = frame.output.shape[:2]
+                    writer = VideoWriter(out, camera.fps, w, h)
+                writer.write(frame.output, timestamp=frame.captured - start)
+            return _show(frame, opts.settings, fps.tick()) if opts.display else True
+
+        frames = iter(lambda: camera.read(timeout=2.0), None)
+        stats = pipeline.run(_limited(frames, opts.max_frames), sink)
+    finally:
+        camera.close()
+        if writer is not None:
+            writer.close(keep=True)
+        if opts.display:
+            cv2.destroyAllWindows()
+    if camera.dropped:
+        print(f"facecam: {camera.dropped} camera frame(s) dropped to keep latency low", file=sys.stderr)
+    return stats
+
+
+def list_photos(folder: Path) -> list[Path]:
+    """The photos in ``folder`` (by suffix, sorted); a missing or empty folder is a FacecamError."""
+    if not folder.is_dir():
+        raise FacecamError(f"photo folder {folder} does not exist")
+    photos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not photos:
+        raise FacecamError(f"no photos ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return photos
+
+
+def output_name(photo: Path, mode: str) -> str:
+    """Same stem; a PNG for masks (and for inputs OpenCV cannot write back), else the photo's suffix."""
+    return photo.stem + (".png" if mode == "mask" else photo.suffix.lower())
+
+
+def run_images(segmenter: Segmenter, folder: Path, out: Path, opts: JobOptions) -> RunStats:
+    """One output per photo in ``out``; unreadable photos are reported by name at the end."""
+    photos = list_photos(folder)
+    if out.resolve() == folder.resolve():
+        raise FacecamError(f"--out {out} is the photo folder; outputs would overwrite the photos")
+    if out.exists() and not out.is_dir():
+        raise FacecamError(f"--out {out} exists and is not a folder")
+    if not out.parent.is_dir():
+        raise FacecamError(f"output folder's parent {out.parent} does not exist")
+    out.mkdir(exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise FacecamError(f"output folder {out} is not writable")
+    stats, unreadable = RunStats(), []
+    start = time.perf_counter()
+    for photo in _limited(photos, opts.max_frames):
+        image = cv2.imread(str(photo), cv2.IMREAD_COLOR)
+        if image is None:
+            unreadable.append(photo.name)
+            continue
+        t0 = time.perf_counter()
+        result = compose(image, segmenter.probability(image), opts.settings)
+        stats.stage_ms["compose"].append((time.perf_counter() - t0) * 1000)
+        if opts.settings.mode == "mask":
+            result = np.where(result[..., 0] >= 128, 255, 0).astype(np.uint8)  # a 0/255 PNG
+        target = out / output_name(photo, opts.settings.mode)
+        if not cv2.imwrite(str(target), result):
+            raise FacecamError(f"cannot write {target}")
+        stats.frames += 1
+    stats.seconds = time.perf_counter() - start
+    if unreadable:
+        raise FacecamError(f"{len(unreadable)} photo(s) could not be read: {', '.join(unreadable[:10])}"
+                           f"{' ...' if len(unreadable) > 10 else ''} ({stats.frames} written to {out})")
+    return stats

@@ -1,0 +1,115 @@
+"""Segmenter: one ONNX model, its model card and an onnxruntime session.
+
+    with Segmenter("facecam_face") as seg:        # a name in weights/ or a path
+        mask = seg.process(frame)                 # (H, W, 3) uint8 BGR -> (H, W) uint8 0..255
+
+Model names resolve in the package's ``weights/`` folder: ``NAME.onnx`` (FP32) and, when it
+exists, ``NAME_fp16.onnx``, which is taken on GPU providers (FP16 on the CPU provider is slow).
+A path names exactly one file, which is used as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facecam.errors import FacecamError, UnknownNameError
+from facecam.model_card import ModelCard
+from facecam.realtime import processing
+from facecam.realtime.providers import GPU_PROVIDERS, open_session
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+DEFAULT_MODEL = "facecam_face"
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The FP32 file of a model and its FP16 twin, if any."""
+
+    fp32: Path
+    fp16: Path | None = None
+
+    def for_provider(self, provider: str) -> Path:
+        """FP16 on a GPU provider when it exists, else FP32."""
+        return self.fp16 if self.fp16 is not None and provider in GPU_PROVIDERS else self.fp32
+
+
+def available_models(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
+    """Names of the shipped models (FP32 files in ``weights_dir``)."""
+    return sorted(p.stem for p in weights_dir.glob("*.onnx") if not p.stem.endswith("_fp16"))
+
+
+def resolve_model(spec: str | Path | None, weights_dir: Path = WEIGHTS_DIR) -> ModelFiles:
+    """A model name (in ``weights_dir``) or a path -> its files; None means the default model."""
+    spec = DEFAULT_MODEL if spec is None else spec
+    path = Path(spec)
+    if path.suffix == ".onnx" or path.parent != Path("."):
+        if not path.is_file():
+            raise FacecamError(f"model file {path} does not exist")
+        return ModelFiles(fp32=path)
+    fp32, fp16 = weights_dir / f"{spec}.onnx", weights_dir / f"{spec}_fp16.onnx"
+    if fp32.is_file():
+        return ModelFiles(fp32=fp32, fp16=fp16 if fp16.is_file() else None)
+    names = available_models(weights_dir)
+    if spec == DEFAULT_MODEL:
+        raise FacecamError(
+            f"the default model {DEFAULT_MODEL!r} is not in {weights_dir}; pass --model PATH.onnx "
+            "(a model exported with facecam-export)" + (f" or one of: {', '.join(names)}" if names else "")
+        )
+    raise UnknownNameError(
+        f"unknown model {spec!r}; models in {weights_dir}: {', '.join(names) or 'none'} (or pass a path to a .onnx file)"
+    )
+
+
+class Segmenter:
+    """Face segmentation with one ONNX model on the best (or the requested) provider.
+
+    ``provider``: ``auto`` (default: TensorRT, CUDA, CPU, the first that starts), ``cpu``,
+    ``cuda`` or ``tensorrt``. ``threads``: onnxruntime intra-op threads (0 = its default).
+    ``.provider`` names the provider that is active; ``.card`` holds the model card.
+    """
+
+    def __init__(self, model: str | Path | None = None, provider: str = "auto", threads: int = 0) -> None:
+        files = resolve_model(model)
+        self.session, self.provider, self.path = open_session(files, provider, threads)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.card = ModelCard.from_metadata(meta, source=str(self.path))
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            raise FacecamError(f"{self.path}: expected one (N, 3, H, W) input, found {[i.shape for i in inputs]}")
+        self.input_name = inputs[0].name
+
+    def __enter__(self) -> Segmenter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the onnxruntime session."""
+        self.session = None
+
+    def inference_size(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
+        """``(h, w)`` the model runs at for a frame of ``frame_hw``."""
+        return processing.inference_size(frame_hw, self.card)
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """``(1, 3, h, w) float32`` -> ``(h, w) float32`` face probability 0..1."""
+        if self.session is None:
+            raise FacecamError("Segmenter is closed")
+        try:
+            logits = self.session.run(None, {self.input_name: tensor})[0]
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise FacecamError(f"inference failed on {self.path.name}: {str(exc).splitlines()[0]}") from exc
+        return processing.face_probability(logits, self.card.face_classes)
+
+    def probability(self, frame: np.ndarray) -> np.ndarray:
+        """``(H, W, 3) uint8 BGR`` -> ``(h, w) float32`` face probability at inference resolution."""
+        size = self.inference_size(frame.shape[:2])
+        return self.infer(processing.preprocess(frame, size, self.card))
+
+    def process(self, frame: np.ndarray) -> np.ndarray:
+        """``(H, W, 3) uint8 BGR`` -> ``(H, W) uint8`` face mask 0..255 at the frame's size (edge-aware upsampling)."""
+        return (processing.upsample_mask(self.probability(frame), frame) * 255 + 0.5).astype(np.uint8)

@@ -1,0 +1,84 @@
+"""Temporal smoothing of the mask, and the flicker figure that measures it.
+
+Users of other tools complain about two things: edges that flicker on a still head, and
+smoothing that trails behind a moving one. :class:`TemporalSmoother` blends the new mask
+with the previous one only where the image did not change, so a still scene is steady and
+a moving head is followed at once; a scene cut resets it.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+class TemporalSmoother:
+    """Motion-aware exponential smoothing; the state is this object, passed explicitly.
+
+    ``strength`` (0..1, default 0.6): the weight of the previous mask where the image is
+    still; 0 turns smoothing off. ``motion_scale`` (default 10 grey levels): a pixel whose
+    brightness changed this much or more since the last frame takes the new mask as it is.
+    ``scene_cut`` (default 40 grey levels): a mean change this large resets the state.
+    """
+
+    def __init__(self, strength: float = 0.6, motion_scale: float = 10.0, scene_cut: float = 40.0) -> None:
+        if not 0 <= strength <= 1:
+            raise ValueError(f"smoothing strength must be within 0..1, got {strength}")
+        self.strength = strength
+        self.motion_scale = motion_scale
+        self.scene_cut = scene_cut
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous frame (a new clip, a scene cut, a mode change)."""
+        self._mask: np.ndarray | None = None
+        self._gray: np.ndarray | None = None
+
+    def update(self, mask: np.ndarray, gray: np.ndarray) -> np.ndarray:
+        """Smooth one frame's mask.
+
+        ``mask``: ``(h, w) float32`` 0..1; ``gray``: ``(h, w) uint8`` the frame at the same
+        size. Returns the smoothed ``(h, w) float32`` mask.
+        """
+        if self.strength == 0:
+            return mask
+        previous, previous_gray = self._mask, self._gray
+        self._gray = gray
+        if previous is None or previous.shape != mask.shape:
+            self._mask = mask
+            return mask
+        change = cv2.absdiff(gray, previous_gray)
+        if float(change.mean()) > self.scene_cut:
+            self._mask = mask
+            return mask
+        change = cv2.blur(change, (3, 3)).astype(np.float32)
+        keep = self.strength * np.clip(1.0 - change * (1.0 / self.motion_scale), 0.0, 1.0)
+        out = mask + keep * (previous - mask)
+        self._mask = out
+        return out
+
+
+class FlickerMeter:
+    """Share of the face mask that toggles per frame: mean toggled pixels / mean face area.
+
+    The same definition as ``../shared/anchors/mediapipe_anchor.py``, so figures compare.
+    Masks are binarised at 0.5 (float 0..1) or 128 (uint8).
+    """
+
+    def __init__(self) -> None:
+        self._previous: np.ndarray | None = None
+        self._toggles: list[float] = []
+        self._areas: list[float] = []
+
+    def add(self, mask: np.ndarray) -> None:
+        binary = mask >= (128 if mask.dtype == np.uint8 else 0.5)
+        self._areas.append(float(binary.mean()))
+        if self._previous is not None and self._previous.shape == binary.shape:
+            self._toggles.append(float(np.mean(binary ^ self._previous)))
+        self._previous = binary
+
+    @property
+    def value(self) -> float:
+        """The flicker figure (0 for fewer than two frames or no face at all)."""
+        area = float(np.mean(self._areas)) if self._areas else 0.0
+        return float(np.mean(self._toggles)) / area if self._toggles and area > 0 else 0.0

@@ -1,0 +1,121 @@
+"""Shared fixtures: a tiny random-weight model exported to ONNX, a short clip with audio, data sets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def draw_face_frame(t: float, height: int = 120, width: int = 160) -> np.ndarray:
+    """A synthetic frame: grey-blue backdrop, a skin-toned ellipse 'face' moving with t, dark 'hair' on top."""
+    frame = np.full((height, width, 3), (150, 120, 90), np.uint8)
+    cx, cy = int(width * (0.4 + 0.2 * np.sin(t))), height // 2
+    cv2.ellipse(frame, (cx, cy - height // 5), (width // 7, height // 6), 0, 0, 360, (30, 30, 40), -1)
+    cv2.ellipse(frame, (cx, cy), (width // 8, height // 4), 0, 0, 360, (120, 160, 220), -1)
+    return frame
+
+
+def write_clip(path: Path, frames: int = 24, fps: int = 12, size: tuple[int, int] = (120, 160), audio: bool = True) -> Path:
+    """An H.264 clip of the moving synthetic face, with a 440 Hz AAC tone when ``audio``."""
+    height, width = size
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        astream = out.add_stream("aac", rate=16000) if audio else None
+        for i in range(frames):
+            vf = av.VideoFrame.from_ndarray(draw_face_frame(i / 4, height, width), format="bgr24")
+            for packet in video.encode(vf):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        if astream is not None:
+            seconds = frames / fps
+            samples = (0.2 * np.sin(2 * np.pi * 440 * np.arange(int(16000 * seconds)) / 16000)).astype(np.float32)
+            for start in range(0, len(samples), 1024):
+                chunk = samples[start:start + 1024][None]
+                af = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+                af.sample_rate = 16000
+                af.pts = start
+                af.time_base = Fraction(1, 16000)
+                for packet in astream.encode(af):
+                    out.mux(packet)
+            for packet in astream.encode(None):
+                out.mux(packet)
+    return path
+
+
+def probe(path: Path) -> dict:
+    """Frame count (decoded), size, fps and audio codec of a video file."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        audio = c.streams.audio[0].codec_context.name if c.streams.audio else None
+        count = sum(1 for _ in c.decode(v))
+        return {"frames": count, "width": v.codec_context.width, "height": v.codec_context.height,
+                "fps": float(v.average_rate), "audio": audio}
+
+
+def tiny_checkpoint(path: Path, width: int = 4, size: int = 64, seed: int = 0) -> Path:
+    """A facecam checkpoint of a random-weight FastUNet (no training), as facecam-train writes it."""
+    import torch
+
+    from facecam.model_card import DEFAULT_CLASS_NAMES, IMAGENET_MEAN, IMAGENET_STD
+    from facecam.training.checkpoint import save_checkpoint
+    from facecam.training.models import build_model
+
+    torch.manual_seed(seed)
+    model = build_model("fast_unet", 3, width=width).eval()
+    save_checkpoint({
+        "model_name": "fast_unet", "model_kwargs": {"width": width}, "num_classes": 3, "state_dict": model.state_dict(),
+        "card": {"input_size": [size, size], "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+                 "class_names": list(DEFAULT_CLASS_NAMES), "face_classes": [1]},
+        "config": {"command": "tests"}, "metrics": {"val_dice": 0.5, "val_iou": 0.33}, "epoch": 1,
+        "dataset": "none (random weights)",
+    }, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random-weight model exported to ONNX (FP32 and FP16) with the model card."""
+    from facecam.export.onnx_export import export_onnx
+
+    folder = tmp_path_factory.mktemp("model")
+    export_onnx(tiny_checkpoint(folder / "tiny.pt"), folder / "tiny.onnx", fp16=True)
+    return folder / "tiny.onnx"
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory) -> Path:
+    """24 frames, 160x120, 12 fps, H.264 with an AAC audio track."""
+    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run a console command of this package in a subprocess (as a user would), capturing output."""
+    module = {"facecam": "facecam.realtime.cli", "facecam-train": "facecam.training.cli",
+              "facecam-export": "facecam.export.cli"}[args[0]]
+    code = f"import sys; from {module} import main; sys.exit(main())"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("DISPLAY", None)
+    return subprocess.run([sys.executable, "-c", code, *args[1:]], capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """One line on stderr naming the problem, non-zero exit, no traceback."""
+    assert result.returncode != 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith("facecam: model ")]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment.lower() in lines[0].lower(), lines[0]

@@ -1,0 +1,122 @@
+"""`facecam --video` end to end through the CLI: every mode, frames, size, audio, bad input, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import assert_clean_error, probe, run_cli, write_clip
+
+from facecam.realtime.compose import MODES
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_keeps_frames_size_fps_and_audio(tiny_model, clip, tmp_path, mode):
+    out = tmp_path / f"{mode}.mp4"
+    result = run_cli("facecam", "--video", str(clip), "--out", str(out), "--mode", mode, "--model", str(tiny_model))
+    assert result.returncode == 0, result.stderr
+    assert "CPUExecutionProvider" in result.stderr  # says which provider is active
+    got, src = probe(out), probe(clip)
+    assert got["frames"] == src["frames"] == 24
+    assert (got["width"], got["height"]) == (src["width"], src["height"])
+    assert got["fps"] == pytest.approx(src["fps"])
+    assert got["audio"] == "aac"
+    assert not list(tmp_path.glob(".*partial*")), "temporary file left behind"
+
+
+def test_portrait_odd_size_clip_without_audio(tiny_model, tmp_path):
+    clip = write_clip(tmp_path / "portrait.mp4", frames=10, size=(200, 112), audio=False)
+    out = tmp_path / "out.mkv"
+    result = run_cli("facecam", "--video", str(clip), "--out", str(out), "--mode", "blur", "--model", str(tiny_model))
+    assert result.returncode == 0, result.stderr
+    got = probe(out)
+    assert (got["frames"], got["width"], got["height"], got["audio"]) == (10, 112, 200, None)
+
+
+def test_replace_with_background_image_and_max_frames(tiny_model, clip, tmp_path):
+    import cv2
+    import numpy as np
+
+    bg = tmp_path / "bg.jpg"
+    cv2.imwrite(str(bg), np.full((50, 90, 3), (0, 0, 255), np.uint8))
+    out = tmp_path / "out.mp4"
+    result = run_cli("facecam", "--video", str(clip), "--out", str(out), "--mode", "replace", "--background", str(bg),
+                     "--max-frames", "5", "--model", str(tiny_model))
+    assert result.returncode == 0, result.stderr
+    assert probe(out)["frames"] == 5
+
+
+def test_output_replaces_existing_file_only_when_complete(tiny_model, clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"old")
+    bad = run_cli("facecam", "--video", str(tmp_path / "missing.mp4"), "--out", str(out), "--model", str(tiny_model))
+    assert bad.returncode != 0
+    assert out.read_bytes() == b"old"
+    good = run_cli("facecam", "--video", str(clip), "--out", str(out), "--model", str(tiny_model))
+    assert good.returncode == 0 and probe(out)["frames"] == 24
+
+
+def test_bad_inputs_fail_cleanly_and_change_nothing(tiny_model, clip, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video")
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x08\x01garbage" * 10)
+    m = str(tiny_model)
+    out = str(tmp_path / "o.mp4")
+    cases = [
+        (("--video", str(tmp_path / "nope.mp4"), "--out", out, "--model", m), "does not exist"),
+        (("--video", str(text), "--out", out, "--model", m), "not a readable video"),
+        (("--video", str(clip), "--out", str(clip), "--model", m), "is the input"),
+        (("--video", str(clip), "--out", out, "--model", str(tmp_path / "none.onnx")), "does not exist"),
+        (("--video", str(clip), "--out", out, "--model", str(corrupt)), "cannot load model"),
+        (("--video", str(clip), "--out", out, "--model", "no_such_model"), "unknown model"),
+        (("--video", str(clip), "--out", out, "--mode", "sparkle", "--model", m), "invalid choice"),
+        (("--video", str(clip), "--out", out, "--mode", "replace", "--background", str(tmp_path / "bg.png"),
+          "--model", m), "background"),
+        (("--video", str(clip), "--out", str(tmp_path / "no" / "dir" / "o.mp4"), "--model", m), "does not exist"),
+        (("--video", str(clip), "--out", str(tmp_path / "o.xyz"), "--model", m), "unsupported suffix"),
+        (("--video", str(clip), "--out", out, "--smoothing", "2", "--model", m), "0..1"),
+        (("--video", str(clip), "--no-display", "--model", m), "--out"),
+        (("--images", str(tmp_path / "nodir"), "--out", str(tmp_path / "res"), "--model", m), "does not exist"),
+        (("--camera", "97", "--no-display", "--out", out, "--model", m), "camera 97 does not open"),
+        (("--video", str(clip), "--out", out, "--model", m, "--provider", "cuda"), "cuda"),
+    ]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args, fragment in cases:
+        assert_clean_error(run_cli("facecam", *args), fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert probe(clip)["frames"] == 24  # the input is untouched
+
+
+def test_missing_default_model_says_how_to_pass_model(clip, tmp_path, monkeypatch):
+    from facecam.realtime import segmenter
+
+    monkeypatch.setattr(segmenter, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(segmenter.FacecamError, match="--model"):
+        segmenter.resolve_model(None, weights_dir=tmp_path)
+
+
+def test_ctrl_c_leaves_playable_output_with_processed_frames(tiny_model, tmp_path):
+    clip = write_clip(tmp_path / "long.mp4", frames=1500, fps=30, size=(240, 320))
+    out = tmp_path / "out.mp4"
+    code = "import sys; from facecam.realtime.cli import main; sys.exit(main())"
+    proc = subprocess.Popen([sys.executable, "-c", code, "--video", str(clip), "--out", str(out), "--model",
+                             str(tiny_model), "--mode", "blur"], stderr=subprocess.PIPE, text=True,
+                            env={k: v for k, v in os.environ.items() if k != "DISPLAY"})
+    partial = tmp_path / ".out.partial.mp4"
+    deadline = time.monotonic() + 60
+    while not (partial.exists() and partial.stat().st_size > 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    got = probe(out)
+    assert 0 < got["frames"] < 1500
+    assert not partial.exists()
+    assert got["audio"] == "aac"
