@@ -15,8 +15,10 @@ from facecam.model_card import ModelCard
 #: inference sides are rounded to this multiple (the models downsample by 32)
 SIZE_MULTIPLE = 32
 #: guided-filter settings for the edge-aware upsampling (radius in low-res pixels, regulariser)
-GUIDE_RADIUS = 2
-GUIDE_EPS = 2e-3
+GUIDE_RADIUS = 1
+GUIDE_EPS = 4e-3
+#: mask values within this distance of 0 or 1 after upsampling are snapped to 0 or 1
+SNAP = 0.02
 
 
 def inference_size(frame_hw: tuple[int, int], card: ModelCard) -> tuple[int, int]:
@@ -32,7 +34,7 @@ def inference_size(frame_hw: tuple[int, int], card: ModelCard) -> tuple[int, int
     scale = max(card.input_size) / max(height, width)
 
     def snap(v: float) -> int:
-        return max(SIZE_MULTIPLE, int(round(v * scale / SIZE_MULTIPLE)) * SIZE_MULTIPLE)
+        return max(SIZE_MULTIPLE, int(v * scale / SIZE_MULTIPLE + 0.5) * SIZE_MULTIPLE)
 
     return snap(height), snap(width)
 
@@ -83,6 +85,9 @@ def upsample_mask(mask: np.ndarray, frame: np.ndarray, gray: np.ndarray | None =
     b = mean_p - a * mean_i
     a_big = cv2.resize(cv2.blur(a, k), (big_w, big_h), interpolation=cv2.INTER_LINEAR)
     b_big = cv2.resize(cv2.blur(b, k), (big_w, big_h), interpolation=cv2.INTER_LINEAR)
-    out = a_big * (gray.astype(np.float32) * (1 / 255))
-    out += b_big
+    # Stretch [SNAP, 1 - SNAP] to [0, 1]: the filter's faint residue far from any edge becomes an
+    # exact 0 or 1, so the background is untouched and the face exactly kept.
+    scale = 1.0 / (1.0 - 2 * SNAP)
+    out = a_big * (gray.astype(np.float32) * (scale / 255))
+    out += b_big * scale - SNAP * scale
     return np.clip(out, 0.0, 1.0, out=out)

@@ -1,0 +1,73 @@
+"""`facecam --images` and the camera reader."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from conftest import assert_clean_error, draw_face_frame, run_cli, write_clip
+
+from facecam.errors import CameraError
+from facecam.realtime.camera import CameraReader
+
+
+def test_images_mask_mode_writes_binary_pngs_of_photo_size(tiny_model, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.jpg"), draw_face_frame(0.0, 90, 120))
+    cv2.imwrite(str(photos / "b.png"), draw_face_frame(1.0, 64, 48))
+    (photos / "notes.txt").write_text("not a photo")
+    out = tmp_path / "masks"
+    result = run_cli("facecam", "--images", str(photos), "--out", str(out), "--mode", "mask", "--model", str(tiny_model))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    a = cv2.imread(str(out / "a.png"), cv2.IMREAD_UNCHANGED)
+    assert a.shape == (90, 120) and set(np.unique(a)) <= {0, 255}
+    assert cv2.imread(str(out / "b.png"), cv2.IMREAD_UNCHANGED).shape == (64, 48)
+
+
+def test_images_other_modes_keep_suffix(tiny_model, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.jpg"), draw_face_frame(0.0))
+    out = tmp_path / "res"
+    assert run_cli("facecam", "--images", str(photos), "--out", str(out), "--mode", "anonymize",
+                   "--model", str(tiny_model)).returncode == 0
+    assert [p.name for p in out.iterdir()] == ["a.jpg"]
+
+
+def test_images_bad_input(tiny_model, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    m = str(tiny_model)
+    assert_clean_error(run_cli("facecam", "--images", str(empty), "--out", str(tmp_path / "o"), "--model", m), "no photos")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), draw_face_frame(0.0))
+    assert_clean_error(run_cli("facecam", "--images", str(photos), "--out", str(photos), "--model", m), "overwrite")
+    assert_clean_error(run_cli("facecam", "--images", str(photos), "--model", m), "--out")
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    result = run_cli("facecam", "--images", str(photos), "--out", str(tmp_path / "o2"), "--model", m)
+    assert_clean_error(result, "broken.jpg")
+    assert (tmp_path / "o2" / "a.png").is_file()  # the readable photo was still done
+
+
+def test_camera_reader_keeps_newest_frame(tmp_path):
+    clip = write_clip(tmp_path / "cam.mp4", frames=40, audio=False)
+    with CameraReader(str(clip)) as cam:
+        first = cam.read()
+        assert first is not None and first.shape == (120, 160, 3)
+        import time
+
+        time.sleep(0.5)  # the reader runs on; frames in between are dropped, not queued
+        assert cam.read() is not None
+        assert cam.dropped > 0
+        while cam.read(timeout=0.5) is not None:
+            pass
+    assert not cam._thread.is_alive()
+
+
+def test_camera_that_does_not_open_is_a_connection_error():
+    with pytest.raises(ConnectionError):
+        CameraReader(97).start()
+    assert issubclass(CameraError, ConnectionError)

@@ -1,0 +1,167 @@
+"""Pure pieces of the runtime: model card, sizes and tensors, smoothing, flicker, compose, providers."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from facecam.errors import FacecamError
+from facecam.model_card import ModelCard
+from facecam.realtime import processing
+from facecam.realtime.compose import MODES, ComposeSettings, compose, halo_free_blur, parse_background
+from facecam.realtime.providers import PROVIDERS, candidate_providers
+from facecam.realtime.smoothing import FlickerMeter, TemporalSmoother
+
+ALL = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_model_card_round_trips_through_metadata():
+    card = ModelCard(input_size=(192, 160), class_names=("bg", "skin", "hair", "nose"), face_classes=(1, 3),
+                     metrics={"val_iou": 0.9}, model_name="x", epochs=3)
+    meta = card.to_metadata()
+    assert all(k.startswith("facecam.") for k in meta)
+    assert ModelCard.from_metadata(meta) == card
+
+
+@pytest.mark.parametrize("props, fragment", [
+    ({}, "no facecam model card"),
+    ({"facecam.card_version": "99"}, "newer"),
+    ({"facecam.card_version": "1", "facecam.color_order": '"YUV"'}, "color_order"),
+    ({"facecam.card_version": "1", "facecam.face_classes": "[7]"}, "face_classes"),
+    ({"facecam.card_version": "{"}, "not valid JSON"),
+])
+def test_model_card_rejects_bad_metadata(props, fragment):
+    with pytest.raises(FacecamError, match=fragment):
+        ModelCard.from_metadata(props)
+
+
+def test_inference_size_keeps_aspect_in_multiples_of_32():
+    card = ModelCard(input_size=(256, 256))
+    assert processing.inference_size((512, 512), card) == (256, 256)
+    assert processing.inference_size((1280, 720), card) == (256, 160)
+    assert processing.inference_size((480, 640), card) == (192, 256)
+    assert processing.inference_size((480, 640), ModelCard(input_size=(96, 128), dynamic_size=False)) == (96, 128)
+
+
+def test_preprocess_shape_dtype_and_colour_order():
+    frame = np.zeros((40, 60, 3), np.uint8)
+    frame[..., 0] = 255  # blue in BGR
+    raw = processing.preprocess(frame, (32, 64), ModelCard(normalization_in_graph=True))
+    assert raw.shape == (1, 3, 32, 64) and raw.dtype == np.float32 and raw.flags.c_contiguous
+    assert raw[0, 2].min() == 255 and raw[0, 0].max() == 0  # RGB: blue is the last channel
+    bgr = processing.preprocess(frame, (32, 64), ModelCard(color_order="BGR", mean=(0, 0, 0), std=(1, 1, 1)))
+    assert bgr[0, 0].min() == pytest.approx(1.0)  # normalised to 0..1, blue first
+
+
+def test_face_probability_sums_face_classes_softmax():
+    logits = np.zeros((1, 3, 2, 2), np.float32)
+    logits[0, 1, 0, 0] = 10
+    p = processing.face_probability(logits, (1,))
+    assert p.shape == (2, 2) and p.dtype == np.float32
+    assert p[0, 0] > 0.99 and p[1, 1] == pytest.approx(1 / 3)
+    assert processing.face_probability(logits, (0, 1, 2)) == pytest.approx(np.ones((2, 2)))
+
+
+def test_upsample_mask_snaps_to_image_edge():
+    frame = np.zeros((128, 128, 3), np.uint8)
+    frame[:, 61:] = 255  # a sharp edge at x = 61, not on the low-res grid
+    low = np.zeros((16, 16), np.float32)
+    low[:, 8:] = 1.0
+    edge_aware = processing.upsample_mask(low, frame)
+    bilinear = cv2.resize(low, (128, 128), interpolation=cv2.INTER_LINEAR)
+    assert edge_aware.shape == (128, 128) and edge_aware.dtype == np.float32
+    truth = (frame[..., 0] > 0).astype(np.float32)
+    assert np.abs(edge_aware - truth).mean() < 0.5 * np.abs(bilinear - truth).mean()
+
+
+def test_smoothing_off_is_identity_and_still_scene_is_steady():
+    gray = np.full((8, 8), 100, np.uint8)
+    a, b = np.zeros((8, 8), np.float32), np.ones((8, 8), np.float32)
+    off = TemporalSmoother(0.0)
+    assert off.update(b, gray) is b
+    on = TemporalSmoother(0.6)
+    on.update(a, gray)
+    assert on.update(b, gray) == pytest.approx(np.full((8, 8), 0.4))  # still: 60 % of the old mask kept
+
+
+def test_smoothing_follows_motion_and_resets_on_scene_cut():
+    s = TemporalSmoother(0.8, motion_scale=10, scene_cut=40)
+    still, moved = np.full((8, 8), 100, np.uint8), np.full((8, 8), 100, np.uint8)
+    moved[:, :4] = 160  # left half changed strongly, but the mean change (30) is below a cut
+    s.update(np.zeros((8, 8), np.float32), still)
+    out = s.update(np.ones((8, 8), np.float32), moved)
+    assert out[:, :2] == pytest.approx(1.0)  # moving part follows at once
+    assert out[:, 6:] == pytest.approx(0.2)  # still part is smoothed
+    cut = s.update(np.zeros((8, 8), np.float32), np.full((8, 8), 250, np.uint8))
+    assert cut.max() == 0  # a scene cut takes the new mask as it is
+    s.reset()
+    assert s.update(np.ones((8, 8), np.float32), still).min() == 1
+
+
+def test_flicker_meter_known_answer():
+    meter = FlickerMeter()
+    m = np.zeros((10, 10), np.float32)
+    m[:5] = 1
+    m2 = m.copy()
+    m2[5] = 1  # 10 of 100 pixels toggle
+    for mask in (m, m2, m):
+        meter.add(mask)
+    area = np.mean([0.5, 0.6, 0.5])
+    assert meter.value == pytest.approx(0.1 / area)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_compose_modes_shape_and_effect(mode):
+    frame = np.zeros((64, 80, 3), np.uint8)
+    frame[:] = np.linspace(40, 120, 80, dtype=np.uint8)[None, :, None]  # a smooth backdrop
+    frame[16:48, 20:60] = (90, 140, 200)  # the face, where the mask says
+    frame[28:36, 30:50] = (60, 100, 160)  # with some detail
+    mask = np.zeros((16, 16), np.float32)
+    mask[4:12, 4:12] = 1
+    out = compose(frame, mask, ComposeSettings(mode=mode, background=(0, 0, 255)))
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    centre, corner = (slice(26, 38), slice(30, 50)), (slice(0, 5), slice(0, 5))
+    if mode == "mask":
+        assert out[centre].min() > 200 and out[corner].max() < 30
+    elif mode in ("overlay", "anonymize"):
+        assert np.array_equal(out[corner], frame[corner]) and not np.array_equal(out[centre], frame[centre])
+    else:  # blur, replace: face kept, background changed
+        diff = np.abs(out[centre].astype(int) - frame[centre])
+        assert diff.mean() < 1 and diff.max() <= 10
+        assert not np.array_equal(out[corner], frame[corner])
+    if mode == "replace":
+        assert (out[corner] == (0, 0, 255)).all()
+
+
+def test_blur_has_no_halo_of_face_colour():
+    frame = np.full((100, 100, 3), 100, np.uint8)
+    face = np.zeros((100, 100), np.float32)
+    face[30:70, 30:70] = 1
+    frame[face > 0] = (0, 0, 255)  # a red face on grey
+    naive = cv2.GaussianBlur(frame, (0, 0), 8)
+    ours = halo_free_blur(frame, face, 8)
+    ring = (slice(22, 28), slice(40, 60))  # background just outside the face
+    assert naive[ring][..., 2].mean() > 120  # plain blur bleeds red into the background
+    excess_naive = naive[ring][..., 2].mean() - 100
+    assert abs(ours[ring][..., 2].mean() - 100) < excess_naive / 3
+
+
+def test_parse_background():
+    assert parse_background("green") == (0, 177, 64)
+    assert parse_background("#ff0000") == (0, 0, 255)
+    with pytest.raises(FacecamError, match="neither an image"):
+        parse_background("/nonexistent.png")
+
+
+def test_provider_choice_is_predictable():
+    assert candidate_providers("auto", ALL, driver=False) == [PROVIDERS["cpu"]]
+    assert candidate_providers("auto", ALL, driver=True) == ALL
+    assert candidate_providers("auto", ["CPUExecutionProvider"], driver=True) == ["CPUExecutionProvider"]
+    assert candidate_providers("cuda", ALL, driver=True) == ["CUDAExecutionProvider"]
+    with pytest.raises(FacecamError, match="needs an NVIDIA GPU"):
+        candidate_providers("tensorrt", ALL, driver=False)
+    with pytest.raises(FacecamError, match="not in this onnxruntime"):
+        candidate_providers("cuda", ["CPUExecutionProvider"], driver=True)
+    with pytest.raises(ValueError, match="valid: auto"):
+        candidate_providers("gpu", ALL, driver=True)
