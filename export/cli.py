@@ -32,3 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     print(f"wrote {report.fp32_path}" + (f" and {report.fp16_path}" if report.fp16_path else ""))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

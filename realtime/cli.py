@@ -79,3 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print("facecam: interrupted; the output holds every frame processed so far", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -151,3 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "evaluate":
         return run_evaluate(argv[1:])
     return run_train(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

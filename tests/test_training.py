@@ -1,0 +1,192 @@
+"""Training side: CelebAMask-HQ preparation, the data loader, models, metrics, train -> evaluate -> resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import assert_clean_error, run_cli
+
+from facecam.errors import FacecamError
+from facecam.training.celebamask import PrepareConfig, prepare_celebamask
+from facecam.training.dataset import FaceSegDataset, read_pair
+from facecam.training.metrics import face_dice_iou
+from facecam.training.models import MODELS, build_model
+
+PARTS_DRAWN = ("skin", "nose", "l_eye", "r_eye", "l_brow", "r_brow", "u_lip", "l_lip", "mouth", "hair", "eye_g", "neck")
+
+
+def make_celebamask(root: Path, count: int = 8, size: int = 64) -> Path:
+    """A tiny CelebAMask-HQ in its exact layout: N.jpg photos at 2x the mask size, part masks per 2000-folder."""
+    (root / "CelebA-HQ-img").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        m = size // 2
+        parts = {p: np.zeros((m, m), np.uint8) for p in PARTS_DRAWN}
+        cx, cy = m // 2 + int(rng.integers(-3, 4)), m // 2
+        cv2.ellipse(parts["skin"], (cx, cy), (m // 4, m // 3), 0, 0, 360, 255, -1)
+        cv2.ellipse(parts["hair"], (cx, cy - m // 3), (m // 3, m // 6), 0, 0, 360, 255, -1)
+        cv2.rectangle(parts["neck"], (cx - 4, cy + m // 3), (cx + 4, m - 1), 255, -1)
+        cv2.circle(parts["l_eye"], (cx - 5, cy - 3), 2, 255, -1)
+        cv2.circle(parts["r_eye"], (cx + 5, cy - 3), 2, 255, -1)
+        cv2.rectangle(parts["eye_g"], (cx - 9, cy - 5), (cx + 9, cy - 1), 255, -1)  # glasses over the eyes
+        cv2.line(parts["u_lip"], (cx - 4, cy + 6), (cx + 4, cy + 6), 255, 1)
+        image = np.full((size, size, 3), (200, 180, 160), np.uint8)
+        big = {p: cv2.resize(v, (size, size), interpolation=cv2.INTER_NEAREST) for p, v in parts.items()}
+        image[big["skin"] > 0] = (120, 150, 210)
+        image[big["hair"] > 0] = (30, 30, 40)
+        image[big["eye_g"] > 0] = (20, 20, 20)
+        cv2.imwrite(str(root / "CelebA-HQ-img" / f"{i}.jpg"), image)
+        folder = root / "CelebAMask-HQ-mask-anno" / str(i // 2000)
+        folder.mkdir(parents=True, exist_ok=True)
+        for part, mask in parts.items():
+            if mask.any():
+                cv2.imwrite(str(folder / f"{i:05d}_{part}.png"), mask)
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    src = make_celebamask(tmp_path_factory.mktemp("celeba") / "CelebAMask-HQ")
+    out = src.parent / "prepared"
+    counts = prepare_celebamask(PrepareConfig(src=src, out=out, size=64, val_count=2), progress=False)
+    assert counts == {"train": 6, "val": 2}
+    return out
+
+
+def test_prepare_celebamask_labels(prepared):
+    image, label = read_pair(prepared, "0")
+    assert image.shape == (64, 64, 3) and label.shape == (64, 64) and label.dtype == np.uint8
+    assert set(np.unique(label)) == {0, 1, 2}
+    src = prepared.parent / "CelebAMask-HQ" / "CelebAMask-HQ-mask-anno" / "0"
+    glasses = cv2.resize(cv2.imread(str(src / "00000_eye_g.png"), 0), (64, 64), interpolation=cv2.INTER_NEAREST) > 0
+    skin = cv2.resize(cv2.imread(str(src / "00000_skin.png"), 0), (64, 64), interpolation=cv2.INTER_NEAREST) > 0
+    hair = cv2.resize(cv2.imread(str(src / "00000_hair.png"), 0), (64, 64), interpolation=cv2.INTER_NEAREST) > 0
+    assert (label[glasses] == 0).all()  # glasses are cut out of the face
+    assert (label[skin & ~glasses & ~hair] == 1).all()
+    assert (label[hair & ~glasses] == 2).all()
+    neck = cv2.resize(cv2.imread(str(src / "00000_neck.png"), 0), (64, 64), interpolation=cv2.INTER_NEAREST) > 0
+    assert (label[neck & ~skin] == 0).all()  # the neck is not face in CelebAMask-HQ's definition
+    assert len((prepared / "train.txt").read_text().split()) == 6
+
+
+def test_prepare_reports_broken_and_missing_files_by_name(tmp_path):
+    src = make_celebamask(tmp_path / "c", count=3)
+    (src / "CelebAMask-HQ-mask-anno" / "0" / "00001_skin.png").write_bytes(b"broken")
+    with pytest.raises(FacecamError, match="00001_skin.png"):
+        prepare_celebamask(PrepareConfig(src=src, out=tmp_path / "o", size=32, val_count=1), progress=False)
+    for p in (src / "CelebAMask-HQ-mask-anno" / "0").glob("00002_*"):
+        p.unlink()
+    with pytest.raises(FacecamError, match="2.jpg has no face part"):
+        prepare_celebamask(PrepareConfig(src=src, out=tmp_path / "o", size=32, val_count=1), progress=False)
+    with pytest.raises(FacecamError, match="unknown CelebAMask-HQ part"):
+        PrepareConfig(src=src, out=tmp_path / "o", face_parts=("beard",))
+
+
+def test_prepare_cli_with_original_split_options(tmp_path):
+    src = make_celebamask(tmp_path / "c", count=6)
+    r = run_cli("facecam-train", "prepare", "celebamask", "--src", str(src), "--out", str(tmp_path / "o"),
+                "--limit", "5", "--val-count", "1", "--size", "32")
+    assert r.returncode == 0, r.stderr
+    assert "4 train, 1 val" in r.stdout
+    assert_clean_error(run_cli("facecam-train", "prepare", "celebamask", "--src", str(tmp_path / "none"),
+                               "--out", str(tmp_path / "o2")), "not found")
+
+
+def test_dataset_reads_layout_with_ignore_and_checks(tmp_path, prepared):
+    ds = FaceSegDataset(prepared, "train")
+    x, y = ds[0]
+    assert x.shape == (3, 64, 64) and str(x.dtype) == "torch.float32" and str(y.dtype) == "torch.int64"
+    (prepared / "labels" / "0.png").rename(tmp_path / "held.png")
+    try:
+        with pytest.raises(FacecamError, match="0.png"):
+            FaceSegDataset(prepared, "all")
+    finally:
+        (tmp_path / "held.png").rename(prepared / "labels" / "0.png")
+    with pytest.raises(FacecamError, match="splits here"):
+        FaceSegDataset(prepared, "nosuchsplit")
+
+
+def test_size_mismatch_is_reported(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.jpg"), np.zeros((20, 20, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "labels" / "a.png"), np.zeros((10, 20), np.uint8))
+    with pytest.raises(FacecamError, match="size mismatch for a"):
+        read_pair(tmp_path, "a")
+
+
+def test_metrics_known_answers():
+    pred = np.array([[1, 1, 0, 0]] * 4)
+    target = np.array([[1, 0, 0, 0]] * 4)
+    dice, iou = face_dice_iou(pred, target)
+    assert dice[0] == pytest.approx(2 * 4 / (8 + 4)) and iou[0] == pytest.approx(4 / 8)
+    target_ignored = target.copy()
+    target_ignored[:, 1] = 255  # the disputed column is ignored: perfect
+    assert face_dice_iou(pred, target_ignored)[0][0] == pytest.approx(1.0)
+    empty = np.zeros((2, 3, 3))
+    assert face_dice_iou(empty, empty)[1] == pytest.approx([1.0, 1.0])
+    assert face_dice_iou(np.full((3, 3), 2), np.full((3, 3), 1), face_classes=(1, 2))[1][0] == 1.0
+
+
+def test_models_build_without_downloads_and_unknown_name():
+    for name in MODELS:
+        if name == "deeplabv3_resnet50":
+            continue  # large; built in the training CLI test of its family below
+        import torch
+
+        out = build_model(name, 3).eval()(torch.zeros(1, 3, 64, 64))
+        assert out.shape == (1, 3, 64, 64), name
+    with pytest.raises(ValueError, match="valid models: deeplabv3_resnet50, unet_resnet34"):
+        build_model("segformer")
+
+
+def test_train_evaluate_resume_export(prepared, tmp_path):
+    run = tmp_path / "run"
+    common = ("--data", str(prepared), "--model", "fast_unet", "--batch-size", "2", "--size", "64", "--workers", "0",
+              "--out", str(run))
+    r = run_cli("facecam-train", *common, "--epochs", "1", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert {"best.pt", "last.pt", "log.csv", "curves.png"} <= {p.name for p in run.iterdir()}
+    assert_clean_error(run_cli("facecam-train", *common, "--epochs", "2"), "--resume")
+    r = run_cli("facecam-train", *common, "--epochs", "2", "--resume", timeout=300)
+    assert r.returncode == 0, r.stderr
+    log = (run / "log.csv").read_text().splitlines()
+    assert log[0].startswith("epoch,train_loss,val_loss,val_dice,val_iou") and len(log) == 3
+    r = run_cli("facecam-train", "evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(prepared),
+                "--split", "val")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["images"] == 2 and 0 <= result["face_iou"] <= result["face_dice"] <= 1
+    r = run_cli("facecam-export", "--checkpoint", str(run / "best.pt"), "--out", str(tmp_path / "m.onnx"))
+    assert r.returncode == 0, r.stderr
+
+
+def test_train_bad_input(prepared, tmp_path):
+    assert_clean_error(run_cli("facecam-train", "--data", str(prepared), "--out", str(tmp_path / "r"), "--model",
+                               "resnet9000"), "invalid choice")
+    assert_clean_error(run_cli("facecam-train", "--data", str(tmp_path), "--out", str(tmp_path / "r")),
+                       "not a facecam data folder")
+    assert_clean_error(run_cli("facecam-train", "--data", str(prepared), "--out", str(tmp_path / "r"), "--lr", "-1"),
+                       "must be > 0")
+    assert_clean_error(run_cli("facecam-train", "evaluate", "--checkpoint", str(tmp_path / "x.pt"), "--data",
+                               str(prepared)), "does not exist")
+
+
+def test_distributed_two_cpu_processes_on_gloo(prepared, tmp_path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+         "-m", "facecam.training.cli", "--data", str(prepared), "--model", "fast_unet", "--epochs", "1",
+         "--batch-size", "2", "--size", "64", "--workers", "0", "--device", "cpu", "--out", str(run)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (run / "best.pt").is_file() and len((run / "log.csv").read_text().splitlines()) == 2
