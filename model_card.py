@@ -61,8 +61,7 @@ class ModelCard:
             raise FacecamError("model card: mean and std need 3 values each, std > 0")
         if not self.face_classes or any(not 0 <= c < len(self.class_names) for c in self.face_classes):
             raise FacecamError(
-                f"model card: face_classes {list(self.face_classes)} must index class_names "
-                f"{list(self.class_names)}"
+                f"model card: face_classes {list(self.face_classes)} must index class_names {list(self.class_names)}"
             )
         if self.precision not in ("fp32", "fp16"):
             raise FacecamError(f"model card: precision must be fp32 or fp16, got {self.precision!r}")
@@ -77,7 +76,7 @@ class ModelCard:
         known = {f.name for f in fields(cls)}
         values = {}
         for key, raw in props.items():
-            name = key[len(KEY_PREFIX):] if key.startswith(KEY_PREFIX) else None
+            name = key[len(KEY_PREFIX) :] if key.startswith(KEY_PREFIX) else None
             if name in known:
                 try:
                     values[name] = json.loads(raw)

@@ -11,6 +11,7 @@ A failed check raises and leaves no file behind.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,10 +63,19 @@ def card_from_checkpoint(ckpt: dict[str, Any], precision: str = "fp32") -> Model
     metrics = {k: round(float(v), 4) for k, v in ckpt.get("metrics", {}).items()}
     config = ckpt.get("config", {})
     return ModelCard(
-        input_size=tuple(card["input_size"]), color_order="RGB", mean=tuple(card["mean"]), std=tuple(card["std"]),
-        class_names=tuple(card["class_names"]), face_classes=tuple(card["face_classes"]),
-        normalization_in_graph=True, dynamic_size=True, precision=precision, model_name=ckpt["model_name"],
-        dataset=ckpt.get("dataset", ""), epochs=int(ckpt.get("epoch", 0)), metrics=metrics,
+        input_size=tuple(card["input_size"]),
+        color_order="RGB",
+        mean=tuple(card["mean"]),
+        std=tuple(card["std"]),
+        class_names=tuple(card["class_names"]),
+        face_classes=tuple(card["face_classes"]),
+        normalization_in_graph=True,
+        dynamic_size=True,
+        precision=precision,
+        model_name=ckpt["model_name"],
+        dataset=ckpt.get("dataset", ""),
+        epochs=int(ckpt.get("epoch", 0)),
+        metrics=metrics,
         train_command=config.get("command", ""),
     )
 
@@ -171,11 +181,23 @@ def export_onnx(
     tmp16 = fp16_path.with_name(fp16_path.name + ".tmp") if fp16_path else None
     report = ExportReport(fp32_path=out, fp16_path=fp16_path)
     try:
-        torch.onnx.export(
-            wrapped, (torch.from_numpy(sample[:1]),), str(tmp32), input_names=["pixels"], output_names=["logits"],
-            opset_version=OPSET, dynamo=False,
-            dynamic_axes={"pixels": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}},
-        )
+        with warnings.catch_warnings():
+            # torch 2.14 steers towards its dynamo exporter; the TorchScript one is kept on purpose:
+            # it writes one self-contained file with dynamic batch/height/width, and is checked below.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                wrapped,
+                (torch.from_numpy(sample[:1]),),
+                str(tmp32),
+                input_names=["pixels"],
+                output_names=["logits"],
+                opset_version=OPSET,
+                dynamo=False,
+                dynamic_axes={
+                    "pixels": {0: "batch", 2: "height", 3: "width"},
+                    "logits": {0: "batch", 2: "height", 3: "width"},
+                },
+            )
         model32 = onnx.load(str(tmp32))
         if simplify:
             import onnxslim
@@ -191,8 +213,9 @@ def export_onnx(
                 f"FP32 ONNX differs from torch: max |diff| {report.fp32_max_abs_diff:.2e} "
                 f"(allowed {FP32_ATOL} + {FP32_RTOL} x |torch|)"
             )
-        report.checks.append(f"FP32 vs torch: max |diff| {report.fp32_max_abs_diff:.2e} (tolerance {FP32_ATOL} + "
-                             f"{FP32_RTOL}x|torch|)")
+        report.checks.append(
+            f"FP32 vs torch: max |diff| {report.fp32_max_abs_diff:.2e} (tolerance {FP32_ATOL} + {FP32_RTOL}x|torch|)"
+        )
 
         if tmp16 is not None:
             from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -200,8 +223,9 @@ def export_onnx(
             model16 = _topologically_sorted(convert_float_to_float16(onnx.load(str(tmp32)), keep_io_types=True))
             _write_with_card(model16, card_from_checkpoint(ckpt, precision="fp16"), tmp16)
             report.checks.append("onnx.checker FP16: ok")
-            report.fp16_dice = _dice(_face_mask(_run_onnx(tmp16, sample), card.face_classes),
-                                     _face_mask(got, card.face_classes))
+            report.fp16_dice = _dice(
+                _face_mask(_run_onnx(tmp16, sample), card.face_classes), _face_mask(got, card.face_classes)
+            )
             if report.fp16_dice < FP16_MIN_DICE:
                 raise ExportCheckError(f"FP16 face mask Dice vs FP32 is {report.fp16_dice:.4f} < {FP16_MIN_DICE}")
             report.checks.append(f"FP16 vs FP32 face-mask Dice: {report.fp16_dice:.4f} (>= {FP16_MIN_DICE})")

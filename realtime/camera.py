@@ -12,7 +12,6 @@ import time
 
 import cv2
 import numpy as np
-
 from facecam.errors import CameraError
 
 
@@ -48,8 +47,10 @@ class CameraReader:
             cv2.utils.logging.setLogLevel(previous)
         if not self._cap.isOpened():
             self._cap.release()
-            raise CameraError(f"camera {self.source} does not open; check the index (0 is the first camera) "
-                              "and that no other program holds it")
+            raise CameraError(
+                f"camera {self.source} does not open; check the index (0 is the first camera) "
+                "and that no other program holds it"
+            )
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 1 <= fps <= 240 else 30.0
         self._thread = threading.Thread(target=self._loop, name="camera", daemon=True)

@@ -1,6 +1,6 @@
 """``facecam``: segment faces from a camera, a video file or a folder of photos.
 
-    facecam (--camera INDEX | --video PATH | --images DIR) [--out PATH] [--mode MODE] ...
+facecam (--camera INDEX | --video PATH | --images DIR) [--out PATH] [--mode MODE] ...
 """
 
 from __future__ import annotations
@@ -25,22 +25,40 @@ def parser() -> OneLineErrorParser:
     src.add_argument("--camera", type=non_negative_int, metavar="INDEX", help="live camera (0 = the first)")
     src.add_argument("--video", type=Path, metavar="PATH", help="video file; every frame is processed, audio kept")
     src.add_argument("--images", type=Path, metavar="DIR", help="folder of photos; one output per photo")
-    p.add_argument("--out", type=Path, metavar="PATH",
-                   help="output video file (.mp4/.mov/.mkv/.avi), or a folder with --images")
+    p.add_argument(
+        "--out", type=Path, metavar="PATH", help="output video file (.mp4/.mov/.mkv/.avi), or a folder with --images"
+    )
     p.add_argument("--mode", default="overlay", choices=MODES, help="what to draw")
-    p.add_argument("--background", default="green", metavar="IMAGE|COLOR",
-                   help="replace mode: an image path, a colour name (green, blue, black, white, gray) or #RRGGBB")
+    p.add_argument(
+        "--background",
+        default="green",
+        metavar="IMAGE|COLOR",
+        help="replace mode: an image path, a colour name (green, blue, black, white, gray) or #RRGGBB",
+    )
     p.add_argument("--anonymize-style", default="pixelate", choices=ANONYMIZE_STYLES, help="anonymize mode")
     p.add_argument("--blur-sigma", type=float, default=8.0, help="blur mode: background blur strength in pixels")
-    p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
-                   help="a model name in the package's weights/ folder, or a path to an exported .onnx")
-    p.add_argument("--provider", default="auto", choices=PROVIDER_CHOICES,
-                   help="onnxruntime provider; auto = TensorRT, CUDA, then CPU, the first that starts")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        metavar="NAME|PATH",
+        help="a model name in the package's weights/ folder, or a path to an exported .onnx",
+    )
+    p.add_argument(
+        "--provider",
+        default="auto",
+        choices=PROVIDER_CHOICES,
+        help="onnxruntime provider; auto = TensorRT, CUDA, then CPU, the first that starts",
+    )
     p.add_argument("--threads", type=non_negative_int, default=0, help="inference threads (0 = onnxruntime's default)")
-    p.add_argument("--smoothing", type=unit_float, default=0.6,
-                   help="temporal smoothing 0..1 (0 = off); follows motion, resets on scene cuts")
-    p.add_argument("--no-display", action="store_true",
-                   help="no window (one is shown for --camera, and for --video without --out)")
+    p.add_argument(
+        "--smoothing",
+        type=unit_float,
+        default=0.6,
+        help="temporal smoothing 0..1 (0 = off); follows motion, resets on scene cuts",
+    )
+    p.add_argument(
+        "--no-display", action="store_true", help="no window (one is shown for --camera, and for --video without --out)"
+    )
     p.add_argument("--max-frames", type=non_negative_int, default=0, help="stop after N frames or photos (0 = all)")
     p.add_argument("--stats", action="store_true", help="print per-stage times and the mask flicker at the end")
     return p
@@ -59,22 +77,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.video is not None and args.out is None and not display:
         raise FacecamError("--no-display without --out leaves nothing to show or write; add --out FILE")
     background = parse_background(args.background) if args.mode == "replace" else None
-    settings = ComposeSettings(mode=args.mode, background=background, blur_sigma=args.blur_sigma,
-                               anonymize_style=args.anonymize_style)
-    opts = JobOptions(settings=settings, smoothing=args.smoothing, max_frames=args.max_frames, display=display,
-                      measure_flicker=args.stats)
+    settings = ComposeSettings(
+        mode=args.mode, background=background, blur_sigma=args.blur_sigma, anonymize_style=args.anonymize_style
+    )
+    opts = JobOptions(
+        settings=settings,
+        smoothing=args.smoothing,
+        max_frames=args.max_frames,
+        display=display,
+        measure_flicker=args.stats,
+    )
     with Segmenter(args.model, provider=args.provider, threads=args.threads) as segmenter:
         card = segmenter.card
-        print(f"facecam: model {segmenter.path.name} ({card.model_name or 'unnamed'}, {card.precision}) on "
-              f"{segmenter.provider}", file=sys.stderr)
+        print(
+            f"facecam: model {segmenter.path.name} ({card.model_name or 'unnamed'}, {card.precision}) on "
+            f"{segmenter.provider}",
+            file=sys.stderr,
+        )
         if args.video is not None:
             stats = run_video(segmenter, args.video, args.out, opts)
         elif args.camera is not None:
             stats = run_camera(segmenter, args.camera, args.out, opts)
         else:
             stats = run_images(segmenter, args.images, args.out, opts)
-    print(f"facecam: {stats.summary() if args.stats else f'{stats.frames} frames, {stats.fps:.1f} FPS'}"
-          + (f" -> {args.out}" if args.out else ""), file=sys.stderr)
+    print(
+        f"facecam: {stats.summary() if args.stats else f'{stats.frames} frames, {stats.fps:.1f} FPS'}"
+        + (f" -> {args.out}" if args.out else ""),
+        file=sys.stderr,
+    )
     if stats.interrupted:
         print("facecam: interrupted; the output holds every frame processed so far", file=sys.stderr)
         return EXIT_INTERRUPTED

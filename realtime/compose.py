@@ -13,7 +13,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from facecam.errors import FacecamError, UnknownNameError
 from facecam.realtime.processing import upsample_mask
 
@@ -22,7 +21,11 @@ ANONYMIZE_STYLES = ("pixelate", "blur")
 OVERLAY_BGR = (0, 220, 0)  # the classic translucent green face mask
 OVERLAY_ALPHA = 0.4
 NAMED_COLORS = {
-    "green": (0, 177, 64), "blue": (255, 71, 0), "black": (0, 0, 0), "white": (255, 255, 255), "gray": (128, 128, 128),
+    "green": (0, 177, 64),
+    "blue": (255, 71, 0),
+    "black": (0, 0, 0),
+    "white": (255, 255, 255),
+    "gray": (128, 128, 128),
 }
 
 
@@ -40,7 +43,9 @@ class ComposeSettings:
         if self.mode not in MODES:
             raise UnknownNameError(f"unknown mode {self.mode!r}; valid modes: {', '.join(MODES)}")
         if self.anonymize_style not in ANONYMIZE_STYLES:
-            raise UnknownNameError(f"unknown anonymize style {self.anonymize_style!r}; valid: {', '.join(ANONYMIZE_STYLES)}")
+            raise UnknownNameError(
+                f"unknown anonymize style {self.anonymize_style!r}; valid: {', '.join(ANONYMIZE_STYLES)}"
+            )
         if self.mode == "replace" and self.background is None:
             self.background = NAMED_COLORS["green"]
 
@@ -51,7 +56,7 @@ def parse_background(spec: str) -> np.ndarray | tuple[int, int, int]:
         return NAMED_COLORS[spec.lower()]
     if spec.startswith("#") and len(spec) == 7:
         try:
-            r, g, b = (int(spec[i:i + 2], 16) for i in (1, 3, 5))
+            r, g, b = (int(spec[i : i + 2], 16) for i in (1, 3, 5))
         except ValueError:
             pass
         else:
@@ -75,10 +80,13 @@ def _blend(top: np.ndarray, bottom: np.ndarray, alpha: np.ndarray) -> np.ndarray
 def _cover(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize and centre-crop ``image`` to fill ``height x width`` without distortion."""
     scale = max(height / image.shape[0], width / image.shape[1])
-    resized = cv2.resize(image, (max(width, round(image.shape[1] * scale)), max(height, round(image.shape[0] * scale))),
-                         interpolation=cv2.INTER_AREA)
+    resized = cv2.resize(
+        image,
+        (max(width, round(image.shape[1] * scale)), max(height, round(image.shape[0] * scale))),
+        interpolation=cv2.INTER_AREA,
+    )
     y, x = (resized.shape[0] - height) // 2, (resized.shape[1] - width) // 2
-    return np.ascontiguousarray(resized[y:y + height, x:x + width])
+    return np.ascontiguousarray(resized[y : y + height, x : x + width])
 
 
 def _background_image(settings: ComposeSettings, height: int, width: int) -> np.ndarray:
@@ -124,7 +132,9 @@ def anonymized(frame: np.ndarray, style: str) -> np.ndarray:
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
-def compose(frame: np.ndarray, mask: np.ndarray, settings: ComposeSettings, gray: np.ndarray | None = None) -> np.ndarray:
+def compose(
+    frame: np.ndarray, mask: np.ndarray, settings: ComposeSettings, gray: np.ndarray | None = None
+) -> np.ndarray:
     """Draw ``settings.mode`` for one frame; see the module docstring for shapes."""
     height, width = frame.shape[:2]
     if settings.mode == "anonymize":

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from facecam.errors import FacecamError
 from facecam.realtime.camera import CameraReader
 from facecam.realtime.compose import MODES, ComposeSettings, compose
@@ -53,15 +52,25 @@ def open_window() -> None:
     try:
         cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
     except cv2.error as exc:
-        raise FacecamError("this OpenCV build cannot open windows (opencv-python-headless?); "
-                           "use --no-display with --out FILE, or install opencv-python") from exc
+        raise FacecamError(
+            "this OpenCV build cannot open windows (opencv-python-headless?); "
+            "use --no-display with --out FILE, or install opencv-python"
+        ) from exc
 
 
 def _show(frame: Frame, settings: ComposeSettings, fps: float) -> bool:
     """Show one result with an FPS read-out; handle keys. Returns False to quit."""
     view = frame.output.copy()
-    cv2.putText(view, f"{fps:5.1f} FPS  {settings.mode}  [1-5/m: mode, q: quit]", (10, 24),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+    cv2.putText(
+        view,
+        f"{fps:5.1f} FPS  {settings.mode}  [1-5/m: mode, q: quit]",
+        (10, 24),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.6,
+        (255, 255, 255),
+        2,
+        cv2.LINE_AA,
+    )
     cv2.imshow(WINDOW, view)
     key = cv2.waitKey(1) & 0xFF
     if key in QUIT_KEYS:
@@ -79,7 +88,9 @@ class _FpsMeter:
 
     def tick(self) -> float:
         now = time.perf_counter()
-        self.value = 0.9 * self.value + 0.1 / max(now - self.last, 1e-6) if self.value else 1 / max(now - self.last, 1e-6)
+        self.value = (
+            0.9 * self.value + 0.1 / max(now - self.last, 1e-6) if self.value else 1 / max(now - self.last, 1e-6)
+        )
         self.last = now
         return self.value
 
@@ -89,8 +100,13 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
     with VideoReader(source) as reader:
         if out is not None:
             check_output_path(out, (source,))
-        pipeline = Pipeline(segmenter, opts.settings, TemporalSmoother(opts.smoothing), queue_size=4,
-                            measure_flicker=opts.measure_flicker)
+        pipeline = Pipeline(
+            segmenter,
+            opts.settings,
+            TemporalSmoother(opts.smoothing),
+            queue_size=4,
+            measure_flicker=opts.measure_flicker,
+        )
         writer = VideoWriter(out, reader.fps, reader.width, reader.height, audio_from=source) if out else None
         fps = _FpsMeter()
         if opts.display:
@@ -126,8 +142,13 @@ def run_camera(segmenter: Segmenter, index: int, out: Path | None, opts: JobOpti
     camera = CameraReader(index).start()
     writer = None
     try:
-        pipeline = Pipeline(segmenter, opts.settings, TemporalSmoother(opts.smoothing), queue_size=1,
-                            measure_flicker=opts.measure_flicker)
+        pipeline = Pipeline(
+            segmenter,
+            opts.settings,
+            TemporalSmoother(opts.smoothing),
+            queue_size=1,
+            measure_flicker=opts.measure_flicker,
+        )
         fps = _FpsMeter()
         start = time.perf_counter()
 
@@ -198,6 +219,8 @@ def run_images(segmenter: Segmenter, folder: Path, out: Path, opts: JobOptions) 
         stats.frames += 1
     stats.seconds = time.perf_counter() - start
     if unreadable:
-        raise FacecamError(f"{len(unreadable)} photo(s) could not be read: {', '.join(unreadable[:10])}"
-                           f"{' ...' if len(unreadable) > 10 else ''} ({stats.frames} written to {out})")
+        raise FacecamError(
+            f"{len(unreadable)} photo(s) could not be read: {', '.join(unreadable[:10])}"
+            f"{' ...' if len(unreadable) > 10 else ''} ({stats.frames} written to {out})"
+        )
     return stats

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from facecam.errors import FacecamError, UnknownNameError
 from facecam.model_card import ModelCard
 from facecam.realtime import processing
@@ -59,7 +58,8 @@ def resolve_model(spec: str | Path | None, weights_dir: Path = WEIGHTS_DIR) -> M
             "(a model exported with facecam-export)" + (f" or one of: {', '.join(names)}" if names else "")
         )
     raise UnknownNameError(
-        f"unknown model {spec!r}; models in {weights_dir}: {', '.join(names) or 'none'} (or pass a path to a .onnx file)"
+        f"unknown model {spec!r}; models in {weights_dir}: {', '.join(names) or 'none'} "
+        "(or pass a path to a .onnx file)"
     )
 
 

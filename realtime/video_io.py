@@ -14,7 +14,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-
 from facecam.errors import FacecamError
 
 #: output container by file suffix
@@ -105,7 +104,9 @@ class VideoWriter:
     place; ``close(keep=False)`` removes it. With no frame written nothing is created.
     """
 
-    def __init__(self, path: str | Path, fps: Fraction, width: int, height: int, audio_from: Path | None = None) -> None:
+    def __init__(
+        self, path: str | Path, fps: Fraction, width: int, height: int, audio_from: Path | None = None
+    ) -> None:
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
         self.fps = Fraction(fps).limit_denominator(1001 * 1000)

@@ -25,7 +25,9 @@ def draw_face_frame(t: float, height: int = 120, width: int = 160) -> np.ndarray
     return frame
 
 
-def write_clip(path: Path, frames: int = 24, fps: int = 12, size: tuple[int, int] = (120, 160), audio: bool = True) -> Path:
+def write_clip(
+    path: Path, frames: int = 24, fps: int = 12, size: tuple[int, int] = (120, 160), audio: bool = True
+) -> Path:
     """An H.264 clip of the moving synthetic face, with a 440 Hz AAC tone when ``audio``."""
     height, width = size
     with av.open(str(path), "w") as out:
@@ -42,7 +44,7 @@ def write_clip(path: Path, frames: int = 24, fps: int = 12, size: tuple[int, int
             seconds = frames / fps
             samples = (0.2 * np.sin(2 * np.pi * 440 * np.arange(int(16000 * seconds)) / 16000)).astype(np.float32)
             for start in range(0, len(samples), 1024):
-                chunk = samples[start:start + 1024][None]
+                chunk = samples[start : start + 1024][None]
                 af = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
                 af.sample_rate = 16000
                 af.pts = start
@@ -60,27 +62,44 @@ def probe(path: Path) -> dict:
         v = c.streams.video[0]
         audio = c.streams.audio[0].codec_context.name if c.streams.audio else None
         count = sum(1 for _ in c.decode(v))
-        return {"frames": count, "width": v.codec_context.width, "height": v.codec_context.height,
-                "fps": float(v.average_rate), "audio": audio}
+        return {
+            "frames": count,
+            "width": v.codec_context.width,
+            "height": v.codec_context.height,
+            "fps": float(v.average_rate),
+            "audio": audio,
+        }
 
 
 def tiny_checkpoint(path: Path, width: int = 4, size: int = 64, seed: int = 0) -> Path:
     """A facecam checkpoint of a random-weight FastUNet (no training), as facecam-train writes it."""
     import torch
-
     from facecam.model_card import DEFAULT_CLASS_NAMES, IMAGENET_MEAN, IMAGENET_STD
     from facecam.training.checkpoint import save_checkpoint
     from facecam.training.models import build_model
 
     torch.manual_seed(seed)
     model = build_model("fast_unet", 3, width=width).eval()
-    save_checkpoint({
-        "model_name": "fast_unet", "model_kwargs": {"width": width}, "num_classes": 3, "state_dict": model.state_dict(),
-        "card": {"input_size": [size, size], "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
-                 "class_names": list(DEFAULT_CLASS_NAMES), "face_classes": [1]},
-        "config": {"command": "tests"}, "metrics": {"val_dice": 0.5, "val_iou": 0.33}, "epoch": 1,
-        "dataset": "none (random weights)",
-    }, path)
+    save_checkpoint(
+        {
+            "model_name": "fast_unet",
+            "model_kwargs": {"width": width},
+            "num_classes": 3,
+            "state_dict": model.state_dict(),
+            "card": {
+                "input_size": [size, size],
+                "mean": list(IMAGENET_MEAN),
+                "std": list(IMAGENET_STD),
+                "class_names": list(DEFAULT_CLASS_NAMES),
+                "face_classes": [1],
+            },
+            "config": {"command": "tests"},
+            "metrics": {"val_dice": 0.5, "val_iou": 0.33},
+            "epoch": 1,
+            "dataset": "none (random weights)",
+        },
+        path,
+    )
     return path
 
 
@@ -102,13 +121,17 @@ def clip(tmp_path_factory) -> Path:
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run a console command of this package in a subprocess (as a user would), capturing output."""
-    module = {"facecam": "facecam.realtime.cli", "facecam-train": "facecam.training.cli",
-              "facecam-export": "facecam.export.cli"}[args[0]]
+    module = {
+        "facecam": "facecam.realtime.cli",
+        "facecam-train": "facecam.training.cli",
+        "facecam-export": "facecam.export.cli",
+    }[args[0]]
     code = f"import sys; from {module} import main; sys.exit(main())"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("DISPLAY", None)
-    return subprocess.run([sys.executable, "-c", code, *args[1:]], capture_output=True, text=True, timeout=timeout,
-                          env=env)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args[1:]], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

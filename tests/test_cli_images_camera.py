@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 from conftest import assert_clean_error, draw_face_frame, run_cli, write_clip
-
 from facecam.errors import CameraError
 from facecam.realtime.camera import CameraReader
 
@@ -18,7 +17,9 @@ def test_images_mask_mode_writes_binary_pngs_of_photo_size(tiny_model, tmp_path)
     cv2.imwrite(str(photos / "b.png"), draw_face_frame(1.0, 64, 48))
     (photos / "notes.txt").write_text("not a photo")
     out = tmp_path / "masks"
-    result = run_cli("facecam", "--images", str(photos), "--out", str(out), "--mode", "mask", "--model", str(tiny_model))
+    result = run_cli(
+        "facecam", "--images", str(photos), "--out", str(out), "--mode", "mask", "--model", str(tiny_model)
+    )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
     a = cv2.imread(str(out / "a.png"), cv2.IMREAD_UNCHANGED)
@@ -31,8 +32,12 @@ def test_images_other_modes_keep_suffix(tiny_model, tmp_path):
     photos.mkdir()
     cv2.imwrite(str(photos / "a.jpg"), draw_face_frame(0.0))
     out = tmp_path / "res"
-    assert run_cli("facecam", "--images", str(photos), "--out", str(out), "--mode", "anonymize",
-                   "--model", str(tiny_model)).returncode == 0
+    assert (
+        run_cli(
+            "facecam", "--images", str(photos), "--out", str(out), "--mode", "anonymize", "--model", str(tiny_model)
+        ).returncode
+        == 0
+    )
     assert [p.name for p in out.iterdir()] == ["a.jpg"]
 
 
@@ -40,7 +45,9 @@ def test_images_bad_input(tiny_model, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     m = str(tiny_model)
-    assert_clean_error(run_cli("facecam", "--images", str(empty), "--out", str(tmp_path / "o"), "--model", m), "no photos")
+    assert_clean_error(
+        run_cli("facecam", "--images", str(empty), "--out", str(tmp_path / "o"), "--model", m), "no photos"
+    )
     photos = tmp_path / "photos"
     photos.mkdir()
     cv2.imwrite(str(photos / "a.png"), draw_face_frame(0.0))

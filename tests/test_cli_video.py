@@ -10,7 +10,6 @@ import time
 
 import pytest
 from conftest import assert_clean_error, probe, run_cli, write_clip
-
 from facecam.realtime.compose import MODES
 
 
@@ -44,8 +43,21 @@ def test_replace_with_background_image_and_max_frames(tiny_model, clip, tmp_path
     bg = tmp_path / "bg.jpg"
     cv2.imwrite(str(bg), np.full((50, 90, 3), (0, 0, 255), np.uint8))
     out = tmp_path / "out.mp4"
-    result = run_cli("facecam", "--video", str(clip), "--out", str(out), "--mode", "replace", "--background", str(bg),
-                     "--max-frames", "5", "--model", str(tiny_model))
+    result = run_cli(
+        "facecam",
+        "--video",
+        str(clip),
+        "--out",
+        str(out),
+        "--mode",
+        "replace",
+        "--background",
+        str(bg),
+        "--max-frames",
+        "5",
+        "--model",
+        str(tiny_model),
+    )
     assert result.returncode == 0, result.stderr
     assert probe(out)["frames"] == 5
 
@@ -75,8 +87,21 @@ def test_bad_inputs_fail_cleanly_and_change_nothing(tiny_model, clip, tmp_path):
         (("--video", str(clip), "--out", out, "--model", str(corrupt)), "cannot load model"),
         (("--video", str(clip), "--out", out, "--model", "no_such_model"), "unknown model"),
         (("--video", str(clip), "--out", out, "--mode", "sparkle", "--model", m), "invalid choice"),
-        (("--video", str(clip), "--out", out, "--mode", "replace", "--background", str(tmp_path / "bg.png"),
-          "--model", m), "background"),
+        (
+            (
+                "--video",
+                str(clip),
+                "--out",
+                out,
+                "--mode",
+                "replace",
+                "--background",
+                str(tmp_path / "bg.png"),
+                "--model",
+                m,
+            ),
+            "background",
+        ),
         (("--video", str(clip), "--out", str(tmp_path / "no" / "dir" / "o.mp4"), "--model", m), "does not exist"),
         (("--video", str(clip), "--out", str(tmp_path / "o.xyz"), "--model", m), "unsupported suffix"),
         (("--video", str(clip), "--out", out, "--smoothing", "2", "--model", m), "0..1"),
@@ -104,9 +129,24 @@ def test_ctrl_c_leaves_playable_output_with_processed_frames(tiny_model, tmp_pat
     clip = write_clip(tmp_path / "long.mp4", frames=1500, fps=30, size=(240, 320))
     out = tmp_path / "out.mp4"
     code = "import sys; from facecam.realtime.cli import main; sys.exit(main())"
-    proc = subprocess.Popen([sys.executable, "-c", code, "--video", str(clip), "--out", str(out), "--model",
-                             str(tiny_model), "--mode", "blur"], stderr=subprocess.PIPE, text=True,
-                            env={k: v for k, v in os.environ.items() if k != "DISPLAY"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "--video",
+            str(clip),
+            "--out",
+            str(out),
+            "--model",
+            str(tiny_model),
+            "--mode",
+            "blur",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "DISPLAY"},
+    )
     partial = tmp_path / ".out.partial.mp4"
     deadline = time.monotonic() + 60
     while not (partial.exists() and partial.stat().st_size > 0) and time.monotonic() < deadline:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
 from facecam.errors import FacecamError
 from facecam.model_card import ModelCard
 from facecam.realtime import processing
@@ -17,20 +16,29 @@ ALL = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvid
 
 
 def test_model_card_round_trips_through_metadata():
-    card = ModelCard(input_size=(192, 160), class_names=("bg", "skin", "hair", "nose"), face_classes=(1, 3),
-                     metrics={"val_iou": 0.9}, model_name="x", epochs=3)
+    card = ModelCard(
+        input_size=(192, 160),
+        class_names=("bg", "skin", "hair", "nose"),
+        face_classes=(1, 3),
+        metrics={"val_iou": 0.9},
+        model_name="x",
+        epochs=3,
+    )
     meta = card.to_metadata()
     assert all(k.startswith("facecam.") for k in meta)
     assert ModelCard.from_metadata(meta) == card
 
 
-@pytest.mark.parametrize("props, fragment", [
-    ({}, "no facecam model card"),
-    ({"facecam.card_version": "99"}, "newer"),
-    ({"facecam.card_version": "1", "facecam.color_order": '"YUV"'}, "color_order"),
-    ({"facecam.card_version": "1", "facecam.face_classes": "[7]"}, "face_classes"),
-    ({"facecam.card_version": "{"}, "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "props, fragment",
+    [
+        ({}, "no facecam model card"),
+        ({"facecam.card_version": "99"}, "newer"),
+        ({"facecam.card_version": "1", "facecam.color_order": '"YUV"'}, "color_order"),
+        ({"facecam.card_version": "1", "facecam.face_classes": "[7]"}, "face_classes"),
+        ({"facecam.card_version": "{"}, "not valid JSON"),
+    ],
+)
 def test_model_card_rejects_bad_metadata(props, fragment):
     with pytest.raises(FacecamError, match=fragment):
         ModelCard.from_metadata(props)

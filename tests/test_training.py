@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 import pytest
 from conftest import assert_clean_error, run_cli
-
 from facecam.errors import FacecamError
 from facecam.training.celebamask import PrepareConfig, prepare_celebamask
 from facecam.training.dataset import FaceSegDataset, read_pair
@@ -91,12 +90,29 @@ def test_prepare_reports_broken_and_missing_files_by_name(tmp_path):
 
 def test_prepare_cli_with_original_split_options(tmp_path):
     src = make_celebamask(tmp_path / "c", count=6)
-    r = run_cli("facecam-train", "prepare", "celebamask", "--src", str(src), "--out", str(tmp_path / "o"),
-                "--limit", "5", "--val-count", "1", "--size", "32")
+    r = run_cli(
+        "facecam-train",
+        "prepare",
+        "celebamask",
+        "--src",
+        str(src),
+        "--out",
+        str(tmp_path / "o"),
+        "--limit",
+        "5",
+        "--val-count",
+        "1",
+        "--size",
+        "32",
+    )
     assert r.returncode == 0, r.stderr
     assert "4 train, 1 val" in r.stdout
-    assert_clean_error(run_cli("facecam-train", "prepare", "celebamask", "--src", str(tmp_path / "none"),
-                               "--out", str(tmp_path / "o2")), "not found")
+    assert_clean_error(
+        run_cli(
+            "facecam-train", "prepare", "celebamask", "--src", str(tmp_path / "none"), "--out", str(tmp_path / "o2")
+        ),
+        "not found",
+    )
 
 
 def test_dataset_reads_layout_with_ignore_and_checks(tmp_path, prepared):
@@ -149,8 +165,20 @@ def test_models_build_without_downloads_and_unknown_name():
 
 def test_train_evaluate_resume_export(prepared, tmp_path):
     run = tmp_path / "run"
-    common = ("--data", str(prepared), "--model", "fast_unet", "--batch-size", "2", "--size", "64", "--workers", "0",
-              "--out", str(run))
+    common = (
+        "--data",
+        str(prepared),
+        "--model",
+        "fast_unet",
+        "--batch-size",
+        "2",
+        "--size",
+        "64",
+        "--workers",
+        "0",
+        "--out",
+        str(run),
+    )
     r = run_cli("facecam-train", *common, "--epochs", "1", timeout=300)
     assert r.returncode == 0, r.stderr
     assert {"best.pt", "last.pt", "log.csv", "curves.png"} <= {p.name for p in run.iterdir()}
@@ -159,8 +187,9 @@ def test_train_evaluate_resume_export(prepared, tmp_path):
     assert r.returncode == 0, r.stderr
     log = (run / "log.csv").read_text().splitlines()
     assert log[0].startswith("epoch,train_loss,val_loss,val_dice,val_iou") and len(log) == 3
-    r = run_cli("facecam-train", "evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(prepared),
-                "--split", "val")
+    r = run_cli(
+        "facecam-train", "evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(prepared), "--split", "val"
+    )
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert result["images"] == 2 and 0 <= result["face_iou"] <= result["face_dice"] <= 1
@@ -169,24 +198,57 @@ def test_train_evaluate_resume_export(prepared, tmp_path):
 
 
 def test_train_bad_input(prepared, tmp_path):
-    assert_clean_error(run_cli("facecam-train", "--data", str(prepared), "--out", str(tmp_path / "r"), "--model",
-                               "resnet9000"), "invalid choice")
-    assert_clean_error(run_cli("facecam-train", "--data", str(tmp_path), "--out", str(tmp_path / "r")),
-                       "not a facecam data folder")
-    assert_clean_error(run_cli("facecam-train", "--data", str(prepared), "--out", str(tmp_path / "r"), "--lr", "-1"),
-                       "must be > 0")
-    assert_clean_error(run_cli("facecam-train", "evaluate", "--checkpoint", str(tmp_path / "x.pt"), "--data",
-                               str(prepared)), "does not exist")
+    assert_clean_error(
+        run_cli("facecam-train", "--data", str(prepared), "--out", str(tmp_path / "r"), "--model", "resnet9000"),
+        "invalid choice",
+    )
+    assert_clean_error(
+        run_cli("facecam-train", "--data", str(tmp_path), "--out", str(tmp_path / "r")), "not a facecam data folder"
+    )
+    assert_clean_error(
+        run_cli("facecam-train", "--data", str(prepared), "--out", str(tmp_path / "r"), "--lr", "-1"), "must be > 0"
+    )
+    assert_clean_error(
+        run_cli("facecam-train", "evaluate", "--checkpoint", str(tmp_path / "x.pt"), "--data", str(prepared)),
+        "does not exist",
+    )
 
 
 def test_distributed_two_cpu_processes_on_gloo(prepared, tmp_path):
     run = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-         "-m", "facecam.training.cli", "--data", str(prepared), "--model", "fast_unet", "--epochs", "1",
-         "--batch-size", "2", "--size", "64", "--workers", "0", "--device", "cpu", "--out", str(run)],
-        capture_output=True, text=True, timeout=300, env=env,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            "-m",
+            "facecam.training.cli",
+            "--data",
+            str(prepared),
+            "--model",
+            "fast_unet",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+            "--size",
+            "64",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--out",
+            str(run),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert (run / "best.pt").is_file() and len((run / "log.csv").read_text().splitlines()) == 2

@@ -67,9 +67,9 @@ def webcam_framing(
     cv2.rectangle(alpha, (0, 0), (sw - 1, sh - 1), 1.0, -1)
     border = max(1, min(sh, sw) // 12)
     alpha = cv2.GaussianBlur(cv2.erode(alpha, np.ones((border, border), np.uint8)), (0, 0), border / 2)[..., None]
-    region = canvas[y:y + sh, x:x + sw].astype(np.float32)
-    canvas[y:y + sh, x:x + sw] = (small * alpha + region * (1 - alpha)).astype(np.uint8)
-    out_label[y:y + sh, x:x + sw] = small_label
+    region = canvas[y : y + sh, x : x + sw].astype(np.float32)
+    canvas[y : y + sh, x : x + sw] = (small * alpha + region * (1 - alpha)).astype(np.uint8)
+    out_label[y : y + sh, x : x + sw] = small_label
     return canvas, out_label
 
 
@@ -84,8 +84,11 @@ def build_train_transform(config: AugmentConfig, seed: int | None = None) -> Pai
     if config.scale_rotate:
         ops.append(
             A.Affine(
-                scale=(0.7, 1.25), rotate=(-25, 25), translate_percent=(-0.1, 0.1),
-                border_mode=cv2.BORDER_REFLECT_101, p=config.scale_rotate,
+                scale=(0.7, 1.25),
+                rotate=(-25, 25),
+                translate_percent=(-0.1, 0.1),
+                border_mode=cv2.BORDER_REFLECT_101,
+                p=config.scale_rotate,
             )
         )
     if config.color_jitter:
@@ -94,16 +97,23 @@ def build_train_transform(config: AugmentConfig, seed: int | None = None) -> Pai
     if config.blur_noise:
         ops.append(
             A.OneOf(
-                [A.MotionBlur(blur_limit=(3, 7)), A.GaussNoise(std_range=(0.02, 0.08)),
-                 A.ImageCompression(quality_range=(30, 90))],
+                [
+                    A.MotionBlur(blur_limit=(3, 7)),
+                    A.GaussNoise(std_range=(0.02, 0.08)),
+                    A.ImageCompression(quality_range=(30, 90)),
+                ],
                 p=config.blur_noise,
             )
         )
     if config.coarse_dropout:
         ops.append(
             A.CoarseDropout(
-                num_holes_range=(1, 4), hole_height_range=(0.08, 0.25), hole_width_range=(0.08, 0.25),
-                fill="random_uniform", fill_mask=0, p=config.coarse_dropout,
+                num_holes_range=(1, 4),
+                hole_height_range=(0.08, 0.25),
+                hole_width_range=(0.08, 0.25),
+                fill="random_uniform",
+                fill_mask=0,
+                p=config.coarse_dropout,
             )
         )
     return _TrainTransform(config, A.Compose(ops, seed=seed), seed)

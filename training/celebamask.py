@@ -22,8 +22,24 @@ from facecam.errors import FacecamError
 
 #: the 18 annotated parts of CelebAMask-HQ (plus background: 19 classes)
 PARTS = (
-    "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear",
-    "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth",
+    "skin",
+    "nose",
+    "eye_g",
+    "l_eye",
+    "r_eye",
+    "l_brow",
+    "r_brow",
+    "l_ear",
+    "r_ear",
+    "mouth",
+    "u_lip",
+    "l_lip",
+    "hair",
+    "hat",
+    "ear_r",
+    "neck_l",
+    "neck",
+    "cloth",
 )
 FACE_PARTS = ("skin", "nose", "l_eye", "r_eye", "l_brow", "r_brow", "u_lip", "l_lip", "mouth")
 HAIR_PARTS = ("hair",)
@@ -116,7 +132,9 @@ def prepare_celebamask(cfg: PrepareConfig, progress: bool = True) -> dict[str, i
         if image is None:
             raise FacecamError(f"broken image file {img_dir / f'{i}.jpg'}")
         if image.shape[0] != image.shape[1]:
-            raise FacecamError(f"{img_dir / f'{i}.jpg'} is {image.shape[1]}x{image.shape[0]}; CelebA-HQ photos are square")
+            raise FacecamError(
+                f"{img_dir / f'{i}.jpg'} is {image.shape[1]}x{image.shape[0]}; CelebA-HQ photos are square"
+            )
         image = cv2.resize(image, (cfg.size, cfg.size), interpolation=cv2.INTER_AREA)
         cv2.imwrite(str(cfg.out / "images" / f"{i}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
         cv2.imwrite(str(cfg.out / "labels" / f"{i}.png"), compose_label(masks[i], cfg))

@@ -36,7 +36,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many types for a bad file
-        raise FacecamError(f"checkpoint {path} cannot be read ({type(exc).__name__}); is it a facecam .pt file?") from exc
+        raise FacecamError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}); is it a facecam .pt file?"
+        ) from exc
     if not isinstance(payload, dict) or any(k not in payload for k in REQUIRED_KEYS):
         raise FacecamError(f"{path} is not a facecam checkpoint (needs {', '.join(REQUIRED_KEYS)})")
     if payload["model_name"] not in MODELS:

@@ -1,8 +1,8 @@
 """``facecam-train``: train a model, prepare CelebAMask-HQ, evaluate a checkpoint.
 
-    facecam-train --data DIR --model NAME --epochs N --batch-size B --lr LR --size S --out RUN
-    facecam-train prepare celebamask --src DIR --out DIR
-    facecam-train evaluate --checkpoint RUN/best.pt --data DIR --split test
+facecam-train --data DIR --model NAME --epochs N --batch-size B --lr LR --size S --out RUN
+facecam-train prepare celebamask --src DIR --out DIR
+facecam-train evaluate --checkpoint RUN/best.pt --data DIR --split test
 """
 
 from __future__ import annotations
@@ -25,8 +25,13 @@ def train_parser() -> OneLineErrorParser:
         description="Train a face segmentation model. Other commands: 'facecam-train prepare celebamask -h', "
         "'facecam-train evaluate -h'.",
     )
-    p.add_argument("--data", nargs="+", required=True, type=Path,
-                   help="data folder(s) in the facecam layout (images/, labels/, split lists)")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        type=Path,
+        help="data folder(s) in the facecam layout (images/, labels/, split lists)",
+    )
     p.add_argument("--out", required=True, type=Path, help="run folder for checkpoints, log.csv and curves.png")
     p.add_argument("--model", default="lraspp_mobilenet_v3_large", choices=list(MODELS), help="architecture")
     p.add_argument("--epochs", type=positive_int, default=10)
@@ -45,8 +50,12 @@ def train_parser() -> OneLineErrorParser:
     aug.add_argument("--color-jitter", type=unit_float, default=0.3, help="ColorJitter strength (0 = off)")
     aug.add_argument("--coarse-dropout", type=unit_float, default=0.5, help="CoarseDropout probability")
     aug.add_argument("--scale-rotate", type=unit_float, default=0.7, help="scale/rotate/shift probability")
-    aug.add_argument("--webcam-framing", type=unit_float, default=0.4,
-                     help="probability of a smaller, shifted face on a new background")
+    aug.add_argument(
+        "--webcam-framing",
+        type=unit_float,
+        default=0.4,
+        help="probability of a smaller, shifted face on a new background",
+    )
     aug.add_argument("--blur-noise", type=unit_float, default=0.3, help="motion blur / noise / JPEG probability")
     aug.add_argument("--no-hflip", action="store_true", help="disable horizontal flips")
     return p
@@ -55,10 +64,11 @@ def train_parser() -> OneLineErrorParser:
 def prepare_parser() -> OneLineErrorParser:
     from facecam.training.celebamask import CUTOUT_PARTS, FACE_PARTS, HAIR_PARTS
 
-    p = OneLineErrorParser(prog="facecam-train prepare",
-                                description="Convert a data set to the facecam layout.")
+    p = OneLineErrorParser(prog="facecam-train prepare", description="Convert a data set to the facecam layout.")
     p.add_argument("dataset", choices=["celebamask"], help="source data set")
-    p.add_argument("--src", required=True, type=Path, help="CelebAMask-HQ folder (CelebA-HQ-img/, CelebAMask-HQ-mask-anno/)")
+    p.add_argument(
+        "--src", required=True, type=Path, help="CelebAMask-HQ folder (CelebA-HQ-img/, CelebAMask-HQ-mask-anno/)"
+    )
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--face-parts", default=",".join(FACE_PARTS), help="comma-separated parts that form the face")
     p.add_argument("--hair-parts", default=",".join(HAIR_PARTS), help="comma-separated parts that form hair")
@@ -71,8 +81,7 @@ def prepare_parser() -> OneLineErrorParser:
 
 
 def evaluate_parser() -> OneLineErrorParser:
-    p = OneLineErrorParser(prog="facecam-train evaluate",
-                                description="Face Dice and IoU of a checkpoint on a split.")
+    p = OneLineErrorParser(prog="facecam-train evaluate", description="Face Dice and IoU of a checkpoint on a split.")
     p.add_argument("--checkpoint", required=True, type=Path)
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--split", default="test")
@@ -90,9 +99,17 @@ def run_prepare(argv: list[str]) -> int:
     from facecam.training.celebamask import PrepareConfig, prepare_celebamask
 
     a = prepare_parser().parse_args(argv)
-    cfg = PrepareConfig(src=a.src, out=a.out, face_parts=_split_parts(a.face_parts), hair_parts=_split_parts(a.hair_parts),
-                        cutout_parts=_split_parts(a.cutout_parts), size=a.size, limit=a.limit,
-                        val_count=a.val_count, seed=a.seed)
+    cfg = PrepareConfig(
+        src=a.src,
+        out=a.out,
+        face_parts=_split_parts(a.face_parts),
+        hair_parts=_split_parts(a.hair_parts),
+        cutout_parts=_split_parts(a.cutout_parts),
+        size=a.size,
+        limit=a.limit,
+        val_count=a.val_count,
+        seed=a.seed,
+    )
     counts = prepare_celebamask(cfg, progress=sys.stderr.isatty())
     print(f"wrote {a.out}: {counts['train']} train, {counts['val']} val")
     return 0
@@ -113,11 +130,22 @@ def run_evaluate(argv: list[str]) -> int:
     device = pick_device(a.device)
     dataset = FaceSegDataset(a.data, a.split, build_eval_transform(size), card["mean"], card["std"])
     model = model_from_checkpoint(ckpt).to(device)
-    metrics = evaluate(model, DataLoader(dataset, a.batch_size), device, tuple(card["face_classes"]),
-                       progress=sys.stderr.isatty())
-    print(json.dumps({"checkpoint": str(a.checkpoint), "split": a.split, "images": len(dataset), "size": size,
-                      "face_dice": round(metrics["dice"], 4), "face_iou": round(metrics["iou"], 4),
-                      "loss": round(metrics["loss"], 4)}))
+    metrics = evaluate(
+        model, DataLoader(dataset, a.batch_size), device, tuple(card["face_classes"]), progress=sys.stderr.isatty()
+    )
+    print(
+        json.dumps(
+            {
+                "checkpoint": str(a.checkpoint),
+                "split": a.split,
+                "images": len(dataset),
+                "size": size,
+                "face_dice": round(metrics["dice"], 4),
+                "face_iou": round(metrics["iou"], 4),
+                "loss": round(metrics["loss"], 4),
+            }
+        )
+    )
     return 0
 
 
@@ -130,13 +158,34 @@ def run_train(argv: list[str]) -> int:
         raise FacecamError(f"--resume: {a.out / 'last.pt'} does not exist")
     if not a.resume and (a.out / "last.pt").exists():
         raise FacecamError(f"{a.out} already holds a run; pass --resume to continue it or choose another --out")
-    aug = AugmentConfig(size=a.size, hflip=not a.no_hflip, color_jitter=a.color_jitter,
-                        coarse_dropout=a.coarse_dropout, scale_rotate=a.scale_rotate,
-                        webcam_framing=a.webcam_framing, blur_noise=a.blur_noise)
-    cfg = TrainConfig(data=[str(d) for d in a.data], out=str(a.out), model=a.model, epochs=a.epochs,
-                      batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, size=a.size,
-                      train_split=a.train_split, val_split=a.val_split, device=a.device, workers=a.workers,
-                      threads=a.threads, seed=a.seed, resume=a.resume, augment=aug, command=command_line())
+    aug = AugmentConfig(
+        size=a.size,
+        hflip=not a.no_hflip,
+        color_jitter=a.color_jitter,
+        coarse_dropout=a.coarse_dropout,
+        scale_rotate=a.scale_rotate,
+        webcam_framing=a.webcam_framing,
+        blur_noise=a.blur_noise,
+    )
+    cfg = TrainConfig(
+        data=[str(d) for d in a.data],
+        out=str(a.out),
+        model=a.model,
+        epochs=a.epochs,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        weight_decay=a.weight_decay,
+        size=a.size,
+        train_split=a.train_split,
+        val_split=a.val_split,
+        device=a.device,
+        workers=a.workers,
+        threads=a.threads,
+        seed=a.seed,
+        resume=a.resume,
+        augment=aug,
+        command=command_line(),
+    )
     best = train(cfg)
     if best.get("iou", -1) >= 0:
         print(f"best val face Dice {best['dice']:.4f}  IoU {best['iou']:.4f}  -> {a.out / 'best.pt'}")

@@ -49,12 +49,9 @@ class FastUNet(nn.Module):
     def __init__(self, num_classes: int = 3, width: int = 16) -> None:
         super().__init__()
         w = [width, width * 2, width * 4, width * 8, width * 16]
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, w[0], 3, 2, 1, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU(inplace=True)
-        )
+        self.stem = nn.Sequential(nn.Conv2d(3, w[0], 3, 2, 1, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU(inplace=True))
         self.down = nn.ModuleList(
-            nn.Sequential(_separable(w[i], w[i + 1], stride=2), _separable(w[i + 1], w[i + 1]))
-            for i in range(4)
+            nn.Sequential(_separable(w[i], w[i + 1], stride=2), _separable(w[i + 1], w[i + 1])) for i in range(4)
         )
         self.skip = nn.ModuleList(nn.Conv2d(w[i], w[i], 1, bias=False) for i in range(4))
         self.reduce = nn.ModuleList(nn.Conv2d(w[i + 1], w[i], 1, bias=False) for i in range(4))
@@ -76,18 +73,14 @@ class FastUNet(nn.Module):
 def _deeplabv3_resnet50(num_classes: int) -> nn.Module:
     from torchvision.models.segmentation import deeplabv3_resnet50
 
-    return _DictOutput(
-        deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
-    )
+    return _DictOutput(deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False))
 
 
 def _deeplabv3_mobilenet_v3_large(num_classes: int) -> nn.Module:
     from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large
 
     return _DictOutput(
-        deeplabv3_mobilenet_v3_large(
-            weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False
-        )
+        deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
     )
 
 

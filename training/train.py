@@ -153,15 +153,22 @@ def _train(cfg: TrainConfig, run: Path, device: torch.device, rank: int, world: 
     sampler = torch.utils.data.DistributedSampler(train_set, seed=cfg.seed) if world > 1 else None
     loader_kw = dict(num_workers=cfg.workers, pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0)
     train_loader = DataLoader(
-        train_set, cfg.batch_size, shuffle=sampler is None, sampler=sampler, drop_last=len(train_set) > cfg.batch_size,
-        worker_init_fn=_seed_worker, **loader_kw,
+        train_set,
+        cfg.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        drop_last=len(train_set) > cfg.batch_size,
+        worker_init_fn=_seed_worker,
+        **loader_kw,
     )
     val_loader = DataLoader(val_set, cfg.batch_size, shuffle=False, **loader_kw)
 
     model = build_model(cfg.model, len(DEFAULT_CLASS_NAMES)).to(device)
     if world > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) if device.type == "cuda" else model
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     bare = model.module if world > 1 else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * len(train_loader)
@@ -191,32 +198,66 @@ def _train(cfg: TrainConfig, run: Path, device: torch.device, rank: int, world: 
             sampler.set_epoch(epoch)
         t0 = time.perf_counter()
         train_loss = train_one_epoch(
-            model, train_loader, optimizer, scheduler, scaler, device, FACE_CLASSES,
-            progress=rank == 0 and sys.stderr.isatty(), desc=f"epoch {epoch}/{cfg.epochs}",
+            model,
+            train_loader,
+            optimizer,
+            scheduler,
+            scaler,
+            device,
+            FACE_CLASSES,
+            progress=rank == 0 and sys.stderr.isatty(),
+            desc=f"epoch {epoch}/{cfg.epochs}",
         )
         seconds = time.perf_counter() - t0
         if rank == 0:
             val = evaluate(bare, val_loader, device, FACE_CLASSES)
-            row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], "val_dice": val["dice"],
-                   "val_iou": val["iou"], "lr": scheduler.get_last_lr()[0], "seconds": seconds}
+            row = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val["loss"],
+                "val_dice": val["dice"],
+                "val_iou": val["iou"],
+                "lr": scheduler.get_last_lr()[0],
+                "seconds": seconds,
+            }
             history.append(row)
             print(
                 f"epoch {epoch}/{cfg.epochs}  train loss {train_loss:.4f}  val loss {val['loss']:.4f}  "
-                f"face Dice {val['dice']:.4f}  IoU {val['iou']:.4f}  ({seconds:.0f} s)", file=sys.stderr, flush=True,
+                f"face Dice {val['dice']:.4f}  IoU {val['iou']:.4f}  ({seconds:.0f} s)",
+                file=sys.stderr,
+                flush=True,
             )
             payload = {
-                "model_name": cfg.model, "model_kwargs": {}, "num_classes": len(DEFAULT_CLASS_NAMES),
+                "model_name": cfg.model,
+                "model_kwargs": {},
+                "num_classes": len(DEFAULT_CLASS_NAMES),
                 "state_dict": bare.state_dict(),
-                "card": {"input_size": [cfg.size, cfg.size], "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
-                         "class_names": list(DEFAULT_CLASS_NAMES), "face_classes": list(FACE_CLASSES)},
-                "config": asdict(cfg), "metrics": {"val_" + k: v for k, v in val.items()}, "epoch": epoch,
+                "card": {
+                    "input_size": [cfg.size, cfg.size],
+                    "mean": list(IMAGENET_MEAN),
+                    "std": list(IMAGENET_STD),
+                    "class_names": list(DEFAULT_CLASS_NAMES),
+                    "face_classes": list(FACE_CLASSES),
+                },
+                "config": asdict(cfg),
+                "metrics": {"val_" + k: v for k, v in val.items()},
+                "epoch": epoch,
                 "dataset": dataset_desc,
             }
             if val["iou"] > best["iou"]:
                 best = val
                 save_checkpoint(payload, run / "best.pt")
-            save_checkpoint({**payload, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                             "scaler": scaler.state_dict(), "history": history, "best": best}, run / "last.pt")
+            save_checkpoint(
+                {
+                    **payload,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "history": history,
+                    "best": best,
+                },
+                run / "last.pt",
+            )
             write_log(run, history)
         if world > 1:
             torch.distributed.barrier()
