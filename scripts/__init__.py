@@ -1,0 +1,1 @@
+"""Thin command-line wrappers around functions of the facecam package."""
