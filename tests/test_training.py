@@ -252,3 +252,31 @@ def test_distributed_two_cpu_processes_on_gloo(prepared, tmp_path):
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert (run / "best.pt").is_file() and len((run / "log.csv").read_text().splitlines()) == 2
+
+
+def test_data_spec_label_map_and_joined_splits(prepared):
+    from facecam.training.dataset import parse_data_spec, read_split
+
+    assert parse_data_spec("/data/masked:0=254,2=0") == (Path("/data/masked"), {0: 254, 2: 0})
+    assert parse_data_spec("/data/plain") == (Path("/data/plain"), {})
+    with pytest.raises(FacecamError, match="0..255"):
+        parse_data_spec("/d:0=300")
+    assert len(read_split(prepared, "train+val")) == 8
+    ds = FaceSegDataset(prepared, "val", label_map={0: 254})
+    assert 0 not in set(np.unique(ds[0][1].numpy()))
+
+
+def test_not_face_label_pushes_only_away_from_face():
+    import torch
+
+    from facecam.training.engine import segmentation_loss
+
+    target = torch.full((1, 4, 4), 254)
+    as_hair = torch.zeros(1, 3, 4, 4)
+    as_hair[:, 2] = 5  # confidently hair: fine for a "not face" pixel
+    as_face = torch.zeros(1, 3, 4, 4)
+    as_face[:, 1] = 5
+    assert segmentation_loss(as_hair, target, (1,)) < 0.1
+    assert segmentation_loss(as_face, target, (1,)) > 2
+    ignored = torch.full((1, 4, 4), 255)
+    assert segmentation_loss(as_face, ignored, (1,)) < 0.6  # only the Dice term's smoothing remains

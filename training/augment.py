@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from facecam.training.dataset import LABEL_IGNORE, PairTransform
+from facecam.training.dataset import PairTransform
 
 
 @dataclass(frozen=True)
@@ -151,5 +151,3 @@ def build_eval_transform(size: int) -> PairTransform:
 
     return transform
 
-
-__all__ = ["AugmentConfig", "LABEL_IGNORE", "build_eval_transform", "build_train_transform", "webcam_framing"]

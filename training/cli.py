@@ -29,17 +29,18 @@ def train_parser() -> OneLineErrorParser:
         "--data",
         nargs="+",
         required=True,
-        type=Path,
-        help="data folder(s) in the facecam layout (images/, labels/, split lists)",
+        help="data folder(s) in the facecam layout (images/, labels/, split lists), each optionally "
+        "with a label map, e.g. ../shared/data/maskedface:0=254,2=0 (254 = not face, class unknown)",
     )
     p.add_argument("--out", required=True, type=Path, help="run folder for checkpoints, log.csv and curves.png")
     p.add_argument("--model", default="lraspp_mobilenet_v3_large", choices=list(MODELS), help="architecture")
+    p.add_argument("--width", type=positive_int, default=0, help="fast_unet base width (0 = its default, 16)")
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--lr", type=positive_float, default=1e-3, help="peak AdamW learning rate (warm-up, then cosine)")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--size", type=positive_int, default=256, help="square training input size in pixels")
-    p.add_argument("--train-split", default="train")
+    p.add_argument("--train-split", default="train", help="split list(s) to train on; a+b joins lists")
     p.add_argument("--val-split", default="val")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--workers", type=non_negative_int, default=2, help="DataLoader worker processes")
@@ -167,8 +168,11 @@ def run_train(argv: list[str]) -> int:
         webcam_framing=a.webcam_framing,
         blur_noise=a.blur_noise,
     )
+    if a.width and a.model != "fast_unet":
+        raise FacecamError(f"--width applies to fast_unet only, not {a.model}")
     cfg = TrainConfig(
-        data=[str(d) for d in a.data],
+        data=list(a.data),
+        model_kwargs={"width": a.width} if a.width else {},
         out=str(a.out),
         model=a.model,
         epochs=a.epochs,

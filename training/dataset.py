@@ -2,7 +2,7 @@
 
     DIR/images/NAME.jpg|png     photos
     DIR/labels/NAME.png         uint8 label maps, same size: 0 background, 1 face, 2 hair,
-                                255 ignore (LABEL_IGNORE)
+                                254 "not face, class unknown" (LABEL_NOT_FACE), 255 ignore
     DIR/<split>.txt             one NAME per line (train.txt, val.txt, test.txt, all.txt ...)
 
 ``../shared/data/lfw-parts`` is in this layout as it is; ``facecam-train prepare celebamask``
@@ -12,6 +12,7 @@ writes it from CelebAMask-HQ.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+import re
 from pathlib import Path
 
 import cv2
@@ -19,14 +20,42 @@ import numpy as np
 from facecam.errors import FacecamError
 
 LABEL_IGNORE = 255
+#: a pixel known not to be face whose other class is unknown (MaskedFace-Net's label 0 is
+#: background or hair): the loss pushes it away from the face classes only
+LABEL_NOT_FACE = 254
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 #: (image HxWx3 uint8 RGB, label HxW uint8) -> same, augmented
 PairTransform = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
+def parse_data_spec(spec: str) -> tuple[Path, dict[int, int]]:
+    """``PATH`` or ``PATH:OLD=NEW,OLD=NEW`` -> (folder, label map).
+
+    The map rewrites label values of that folder, for example
+    ``../shared/data/maskedface:0=254,2=0`` (its 0 is background-or-hair, its 2 an occluder).
+    """
+    path, sep, tail = spec.rpartition(":")
+    if not sep or not re.fullmatch(r"\d+=\d+(,\d+=\d+)*", tail):
+        return Path(spec), {}
+    mapping = {}
+    for pair in tail.split(","):
+        old, new = (int(v) for v in pair.split("="))
+        if not (0 <= old <= 255 and 0 <= new <= 255):
+            raise FacecamError(f"label map {tail!r}: values must be 0..255")
+        mapping[old] = new
+    return Path(path), mapping
+
+
+def split_exists(root: Path, split: str) -> bool:
+    """Whether every part of ``split`` (``train`` or ``train+val``) has its list in ``root``."""
+    return all((Path(root) / f"{part}.txt").is_file() for part in split.split("+"))
+
+
 def read_split(root: Path, split: str) -> list[str]:
-    """Names listed in ``root/<split>.txt`` (blank lines and #comments skipped)."""
+    """Names listed in ``root/<split>.txt``; ``a+b`` joins several lists (blank lines and #comments skipped)."""
+    if "+" in split:
+        return [name for part in split.split("+") for name in read_split(root, part)]
     path = Path(root) / f"{split}.txt"
     if not path.is_file():
         found = sorted(p.stem for p in Path(root).glob("*.txt"))

@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from facecam.training.dataset import LABEL_IGNORE
+from facecam.training.dataset import LABEL_IGNORE, LABEL_NOT_FACE
 from facecam.training.metrics import face_dice_iou
 from torch.nn import functional as F
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, face_classes: tuple[int, ...]) -> torch.Tensor:
-    """Cross-entropy (255 ignored) plus a soft Dice loss on the face probability.
+    """Cross-entropy plus a soft Dice loss on the face probability.
 
-    The Dice term weighs the face boundary, the figure we report, more than plain
-    cross-entropy does on images where background dominates.
+    Pixels labelled 255 are ignored. Pixels labelled 254 ("not face", class unknown) score
+    the log-probability of all non-face classes together, so they teach "not face" without
+    claiming background or hair. The Dice term weighs the face boundary, the figure we
+    report, more than plain cross-entropy does on images where background dominates.
     logits ``(N, C, H, W)`` float, target ``(N, H, W)`` int64.
     """
-    ce = F.cross_entropy(logits, target, ignore_index=LABEL_IGNORE)
-    valid = (target != LABEL_IGNORE).float()
-    face_prob = logits.float().softmax(1)[:, list(face_classes)].sum(1) * valid
+    logp = F.log_softmax(logits.float(), 1)
+    ignore = target == LABEL_IGNORE
+    not_face = target == LABEL_NOT_FACE
+    index = target.masked_fill(ignore | not_face, 0)
+    pixel_logp = logp.gather(1, index[:, None])[:, 0]
+    others = [c for c in range(logits.shape[1]) if c not in face_classes]
+    if others:
+        pixel_logp = torch.where(not_face, torch.logsumexp(logp[:, others], 1), pixel_logp)
+    valid = (~ignore).float()
+    ce = -(pixel_logp * valid).sum() / valid.sum().clamp(min=1)
+    face_prob = logp[:, list(face_classes)].exp().sum(1) * valid
     face_true = torch.zeros_like(face_prob)
     for c in face_classes:
         face_true += (target == c).float()

@@ -20,7 +20,7 @@ from facecam.errors import FacecamError
 from facecam.model_card import DEFAULT_CLASS_NAMES, IMAGENET_MEAN, IMAGENET_STD
 from facecam.training.augment import AugmentConfig, build_eval_transform, build_train_transform
 from facecam.training.checkpoint import load_checkpoint, save_checkpoint
-from facecam.training.dataset import FaceSegDataset
+from facecam.training.dataset import FaceSegDataset, parse_data_spec, split_exists
 from facecam.training.engine import evaluate, train_one_epoch
 from facecam.training.models import build_model
 from torch.utils.data import ConcatDataset, DataLoader
@@ -33,9 +33,10 @@ LOG_COLUMNS = ("epoch", "train_loss", "val_loss", "val_dice", "val_iou", "lr", "
 class TrainConfig:
     """Arguments of one training run (defaults are those of ``facecam-train --help``)."""
 
-    data: list[str]
+    data: list[str]  # folders, each optionally with a label map: PATH:OLD=NEW,...
     out: str
     model: str = "lraspp_mobilenet_v3_large"
+    model_kwargs: dict = field(default_factory=dict)  # e.g. {"width": 24} for fast_unet
     epochs: int = 10
     batch_size: int = 8
     lr: float = 1e-3
@@ -80,10 +81,15 @@ def _lr_lambda(total_steps: int, warmup_steps: int):
 
 
 def _datasets(cfg: TrainConfig) -> tuple[ConcatDataset, ConcatDataset]:
+    """Training sets from every folder; validation from the folders that have the val split."""
     train_tf = build_train_transform(AugmentConfig(**{**asdict(cfg.augment), "size": cfg.size}), seed=cfg.seed)
     eval_tf = build_eval_transform(cfg.size)
-    train = ConcatDataset([FaceSegDataset(d, cfg.train_split, train_tf) for d in cfg.data])
-    val = ConcatDataset([FaceSegDataset(d, cfg.val_split, eval_tf) for d in cfg.data])
+    specs = [parse_data_spec(d) for d in cfg.data]
+    train = ConcatDataset([FaceSegDataset(p, cfg.train_split, train_tf, label_map=m) for p, m in specs])
+    with_val = [(p, m) for p, m in specs if split_exists(p, cfg.val_split)]
+    if not with_val:
+        raise FacecamError(f"no --data folder has a {cfg.val_split!r} split for validation")
+    val = ConcatDataset([FaceSegDataset(p, cfg.val_split, eval_tf, label_map=m) for p, m in with_val])
     return train, val
 
 
@@ -163,7 +169,7 @@ def _train(cfg: TrainConfig, run: Path, device: torch.device, rank: int, world: 
     )
     val_loader = DataLoader(val_set, cfg.batch_size, shuffle=False, **loader_kw)
 
-    model = build_model(cfg.model, len(DEFAULT_CLASS_NAMES)).to(device)
+    model = build_model(cfg.model, len(DEFAULT_CLASS_NAMES), **cfg.model_kwargs).to(device)
     if world > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) if device.type == "cuda" else model
         model = torch.nn.parallel.DistributedDataParallel(
@@ -229,7 +235,7 @@ def _train(cfg: TrainConfig, run: Path, device: torch.device, rank: int, world: 
             )
             payload = {
                 "model_name": cfg.model,
-                "model_kwargs": {},
+                "model_kwargs": cfg.model_kwargs,
                 "num_classes": len(DEFAULT_CLASS_NAMES),
                 "state_dict": bare.state_dict(),
                 "card": {
