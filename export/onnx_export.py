@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import onnx
 import torch
+
 from facecam.errors import FacecamError
 from facecam.model_card import ModelCard
 from facecam.training.checkpoint import load_checkpoint, model_from_checkpoint

@@ -12,6 +12,7 @@ import time
 
 import cv2
 import numpy as np
+
 from facecam.errors import CameraError
 
 

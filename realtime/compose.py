@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from facecam.errors import FacecamError, UnknownNameError
 from facecam.realtime.processing import upsample_mask
 

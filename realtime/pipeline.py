@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
 from facecam.realtime import processing
 from facecam.realtime.compose import ComposeSettings, compose
 from facecam.realtime.segmenter import Segmenter

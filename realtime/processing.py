@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
 from facecam.model_card import ModelCard
 
 #: inference sides are rounded to this multiple (the models downsample by 32)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from facecam.errors import FacecamError
 from facecam.realtime.camera import CameraReader
 from facecam.realtime.compose import MODES, ComposeSettings, compose

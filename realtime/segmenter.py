@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from facecam.errors import FacecamError, UnknownNameError
 from facecam.model_card import ModelCard
 from facecam.realtime import processing

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+
 from facecam.errors import FacecamError
 
 #: output container by file suffix

@@ -74,6 +74,7 @@ def probe(path: Path) -> dict:
 def tiny_checkpoint(path: Path, width: int = 4, size: int = 64, seed: int = 0) -> Path:
     """A facecam checkpoint of a random-weight FastUNet (no training), as facecam-train writes it."""
     import torch
+
     from facecam.model_card import DEFAULT_CLASS_NAMES, IMAGENET_MEAN, IMAGENET_STD
     from facecam.training.checkpoint import save_checkpoint
     from facecam.training.models import build_model

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import assert_clean_error, draw_face_frame, run_cli, write_clip
+
 from facecam.errors import CameraError
 from facecam.realtime.camera import CameraReader
 

@@ -10,6 +10,7 @@ import time
 
 import pytest
 from conftest import assert_clean_error, probe, run_cli, write_clip
+
 from facecam.realtime.compose import MODES
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 import pytest
 from conftest import assert_clean_error, run_cli, tiny_checkpoint
+
 from facecam.errors import FacecamError
 from facecam.export import onnx_export
 from facecam.export.onnx_export import ExportCheckError, export_onnx

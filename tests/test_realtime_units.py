@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+
 from facecam.errors import FacecamError
 from facecam.model_card import ModelCard
 from facecam.realtime import processing

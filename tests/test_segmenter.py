@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+
 from facecam.errors import FacecamError, UnknownNameError
 from facecam.realtime.segmenter import DEFAULT_MODEL, ModelFiles, Segmenter, resolve_model
 

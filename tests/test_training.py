@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import assert_clean_error, run_cli
+
 from facecam.errors import FacecamError
 from facecam.training.celebamask import PrepareConfig, prepare_celebamask
 from facecam.training.dataset import FaceSegDataset, read_pair

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
 from facecam.training.dataset import PairTransform
 
 
@@ -150,4 +151,3 @@ def build_eval_transform(size: int) -> PairTransform:
         )
 
     return transform
-

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from facecam.errors import FacecamError
 
 #: the 18 annotated parts of CelebAMask-HQ (plus background: 19 classes)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from facecam.errors import FacecamError
 from facecam.training.models import MODELS, build_model
 

@@ -117,12 +117,13 @@ def run_prepare(argv: list[str]) -> int:
 
 
 def run_evaluate(argv: list[str]) -> int:
+    from torch.utils.data import DataLoader
+
     from facecam.training.augment import build_eval_transform
     from facecam.training.checkpoint import load_checkpoint, model_from_checkpoint
     from facecam.training.dataset import FaceSegDataset
     from facecam.training.engine import evaluate
     from facecam.training.train import pick_device
-    from torch.utils.data import DataLoader
 
     a = evaluate_parser().parse_args(argv)
     ckpt = load_checkpoint(a.checkpoint)

@@ -11,12 +11,13 @@ writes it from CelebAMask-HQ.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import cv2
 import numpy as np
+
 from facecam.errors import FacecamError
 
 LABEL_IGNORE = 255

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.nn import functional as F
+
 from facecam.training.dataset import LABEL_IGNORE, LABEL_NOT_FACE
 from facecam.training.metrics import face_dice_iou
-from torch.nn import functional as F
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, face_classes: tuple[int, ...]) -> torch.Tensor:

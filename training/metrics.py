@@ -8,6 +8,7 @@ prediction or the truth scores 1 (nothing to find, nothing found).
 from __future__ import annotations
 
 import numpy as np
+
 from facecam.training.dataset import LABEL_IGNORE
 
 

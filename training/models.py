@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from facecam.errors import FacecamError, UnknownNameError
 from torch import nn
 from torch.nn import functional as F
+
+from facecam.errors import FacecamError, UnknownNameError
 
 
 class _DictOutput(nn.Module):

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from torch.utils.data import ConcatDataset, DataLoader
+
 from facecam.errors import FacecamError
 from facecam.model_card import DEFAULT_CLASS_NAMES, IMAGENET_MEAN, IMAGENET_STD
 from facecam.training.augment import AugmentConfig, build_eval_transform, build_train_transform
@@ -23,7 +25,6 @@ from facecam.training.checkpoint import load_checkpoint, save_checkpoint
 from facecam.training.dataset import FaceSegDataset, parse_data_spec, split_exists
 from facecam.training.engine import evaluate, train_one_epoch
 from facecam.training.models import build_model
-from torch.utils.data import ConcatDataset, DataLoader
 
 FACE_CLASSES = (1,)
 LOG_COLUMNS = ("epoch", "train_loss", "val_loss", "val_dice", "val_iou", "lr", "seconds")
