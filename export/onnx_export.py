@@ -201,8 +201,10 @@ def export_onnx(
             )
         model32 = onnx.load(str(tmp32))
         if simplify:
-            import onnxslim
-
+            try:
+                import onnxslim
+            except ImportError as exc:
+                raise FacecamError("--simplify needs onnxslim: pip install onnxslim") from exc
             model32 = onnxslim.slim(model32)
         _write_with_card(model32, card, tmp32)
         report.checks.append("onnx.checker FP32: ok")

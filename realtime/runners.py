@@ -41,6 +41,11 @@ class JobOptions:
     display: bool = False
     measure_flicker: bool = False
 
+    def pipeline(self, segmenter: Segmenter, queue_size: int) -> Pipeline:
+        """A pipeline with these options and a fresh smoother."""
+        smoother = TemporalSmoother(self.smoothing)
+        return Pipeline(segmenter, self.settings, smoother, queue_size, measure_flicker=self.measure_flicker)
+
 
 def _limited(frames, max_frames: int):
     return itertools.islice(frames, max_frames) if max_frames else frames
@@ -101,13 +106,7 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
     with VideoReader(source) as reader:
         if out is not None:
             check_output_path(out, (source,))
-        pipeline = Pipeline(
-            segmenter,
-            opts.settings,
-            TemporalSmoother(opts.smoothing),
-            queue_size=4,
-            measure_flicker=opts.measure_flicker,
-        )
+        pipeline = opts.pipeline(segmenter, queue_size=4)
         writer = VideoWriter(out, reader.fps, reader.width, reader.height, audio_from=source) if out else None
         fps = _FpsMeter()
         if opts.display:
@@ -134,6 +133,12 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
         return stats
 
 
+def _camera_frames(camera: CameraReader):
+    """Frames until the camera stops delivering (``iter(read, None)`` would compare arrays with ==)."""
+    while (frame := camera.read(timeout=2.0)) is not None:
+        yield frame
+
+
 def run_camera(segmenter: Segmenter, index: int, out: Path | None, opts: JobOptions) -> RunStats:
     """Live camera, newest frame only, to a window and/or a recording (timed by capture)."""
     if out is not None:
@@ -143,13 +148,7 @@ def run_camera(segmenter: Segmenter, index: int, out: Path | None, opts: JobOpti
     camera = CameraReader(index).start()
     writer = None
     try:
-        pipeline = Pipeline(
-            segmenter,
-            opts.settings,
-            TemporalSmoother(opts.smoothing),
-            queue_size=1,
-            measure_flicker=opts.measure_flicker,
-        )
+        pipeline = opts.pipeline(segmenter, queue_size=1)  # a camera: hold latency down
         fps = _FpsMeter()
         start = time.perf_counter()
 
@@ -162,7 +161,7 @@ def run_camera(segmenter: Segmenter, index: int, out: Path | None, opts: JobOpti
                 writer.write(frame.output, timestamp=frame.captured - start)
             return _show(frame, opts.settings, fps.tick()) if opts.display else True
 
-        frames = iter(lambda: camera.read(timeout=2.0), None)
+        frames = _camera_frames(camera)
         stats = pipeline.run(_limited(frames, opts.max_frames), sink)
     finally:
         camera.close()

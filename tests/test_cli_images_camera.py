@@ -79,3 +79,39 @@ def test_camera_that_does_not_open_is_a_connection_error():
     with pytest.raises(ConnectionError):
         CameraReader(97).start()
     assert issubclass(CameraError, ConnectionError)
+
+
+def test_camera_job_records_and_stops_when_frames_end(tiny_model, tmp_path, monkeypatch):
+    from conftest import probe
+
+    from facecam.realtime import runners
+    from facecam.realtime.compose import ComposeSettings
+    from facecam.realtime.segmenter import Segmenter
+
+    clip = write_clip(tmp_path / "cam.mp4", frames=30, audio=False)
+    monkeypatch.setattr(runners, "CameraReader", lambda index: CameraReader(str(clip)))  # a file as the camera
+    out = tmp_path / "rec.mp4"
+    with Segmenter(tiny_model) as seg:
+        stats = runners.run_camera(seg, 0, out, runners.JobOptions(ComposeSettings("blur")))
+    assert 0 < stats.frames <= 30
+    assert probe(out)["frames"] == stats.frames
+
+
+def test_window_keys_switch_mode_and_quit(monkeypatch):
+    from facecam.realtime import runners
+    from facecam.realtime.compose import ComposeSettings
+    from facecam.realtime.pipeline import Frame
+
+    keys = iter([ord("3"), ord("m"), ord("q")])
+    monkeypatch.setattr(cv2, "imshow", lambda *a: None)
+    monkeypatch.setattr(cv2, "waitKey", lambda *a: next(keys))
+    settings = ComposeSettings("overlay")
+    frame = Frame(0, np.zeros((8, 8, 3), np.uint8), 0.0, output=np.zeros((8, 8, 3), np.uint8))
+    assert runners._show(frame, settings, 30.0) and settings.mode == "blur"
+    assert runners._show(frame, settings, 30.0) and settings.mode == "replace"
+    assert runners._show(frame, settings, 30.0) is False
+
+
+def test_camera_without_screen_says_use_no_display(tiny_model):
+    result = run_cli("facecam", "--camera", "0", "--model", str(tiny_model))
+    assert_clean_error(result, "--no-display")

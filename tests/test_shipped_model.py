@@ -1,0 +1,42 @@
+"""The shipped default model: it loads, carries its card, and FP16 agrees with FP32."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import probe, run_cli
+
+from facecam.realtime.segmenter import DEFAULT_MODEL, WEIGHTS_DIR, Segmenter, resolve_model
+
+SAMPLE = WEIGHTS_DIR.parent / "samples" / "astronaut.mp4"
+
+
+def test_default_model_files_and_card():
+    files = resolve_model(None)
+    assert files.fp32 == WEIGHTS_DIR / f"{DEFAULT_MODEL}.onnx" and files.fp16 is not None
+    for path in (files.fp32, files.fp16):
+        assert path.stat().st_size < 25 * 1024 * 1024
+    with Segmenter() as fp32, Segmenter(files.fp16) as fp16:
+        assert fp32.card.precision == "fp32" and fp16.card.precision == "fp16"
+        assert fp32.card.metrics["val_iou"] > 0.85 and fp32.card.dataset and fp32.card.epochs > 0
+        frame = _sample_frame()
+        a, b = fp32.process(frame) >= 128, fp16.process(frame) >= 128
+    assert a[103, 229] and not a[10, 600]  # the face at t = 2 s is there (see sample_clip.camera_path); a corner is not
+    assert 0.02 < a.mean() < 0.3
+    assert 2 * (a & b).sum() / (a.sum() + b.sum()) >= 0.99
+
+
+def _sample_frame() -> np.ndarray:
+    import av
+
+    with av.open(str(SAMPLE)) as c:
+        for i, frame in enumerate(c.decode(video=0)):
+            if i == 60:
+                return frame.to_ndarray(format="bgr24")
+    raise AssertionError("sample clip too short")
+
+
+def test_readme_first_command_on_the_sample(tmp_path):
+    out = tmp_path / "astronaut_blur.mp4"
+    result = run_cli("facecam", "--video", str(SAMPLE), "--out", str(out), "--mode", "blur")
+    assert result.returncode == 0, result.stderr
+    assert probe(out)["frames"] == probe(SAMPLE)["frames"] == 240
