@@ -38,7 +38,8 @@ class CameraReader:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> CameraReader:
+    def _open(self) -> None:
+        """Open the device and set ``fps``; CameraError when it does not open."""
         # OpenCV tries every capture backend and logs each refusal; the one-line error below says it all.
         previous = cv2.utils.logging.getLogLevel()
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
@@ -54,6 +55,19 @@ class CameraReader:
             )
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 1 <= fps <= 240 else 30.0
+
+    def _grab(self) -> np.ndarray | None:
+        """The next frame from the device, None when it has ended."""
+        ok, frame = self._cap.read()
+        return frame if ok else None
+
+    def _release(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+
+    def start(self) -> CameraReader:
+        """Open the source and start the reading thread; returns self once a first frame has arrived."""
+        self._open()
         self._thread = threading.Thread(target=self._loop, name="camera", daemon=True)
         self._thread.start()
         with self._cond:
@@ -64,9 +78,9 @@ class CameraReader:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            ok, frame = self._cap.read()
+            frame = self._grab()
             with self._cond:
-                if not ok:
+                if frame is None:
                     self._ended = True
                     self._cond.notify_all()
                     return
@@ -93,11 +107,38 @@ class CameraReader:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
-        if self._cap is not None:
-            self._cap.release()
+        self._release()
 
     def __enter__(self) -> CameraReader:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class PacedFrames(CameraReader):
+    """A camera stand-in: ``frames`` delivered at ``fps`` in real time, newest frame only.
+
+    For benchmarks and tests of camera behaviour (drops, latency) without a camera.
+    """
+
+    def __init__(self, frames: list[np.ndarray], fps: float = 30.0) -> None:
+        super().__init__(source="paced frames")
+        self._frames = frames
+        self.fps = fps
+        self._next = 0
+        self._t0 = 0.0
+
+    def _open(self) -> None:
+        if not self._frames:
+            raise CameraError("paced source has no frames")
+        self._t0 = time.perf_counter()
+
+    def _grab(self) -> np.ndarray | None:
+        if self._next >= len(self._frames):
+            return None
+        delay = self._t0 + self._next / self.fps - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        self._next += 1
+        return self._frames[self._next - 1]

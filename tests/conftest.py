@@ -126,6 +126,7 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         "facecam": "facecam.realtime.cli",
         "facecam-train": "facecam.training.cli",
         "facecam-export": "facecam.export.cli",
+        "facecam-bench": "facecam.realtime.bench_cli",
     }[args[0]]
     code = f"import sys; from {module} import main; sys.exit(main())"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

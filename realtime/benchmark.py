@@ -1,0 +1,242 @@
+"""End-to-end benchmark of the facecam pipeline: FPS, per-stage time, latency, drops, flicker.
+
+The figures are those of the whole tool (decode -> preprocess -> inference -> smoothing ->
+compose -> encode, overlapped in threads), never of the model alone. Each run warms up on
+its first frames, then times the rest with ``perf_counter``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facecam.realtime.camera import PacedFrames
+from facecam.realtime.compose import ComposeSettings
+from facecam.realtime.pipeline import STAGES, Frame, Pipeline, RunStats
+from facecam.realtime.segmenter import Segmenter
+from facecam.realtime.smoothing import TemporalSmoother
+from facecam.realtime.video_io import VideoReader, VideoWriter
+
+#: the stage the pipeline calls "output" is encoding in a benchmark
+STAGE_LABELS = {s: ("encode" if s == "output" else s) for s in STAGES}
+
+
+@dataclass
+class BenchConfig:
+    """One benchmark run (defaults: blur mode, every frame, 30 warm-up frames, encoded to H.264)."""
+
+    source: str  # a video path, or "generated:WxH" for a synthetic clip
+    mode: str = "blur"
+    model: str | None = None
+    provider: str = "auto"
+    threads: int = 0
+    frames: int = 0  # timed frames (0 = all the source has after warm-up)
+    warmup: int = 30
+    predecode: bool = False  # decode into memory first: decode time excluded, as MediaPipe's anchor does
+    encode: bool = True
+    camera_fps: float = 0.0  # > 0: deliver frames like a camera at this rate, newest frame only
+    smoothing: float = 0.6
+
+
+@dataclass
+class BenchResult:
+    """The figures of one run; ``fps`` is end-to-end."""
+
+    fps: float
+    frames: int
+    stages_ms: dict[str, float]
+    latency_ms: dict[str, float]
+    dropped: int
+    flicker: float | None
+    provider: str
+    model: str
+    mode: str
+    source: str
+    size: list[int]
+    inference_size: list[int]
+    config: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def generated_frames(width: int, height: int, count: int) -> Iterator[np.ndarray]:
+    """A synthetic talking-head-like clip: a skin-toned face swaying over a textured backdrop."""
+    rng = np.random.default_rng(0)
+    backdrop = cv2.GaussianBlur(rng.integers(60, 200, (height, width, 3), dtype=np.uint8), (0, 0), 6)
+    for i in range(count):
+        frame = backdrop.copy()
+        cx = int(width * (0.5 + 0.1 * np.sin(i / 15)))
+        cy = int(height * 0.45)
+        cv2.ellipse(frame, (cx, cy + height // 3), (width // 4, height // 5), 0, 0, 360, (90, 60, 40), -1)
+        cv2.ellipse(frame, (cx, cy - height // 9), (width // 9, height // 8), 0, 0, 360, (40, 40, 50), -1)
+        cv2.ellipse(frame, (cx, cy), (width // 10, height // 6), 0, 0, 360, (120, 150, 205), -1)
+        yield frame
+
+
+def _parse_generated(source: str) -> tuple[int, int]:
+    from facecam.errors import FacecamError
+
+    try:
+        width, height = (int(v) for v in source.split(":", 1)[1].lower().split("x"))
+    except ValueError as exc:
+        raise FacecamError(f"--source {source!r}: write generated:WIDTHxHEIGHT, e.g. generated:640x480") from exc
+    if not (16 <= width <= 8192 and 16 <= height <= 8192):
+        raise FacecamError(f"--source {source!r}: sides must be 16..8192")
+    return width, height
+
+
+class _Source:
+    """Frames of a video file or a generated clip, with the clip's size and rate."""
+
+    def __init__(self, spec: str, limit: int) -> None:
+        self.reader = None
+        if spec.startswith("generated:"):
+            self.width, self.height = _parse_generated(spec)
+            self.fps = Fraction(30)
+            self._frames = generated_frames(self.width, self.height, limit or 300)
+        else:
+            self.reader = VideoReader(spec)
+            self.width, self.height, self.fps = self.reader.width, self.reader.height, self.reader.fps
+            frames = self.reader.frames()
+            self._frames = itertools.islice(frames, limit) if limit else frames
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter(self._frames)
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+
+
+def _summarise(stats: RunStats) -> tuple[dict[str, float], dict[str, float]]:
+    stages = {STAGE_LABELS[s]: round(float(np.median(v)), 3) for s, v in stats.stage_ms.items() if v}
+    lat = stats.latency_ms or [0.0]
+    latency = {"p50": round(float(np.percentile(lat, 50)), 2), "p95": round(float(np.percentile(lat, 95)), 2)}
+    return stages, latency
+
+
+def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> BenchResult:
+    """Warm up, then time ``cfg``; returns the end-to-end figures."""
+    own = segmenter is None
+    seg = segmenter or Segmenter(cfg.model, provider=cfg.provider, threads=cfg.threads)
+    limit = cfg.warmup + cfg.frames if cfg.frames else 0
+    source = _Source(cfg.source, limit)
+    try:
+        frames: Iterator[np.ndarray] = iter(source)
+        warm = list(itertools.islice(frames, cfg.warmup))
+        if cfg.predecode or cfg.camera_fps:
+            frames = iter(list(frames))
+        settings = ComposeSettings(mode=cfg.mode)
+        pipeline = Pipeline(
+            seg, settings, TemporalSmoother(cfg.smoothing), queue_size=1 if cfg.camera_fps else 4, measure_flicker=True
+        )
+        pipeline.run(warm, lambda frame: None)
+        pipeline.flicker = type(pipeline.flicker)()  # the figure covers the timed frames only
+        with tempfile.TemporaryDirectory(prefix="facecam-bench-") as tmp:
+            writer = (
+                VideoWriter(Path(tmp) / "bench.mp4", source.fps, source.width, source.height) if cfg.encode else None
+            )
+
+            def sink(frame: Frame) -> None:
+                if writer is not None:
+                    writer.write(frame.output)
+
+            camera = None
+            try:
+                if cfg.camera_fps:
+                    camera = PacedFrames(list(frames), cfg.camera_fps).start()
+                    frames = _until_end(camera)
+                stats = pipeline.run(frames, sink)
+            finally:
+                if camera is not None:
+                    camera.close()
+                if writer is not None:
+                    writer.close(keep=False)
+        stages, latency = _summarise(stats)
+        if not cfg.encode:
+            stages.pop("encode", None)  # the sink did nothing; no encode stage ran
+        return BenchResult(
+            fps=round(stats.fps, 2),
+            frames=stats.frames,
+            stages_ms=stages,
+            latency_ms=latency,
+            dropped=camera.dropped if camera is not None else 0,
+            flicker=None if stats.flicker is None else round(stats.flicker, 5),
+            provider=seg.provider,
+            model=seg.path.name,
+            mode=cfg.mode,
+            source=cfg.source,
+            size=[source.width, source.height],
+            inference_size=list(seg.inference_size((source.height, source.width))),
+            config=asdict(cfg),
+        )
+    finally:
+        source.close()
+        if own:
+            seg.close()
+
+
+def _until_end(camera: PacedFrames) -> Iterator[np.ndarray]:
+    while (frame := camera.read(timeout=2.0)) is not None:
+        yield frame
+
+
+def format_table(results: list[BenchResult]) -> str:
+    """Runs side by side: one column per run, one row per figure."""
+    names = [f"{r.model} / {r.provider.replace('ExecutionProvider', '')} / {r.mode}" for r in results]
+    rows = [("end-to-end FPS", [f"{r.fps:.1f}" for r in results]), ("frames", [str(r.frames) for r in results])]
+    for stage in STAGE_LABELS.values():
+        rows.append(
+            (f"{stage} ms (median)", [f"{r.stages_ms[stage]:.2f}" if stage in r.stages_ms else "-" for r in results])
+        )
+    rows += [
+        ("latency p50 ms", [f"{r.latency_ms['p50']:.1f}" for r in results]),
+        ("latency p95 ms", [f"{r.latency_ms['p95']:.1f}" for r in results]),
+        ("frames dropped", [str(r.dropped) for r in results]),
+        ("mask flicker", ["-" if r.flicker is None else f"{r.flicker:.4f}" for r in results]),
+        (
+            "frame / inference size",
+            [f"{r.size[0]}x{r.size[1]} / {r.inference_size[1]}x{r.inference_size[0]}" for r in results],
+        ),
+    ]
+    width0 = max(len(label) for label, _ in rows)
+    widths = [max(len(n), *(len(v[i]) for _, v in rows)) for i, n in enumerate(names)]
+    lines = [" " * width0 + "  " + "  ".join(n.rjust(w) for n, w in zip(names, widths, strict=True))]
+    lines += [
+        label.ljust(width0) + "  " + "  ".join(v.rjust(w) for v, w in zip(values, widths, strict=True))
+        for label, values in rows
+    ]
+    return "\n".join(lines)
+
+
+def save_chart(results: list[BenchResult], path: Path) -> None:
+    """A PNG bar chart of the median per-stage times of each run (needs matplotlib)."""
+    from facecam.errors import FacecamError
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+    except ImportError as exc:
+        raise FacecamError("--chart needs matplotlib: pip install matplotlib") from exc
+    stages = list(STAGE_LABELS.values())
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(results)
+    for i, r in enumerate(results):
+        xs = [j + i * width for j in range(len(stages))]
+        ax.bar(xs, [r.stages_ms.get(s, 0) for s in stages], width, label=f"{r.model} {r.provider[:4]} {r.fps:.0f} FPS")
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(stages))], stages)
+    ax.set_ylabel("median ms per frame")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
