@@ -7,7 +7,10 @@ line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import functools
+import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 
@@ -23,12 +26,27 @@ class CameraError(FacecamError, ConnectionError):
     """A camera that does not open or stopped delivering frames."""
 
 
-#: Exit status for an interrupted run (the shell's convention for SIGINT).
+#: Exit status for an interrupted run (the shell's convention: 128 + SIGINT).
 EXIT_INTERRUPTED = 130
 
 
+def stop_on_sigterm() -> None:
+    """Make SIGTERM stop a run like Ctrl-C does (KeyboardInterrupt in the main thread), so
+    outputs are finished properly when a service manager or ``kill`` ends facecam."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
 def cli_entry(main: Callable[..., int | None]) -> Callable[..., int]:
-    """Wrap a CLI `main`: FacecamError -> `facecam: error: ...` on stderr and exit status 2."""
+    """Wrap a CLI `main`: one line on stderr and a non-zero exit instead of a traceback.
+
+    FacecamError (bad input) exits 2; Ctrl-C / SIGTERM exit 130; anything else is a bug,
+    reported in one line (with the traceback when FACECAM_DEBUG=1) and exits 1.
+    """
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
@@ -40,6 +58,16 @@ def cli_entry(main: Callable[..., int | None]) -> Callable[..., int]:
         except KeyboardInterrupt:
             print("facecam: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
+        except Exception as exc:
+            if os.environ.get("FACECAM_DEBUG"):
+                raise
+            message = str(exc).splitlines()[0] if str(exc) else ""
+            print(
+                f"facecam: unexpected error: {type(exc).__name__}: {message} "
+                "(run with FACECAM_DEBUG=1 for the traceback, and please report it)",
+                file=sys.stderr,
+            )
+            return 1
         return int(code or 0)
 
     return wrapper

@@ -24,10 +24,13 @@ class CameraReader:
     raises CameraError (a ConnectionError).
     """
 
-    def __init__(self, source: int | str = 0, open_timeout: float = 5.0) -> None:
+    def __init__(self, source: int | str = 0, open_timeout: float = 5.0, retries: int = 3) -> None:
         self.source = source
         self.open_timeout = open_timeout
+        self.retries = retries
         self.dropped = 0
+        self.lost = False  # the source stopped delivering (after ``retries`` re-opens)
+        self.stalled = False  # a read waited its whole timeout for a frame
         self.fps = 30.0
         self._cap: cv2.VideoCapture | None = None
         self._frame: np.ndarray | None = None
@@ -61,6 +64,21 @@ class CameraReader:
         ok, frame = self._cap.read()
         return frame if ok else None
 
+    def _recover(self) -> np.ndarray | None:
+        """Re-open the source up to ``retries`` times, waiting longer each time; its first frame or None."""
+        for attempt in range(self.retries):
+            if self._stop.wait(0.5 * (attempt + 1)):
+                return None
+            self._release()
+            try:
+                self._open()
+            except CameraError:
+                continue
+            frame = self._grab()
+            if frame is not None:
+                return frame
+        return None
+
     def _release(self) -> None:
         if self._cap is not None:
             self._cap.release()
@@ -79,8 +97,11 @@ class CameraReader:
     def _loop(self) -> None:
         while not self._stop.is_set():
             frame = self._grab()
+            if frame is None and not self._stop.is_set():
+                frame = self._recover()
             with self._cond:
                 if frame is None:
+                    self.lost = not self._stop.is_set()
                     self._ended = True
                     self._cond.notify_all()
                     return
@@ -97,6 +118,7 @@ class CameraReader:
             while self._seq == self._read_seq:
                 remaining = deadline - time.monotonic()
                 if self._ended or remaining <= 0:
+                    self.stalled = not self._ended
                     return None
                 self._cond.wait(remaining)
             self._read_seq = self._seq
@@ -123,7 +145,7 @@ class PacedFrames(CameraReader):
     """
 
     def __init__(self, frames: list[np.ndarray], fps: float = 30.0) -> None:
-        super().__init__(source="paced frames")
+        super().__init__(source="paced frames", retries=0)
         self._frames = frames
         self.fps = fps
         self._next = 0

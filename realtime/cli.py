@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from facecam.cli_args import OneLineErrorParser, non_negative_int, unit_float
-from facecam.errors import EXIT_INTERRUPTED, FacecamError, cli_entry
+from facecam.errors import EXIT_INTERRUPTED, FacecamError, cli_entry, stop_on_sigterm
 from facecam.realtime.compose import ANONYMIZE_STYLES, MODES, ComposeSettings, parse_background
 from facecam.realtime.providers import PROVIDER_CHOICES
 from facecam.realtime.segmenter import DEFAULT_MODEL, Segmenter
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from facecam.realtime.runners import JobOptions, run_camera, run_images, run_video
 
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    stop_on_sigterm()
     if args.images is not None and args.out is None:
         raise FacecamError("--images needs --out DIR for the results")
     if args.blur_sigma <= 0:

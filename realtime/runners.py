@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facecam.errors import FacecamError
+from facecam.errors import CameraError, FacecamError
 from facecam.realtime.camera import CameraReader
 from facecam.realtime.compose import MODES, ComposeSettings, compose
 from facecam.realtime.pipeline import Frame, Pipeline, RunStats
@@ -119,9 +119,11 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
 
         try:
             stats = pipeline.run(_limited(reader.frames(), opts.max_frames), sink)
+        except FacecamError as exc:
+            # A fault mid-stream (inference, disk): keep what was done, playable, and say so.
+            raise FacecamError(f"{exc}{_close_quietly(writer)}") from exc
         except BaseException:
-            if writer is not None:
-                writer.close(keep=False)
+            _close_quietly(writer)
             raise
         finally:
             if opts.display:
@@ -129,8 +131,21 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
         if writer is not None:
             writer.close(keep=True)
         if reader.skipped:
-            print(f"facecam: {reader.skipped} undecodable packet(s) in {source} were skipped", file=sys.stderr)
+            print(f"facecam: {reader.skipped} corrupt frame(s) in {source} were skipped", file=sys.stderr)
         return stats
+
+
+def _close_quietly(writer: VideoWriter | None) -> str:
+    """Finish ``writer`` keeping its frames; returns a note for an error message (never raises)."""
+    if writer is None or writer.closed:
+        return ""
+    try:
+        writer.close(keep=True)
+    except FacecamError:
+        pass
+    if writer.frames_written and writer.path.exists():
+        return f"; what was written before is kept, playable, in {writer.path}"
+    return ""
 
 
 def _camera_frames(camera: CameraReader):
@@ -140,37 +155,46 @@ def _camera_frames(camera: CameraReader):
 
 
 def run_camera(segmenter: Segmenter, index: int, out: Path | None, opts: JobOptions) -> RunStats:
-    """Live camera, newest frame only, to a window and/or a recording (timed by capture)."""
+    """Live camera, newest frame only, to a window and/or a recording (timed by capture).
+
+    A camera that stops delivering is re-opened a few times; if it stays gone, the run ends
+    with a CameraError and the recording so far is kept.
+    """
     if out is not None:
         check_output_path(out)
     if opts.display:
         open_window()
     camera = CameraReader(index).start()
     writer = None
+    quit_by_user = False
     try:
         pipeline = opts.pipeline(segmenter, queue_size=1)  # a camera: hold latency down
         fps = _FpsMeter()
         start = time.perf_counter()
 
         def sink(frame: Frame) -> bool:
-            nonlocal writer
+            nonlocal writer, quit_by_user
             if out is not None:
                 if writer is None:
                     h, w = frame.output.shape[:2]
                     writer = VideoWriter(out, camera.fps, w, h)
                 writer.write(frame.output, timestamp=frame.captured - start)
-            return _show(frame, opts.settings, fps.tick()) if opts.display else True
+            keep_going = _show(frame, opts.settings, fps.tick()) if opts.display else True
+            quit_by_user = not keep_going
+            return keep_going
 
-        frames = _camera_frames(camera)
-        stats = pipeline.run(_limited(frames, opts.max_frames), sink)
+        stats = pipeline.run(_limited(_camera_frames(camera), opts.max_frames), sink)
     finally:
         camera.close()
-        if writer is not None:
-            writer.close(keep=True)
         if opts.display:
             cv2.destroyAllWindows()
+        if writer is not None:
+            writer.close(keep=True)
     if camera.dropped:
         print(f"facecam: {camera.dropped} camera frame(s) dropped to keep latency low", file=sys.stderr)
+    if (camera.lost or camera.stalled) and not (quit_by_user or stats.interrupted):
+        kept = f"; the recording so far ({writer.frames_written} frames) is in {out}" if writer else ""
+        raise CameraError(f"camera {index} stopped delivering frames (re-opened {camera.retries} times){kept}")
     return stats
 
 

@@ -19,6 +19,10 @@ from facecam.errors import FacecamError
 
 #: output container by file suffix
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
+#: stop writing when the output's disk has less than this free: the file is then still finished cleanly
+DISK_RESERVE = 1 << 20
+#: check the free space every this many frames
+DISK_CHECK_EVERY = 10
 #: audio codecs an MP4/MOV can carry as they are; others are re-encoded to AAC
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 
@@ -101,8 +105,10 @@ class VideoWriter:
     """Encode frames to ``path`` (H.264) at ``fps``, copying the audio of ``audio_from`` if given.
 
     Use as a context manager or call :meth:`close`. ``close(keep=True)`` finishes the file
-    (flushes the encoder, adds the audio up to the last written frame) and renames it into
-    place; ``close(keep=False)`` removes it. With no frame written nothing is created.
+    and renames it into place; ``close(keep=False)`` removes it. With no frame written
+    nothing is created. MP4/MOV output is fragmented (a fragment a second), so the frames
+    written so far stay playable even when the process dies or the disk fills up; audio is
+    interleaved as the video advances.
     """
 
     def __init__(
@@ -117,8 +123,11 @@ class VideoWriter:
         fmt = CONTAINERS.get(self.path.suffix.lower())
         if fmt is None:
             raise FacecamError(f"output {self.path}: unsupported suffix; use one of {', '.join(CONTAINERS)}")
+        self._fragmented = fmt in ("mp4", "mov")
+        fragments = {"movflags": "empty_moov+default_base_moof", "frag_duration": "1000000"}
+        options = fragments if self._fragmented else {}
         try:
-            self._out = av.open(str(self.tmp), "w", format=fmt)
+            self._out = av.open(str(self.tmp), "w", format=fmt, options=options)
         except (av.error.FFmpegError, OSError) as exc:
             raise FacecamError(f"cannot write {self.path}: {exc}") from exc
         self._video = self._out.add_stream("libx264", rate=self.fps)
@@ -128,7 +137,8 @@ class VideoWriter:
         self._video.time_base = Fraction(1, 1) / self.fps
         self._video.options = {"crf": "20", "preset": "veryfast"}
         self._audio_in = None
-        self._audio_out = None
+        self._audio_packets = None
+        self._pending = None
         if audio_from is not None:
             self._open_audio(audio_from, fmt)
 
@@ -140,11 +150,32 @@ class VideoWriter:
         self._audio_in = src
         stream = src.streams.audio[0]
         if fmt in ("mp4", "mov") and stream.codec_context.name not in MP4_AUDIO:
-            self._audio_out = self._out.add_stream("aac", rate=stream.rate)
-            self._audio_copy = False
+            out = self._out.add_stream("aac", rate=stream.rate)
+            self._audio_packets = _transcoded(src, stream, out)
         else:
-            self._audio_out = self._out.add_stream_from_template(stream)
-            self._audio_copy = True
+            self._audio_packets = _copied(src, stream, self._out.add_stream_from_template(stream))
+
+    def _pump_audio(self, until: Fraction | None) -> None:
+        """Mux the audio packets that start before ``until`` seconds (all of them for None)."""
+        while self._audio_packets is not None:
+            if self._pending is None:
+                self._pending = next(self._audio_packets, None)
+                if self._pending is None:
+                    self._audio_packets = None
+                    return
+            start, packet = self._pending
+            if until is not None and start is not None and start >= until:
+                return
+            self._out.mux(packet)
+            self._pending = None
+
+    def _mux(self, packets) -> None:
+        try:
+            for packet in packets:
+                self._out.mux(packet)
+        except (av.error.FFmpegError, OSError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise FacecamError(f"writing {self.path} failed ({reason})") from exc
 
     def write(self, frame: np.ndarray, timestamp: float | None = None) -> None:
         """Append one ``(H, W, 3) uint8 BGR`` frame.
@@ -152,64 +183,126 @@ class VideoWriter:
         Frames are spaced 1/fps apart, or placed at ``timestamp`` seconds when given (a live
         camera whose frames do not arrive at a fixed rate).
         """
+        if self.frames_written % DISK_CHECK_EVERY == 0:
+            self._check_disk()
         vf = av.VideoFrame.from_ndarray(frame, format="bgr24")
         pts = self.frames_written if timestamp is None else round(timestamp * self.fps)
         vf.pts = self._last_pts = max(pts, self._last_pts + 1)
-        try:
-            for packet in self._video.encode(vf):
-                self._out.mux(packet)
-        except OSError as exc:
-            raise FacecamError(f"writing {self.path} failed: {exc.strerror or exc}") from exc
+        self._mux(self._video.encode(vf))
         self.frames_written += 1
+        if self._audio_packets is not None:
+            self._mux_audio_until(Fraction(self._last_pts) / self.fps)
 
-    def _mux_audio(self) -> None:
-        """Audio up to the end of the last written frame (all of it for a complete run)."""
-        stream = self._audio_in.streams.audio[0]
-        end = Fraction(self._last_pts + 1) / self.fps
-        if self._audio_copy:
-            for packet in self._audio_in.demux(stream):
-                if packet.dts is None:
-                    continue
-                if packet.pts is not None and packet.pts * stream.time_base >= end:
-                    break
-                packet.stream = self._audio_out
-                self._out.mux(packet)
-            return
-        for frame in self._audio_in.decode(stream):
-            if frame.time is not None and frame.time >= end:
-                break
-            frame.pts = None
-            for packet in self._audio_out.encode(frame):
-                self._out.mux(packet)
-        for packet in self._audio_out.encode(None):
-            self._out.mux(packet)
+    def _free_bytes(self) -> int:
+        stat = os.statvfs(self.tmp.parent)
+        return stat.f_bavail * stat.f_frsize
+
+    def _check_disk(self) -> None:
+        """Stop before the disk is full: FFmpeg does not always report a failed write."""
+        if self._free_bytes() < DISK_RESERVE:
+            raise FacecamError(
+                f"the disk of {self.path} is full (under {DISK_RESERVE >> 20} MiB free); free some space"
+            )
+
+    def _mux_audio_until(self, until: Fraction | None) -> None:
+        try:
+            self._pump_audio(until)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise FacecamError(f"writing audio to {self.path} failed ({exc})") from exc
 
     def close(self, keep: bool = True) -> None:
-        """Finish (``keep``) or discard the output; safe to call twice."""
+        """Finish (``keep``) or discard the output; safe to call twice.
+
+        When finishing fails (a full disk), the frames written before still take the output's
+        name, as a playable file, and the error is raised after.
+        """
         if self._closed:
             return
         self._closed = True
+        error: Exception | None = None
         try:
             if keep and self.frames_written:
-                for packet in self._video.encode(None):
-                    self._out.mux(packet)
-                if self._audio_in is not None:
-                    self._mux_audio()
+                self._mux(self._video.encode(None))
+                self._mux_audio_until(Fraction(self._last_pts + 1) / self.fps)
+        except FacecamError as exc:
+            error = exc
+        try:
             self._out.close()
+            if self._free_bytes() == 0:  # a write failed that FFmpeg kept quiet about
+                raise OSError(28, "No space left on device")
         except (av.error.FFmpegError, OSError) as exc:
-            keep = False
-            raise FacecamError(f"finishing {self.path} failed: {exc}") from exc
+            error = error or FacecamError(f"finishing {self.path} failed ({getattr(exc, 'strerror', None) or exc})")
         finally:
             if self._audio_in is not None:
                 self._audio_in.close()
-            if keep and self.frames_written:
+            if error is not None and self._fragmented and self.tmp.exists():
+                trim_incomplete_boxes(self.tmp)
+            if keep and self.frames_written and self.tmp.exists():
                 os.replace(self.tmp, self.path)
             elif self.tmp.exists():
                 self.tmp.unlink()
+        if error is not None:
+            kept = f"; the {self.frames_written} frames written are kept in {self.path}" if self.path.exists() else ""
+            raise FacecamError(f"{error}{kept}") from error
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        # Ctrl-C keeps what was processed (a playable, shorter file); an error discards it.
-        self.close(keep=exc_type is None or issubclass(exc_type, KeyboardInterrupt))
+        self.close(keep=True)
+
+
+def trim_incomplete_boxes(path: Path) -> int:
+    """Cut a fragmented MP4 back to its last complete top-level box; returns the new size.
+
+    After a full disk or a crash the last fragment is cut off mid-write; players and
+    decoders stumble on it. Without it the file plays every complete fragment.
+    """
+    size = path.stat().st_size
+    end = 0
+    with open(path, "rb") as f:
+        while end + 8 <= size:
+            f.seek(end)
+            header = f.read(16)
+            box = int.from_bytes(header[:4], "big")
+            if box == 1 and len(header) >= 16:
+                box = int.from_bytes(header[8:16], "big")
+            if box < 8 or end + box > size:
+                break
+            if header[4:8] == b"moof":  # a fragment counts only with its media data
+                after = end + box
+                f.seek(after)
+                nxt = f.read(8)
+                mdat = int.from_bytes(nxt[:4], "big") if len(nxt) == 8 else 0
+                if nxt[4:8] != b"mdat" or mdat < 8 or after + mdat > size:
+                    break
+                box += mdat
+            end += box
+    if end < size:
+        os.truncate(path, end)
+    return end
+
+
+def _copied(src, stream, out_stream):
+    """(start seconds, packet) of ``stream`` re-labelled for ``out_stream``, unchanged."""
+    for packet in src.demux(stream):
+        if packet.dts is None:
+            continue
+        start = packet.pts * stream.time_base if packet.pts is not None else None
+        packet.stream = out_stream
+        yield start, packet
+
+
+def _transcoded(src, stream, out_stream):
+    """(start seconds, packet) of ``stream`` re-encoded by ``out_stream`` (AAC)."""
+    for frame in src.decode(stream):
+        start = Fraction(frame.time).limit_denominator(10**6) if frame.time is not None else None
+        frame.pts = None
+        for packet in out_stream.encode(frame):
+            yield start, packet
+    for packet in out_stream.encode(None):
+        yield None, packet

@@ -26,16 +26,27 @@ def draw_face_frame(t: float, height: int = 120, width: int = 160) -> np.ndarray
 
 
 def write_clip(
-    path: Path, frames: int = 24, fps: int = 12, size: tuple[int, int] = (120, 160), audio: bool = True
+    path: Path,
+    frames: int = 24,
+    fps: int = 12,
+    size: tuple[int, int] = (120, 160),
+    audio: bool = True,
+    noise: float = 0.0,
 ) -> Path:
-    """An H.264 clip of the moving synthetic face, with a 440 Hz AAC tone when ``audio``."""
+    """An H.264 clip of the moving synthetic face, with a 440 Hz AAC tone when ``audio``.
+
+    ``noise`` adds sensor-like Gaussian noise of that standard deviation (big files compress less)."""
     height, width = size
+    rng = np.random.default_rng(0)
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         astream = out.add_stream("aac", rate=16000) if audio else None
         for i in range(frames):
-            vf = av.VideoFrame.from_ndarray(draw_face_frame(i / 4, height, width), format="bgr24")
+            image = draw_face_frame(i / 4, height, width)
+            if noise:
+                image = np.clip(image + rng.normal(0, noise, image.shape), 0, 255).astype(np.uint8)
+            vf = av.VideoFrame.from_ndarray(image, format="bgr24")
             for packet in video.encode(vf):
                 out.mux(packet)
         for packet in video.encode(None):

@@ -1,0 +1,172 @@
+"""Faults mid-stream: a camera that dies, corrupt frames, an inference error, a full disk, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import probe, write_clip
+
+from facecam.errors import CameraError
+from facecam.realtime import cli, runners
+from facecam.realtime.camera import CameraReader
+from facecam.realtime.segmenter import Segmenter
+
+
+def decodable_frames(path: Path) -> int:
+    """Frames a player gets from ``path``; raises if the file is not playable."""
+    return probe(path)["frames"]
+
+
+class DyingCamera(CameraReader):
+    """Plays a clip once, then the 'device' is gone: every re-open fails."""
+
+    opened = 0
+
+    def _open(self) -> None:
+        DyingCamera.opened += 1
+        if DyingCamera.opened > 1:
+            raise CameraError("gone")
+        super()._open()
+
+
+def test_camera_that_stops_is_retried_then_exits_keeping_the_recording(tiny_model, tmp_path, monkeypatch, capsys):
+    clip = write_clip(tmp_path / "cam.mp4", frames=20, audio=False)
+    DyingCamera.opened = 0
+    monkeypatch.setattr(runners, "CameraReader", lambda index: DyingCamera(str(clip), retries=2))
+    out = tmp_path / "rec.mp4"
+    code = cli.main(["--camera", "0", "--no-display", "--out", str(out), "--model", str(tiny_model)])
+    err = capsys.readouterr().err
+    assert code == 2 and "stopped delivering frames (re-opened 2 times)" in err and "Traceback" not in err
+    assert DyingCamera.opened == 3  # the first open and two retries
+    assert decodable_frames(out) > 0
+
+
+def test_corrupt_frames_are_skipped_and_reported(tiny_model, tmp_path):
+    clip = write_clip(tmp_path / "c.mp4", frames=60, size=(240, 320))
+    data = bytearray(clip.read_bytes())
+    for i in range(len(data) // 3, len(data) // 3 + 4000, 7):
+        data[i] ^= 0x5A
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "out.mp4"
+    code = "import sys; from facecam.realtime.cli import main; sys.exit(main())"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "--video",
+            str(bad),
+            "--out",
+            str(out),
+            "--model",
+            str(tiny_model),
+            "--no-display",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "corrupt frame(s)" in result.stderr and "Traceback" not in result.stderr
+    assert 30 < decodable_frames(out) < 60
+
+
+def test_inference_error_stops_cleanly_keeping_partial_output(tiny_model, clip, tmp_path, monkeypatch, capsys):
+    real_infer = Segmenter.infer
+    calls = {"n": 0}
+
+    def failing_infer(self, tensor):
+        calls["n"] += 1
+        if calls["n"] > 12:
+            return real_infer(self, tensor[:, :2])  # a wrong input shape: onnxruntime refuses it
+        return real_infer(self, tensor)
+
+    monkeypatch.setattr(Segmenter, "infer", failing_infer)
+    out = tmp_path / "out.mp4"
+    code = cli.main(["--video", str(clip), "--out", str(out), "--model", str(tiny_model)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("facecam: error: inference failed") and "kept, playable" in err[-1]
+    assert 0 < decodable_frames(out) <= 12
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root); the full-disk path is untested on this machine")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_full_disk_keeps_a_playable_file_and_nothing_else(tiny_model, tiny_disk, tmp_path):
+    clip = write_clip(tmp_path / "big.mp4", frames=240, size=(240, 320), fps=24, noise=20, audio=True)
+    out = tiny_disk / "out.mp4"
+    code = "import sys; from facecam.realtime.cli import main; sys.exit(main())"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "--video",
+            str(clip),
+            "--out",
+            str(out),
+            "--model",
+            str(tiny_model),
+            "--mode",
+            "overlay",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "is full" in result.stderr and "Traceback" not in result.stderr
+    assert [p.name for p in tiny_disk.iterdir()] == ["out.mp4"]
+    assert 0 < decodable_frames(out) < 240
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signals_finish_the_file(tiny_model, tmp_path, sig):
+    clip = write_clip(tmp_path / "long.mp4", frames=1500, fps=30, size=(240, 320))
+    out = tmp_path / "out.mp4"
+    code = "import sys; from facecam.realtime.cli import main; sys.exit(main())"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "--video",
+            str(clip),
+            "--out",
+            str(out),
+            "--model",
+            str(tiny_model),
+            "--no-display",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    partial = tmp_path / ".out.partial.mp4"
+    deadline = time.monotonic() + 60
+    while not (partial.exists() and partial.stat().st_size > 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.kill(proc.pid, sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert 0 < decodable_frames(out) < 1500
+    assert probe(out)["audio"] == "aac"
+    assert not partial.exists()
