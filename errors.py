@@ -41,6 +41,21 @@ def stop_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` as one line.
+
+    torch's DataLoader re-raises a worker's exception with the worker's traceback folded
+    into the message; the original message is its last line.
+    """
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    if "Original Traceback" in str(exc):
+        last = lines[-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return " ".join(ln.strip() for ln in lines)
+
+
 def cli_entry(main: Callable[..., int | None]) -> Callable[..., int]:
     """Wrap a CLI `main`: one line on stderr and a non-zero exit instead of a traceback.
 
@@ -53,7 +68,7 @@ def cli_entry(main: Callable[..., int | None]) -> Callable[..., int]:
         try:
             code = main(*args, **kwargs)
         except FacecamError as exc:
-            print(f"facecam: error: {exc}", file=sys.stderr)
+            print(f"facecam: error: {one_line(exc)}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("facecam: interrupted", file=sys.stderr)

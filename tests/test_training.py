@@ -280,3 +280,34 @@ def test_not_face_label_pushes_only_away_from_face():
     assert segmentation_loss(as_face, target, (1,)) > 2
     ignored = torch.full((1, 4, 4), 255)
     assert segmentation_loss(as_face, ignored, (1,)) < 0.6  # only the Dice term's smoothing remains
+
+
+def test_broken_data_set_is_one_clean_line_even_from_a_worker(tmp_path):
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "labels").mkdir()
+    for name, label_size in (("a", 32), ("b", 20)):  # b's label does not match its image
+        cv2.imwrite(str(data / "images" / f"{name}.jpg"), np.zeros((32, 32, 3), np.uint8))
+        cv2.imwrite(str(data / "labels" / f"{name}.png"), np.zeros((label_size, label_size), np.uint8))
+    (data / "train.txt").write_text("a\nb\n")
+    (data / "val.txt").write_text("a\n")
+    args = ("--data", str(data), "--model", "fast_unet", "--size", "32", "--batch-size", "2", "--epochs", "1")
+    assert_clean_error(
+        run_cli("facecam-train", *args, "--workers", "1", "--out", str(tmp_path / "r1")), "size mismatch for b"
+    )
+    (data / "labels" / "b.png").unlink()
+    assert_clean_error(
+        run_cli("facecam-train", *args, "--workers", "0", "--out", str(tmp_path / "r2")), "b.png is missing"
+    )
+
+
+def test_resume_with_another_model_is_refused(prepared, tmp_path):
+    run = tmp_path / "run"
+    common = ("--data", str(prepared), "--batch-size", "2", "--size", "64", "--workers", "0", "--out", str(run))
+    assert run_cli("facecam-train", *common, "--model", "fast_unet", "--epochs", "1").returncode == 0
+    before = (run / "last.pt").read_bytes()
+    assert_clean_error(
+        run_cli("facecam-train", *common, "--model", "lraspp_mobilenet_v3_large", "--epochs", "2", "--resume"),
+        "is a fast_unet run",
+    )
+    assert (run / "last.pt").read_bytes() == before
