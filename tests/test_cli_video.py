@@ -161,3 +161,38 @@ def test_ctrl_c_leaves_playable_output_with_processed_frames(tiny_model, tmp_pat
     assert 0 < got["frames"] < 1500
     assert not partial.exists()
     assert got["audio"] == "aac"
+
+
+def test_audio_mp4_cannot_hold_is_reencoded(tiny_model, tmp_path):
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+    from conftest import draw_face_frame
+
+    src = tmp_path / "pcm.mkv"
+    with av.open(str(src), "w") as out:
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
+        audio = out.add_stream("pcm_s16le", rate=8000)
+        for i in range(20):
+            for packet in video.encode(av.VideoFrame.from_ndarray(draw_face_frame(i / 4), format="bgr24")):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        tone = (3000 * np.sin(np.arange(16000) / 5)).astype(np.int16)
+        for start in range(0, len(tone), 800):
+            frame = av.AudioFrame.from_ndarray(tone[start : start + 800][None], format="s16", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = 8000, start, Fraction(1, 8000)
+            for packet in audio.encode(frame):
+                out.mux(packet)
+        for packet in audio.encode(None):
+            out.mux(packet)
+    out = tmp_path / "out.mp4"
+    result = run_cli("facecam", "--video", str(src), "--out", str(out), "--model", str(tiny_model))
+    assert result.returncode == 0, result.stderr
+    got = probe(out)
+    assert got["frames"] == 20 and got["audio"] == "aac"
+    kept = tmp_path / "out.mkv"
+    assert run_cli("facecam", "--video", str(src), "--out", str(kept), "--model", str(tiny_model)).returncode == 0
+    assert probe(kept)["audio"] == "pcm_s16le"

@@ -42,7 +42,7 @@ def test_soak_every_mode_memory_threads_and_fps(tiny_model):
             pipeline = Pipeline(seg, ComposeSettings(mode), TemporalSmoother(0.6), measure_flicker=True)
             pipeline.run(frames(300), lambda f: None)  # warm-up: allocator pools, onnxruntime arenas
             start_rss = rss_mib()
-            stats = pipeline.run(frames(SOAK_FRAMES_PER_MODE), lambda f: times.append(time.perf_counter()))
+            stats = pipeline.run(frames(SOAK_FRAMES_PER_MODE), lambda f, t=times: t.append(time.perf_counter()))
             assert stats.frames == SOAK_FRAMES_PER_MODE
             growth[mode] = rss_mib() - start_rss
             tenth = SOAK_FRAMES_PER_MODE // 10
