@@ -134,14 +134,18 @@ def anonymized(frame: np.ndarray, style: str) -> np.ndarray:
 
 
 def compose(
-    frame: np.ndarray, mask: np.ndarray, settings: ComposeSettings, gray: np.ndarray | None = None
+    frame: np.ndarray,
+    mask: np.ndarray,
+    settings: ComposeSettings,
+    gray: np.ndarray | None = None,
+    small_gray: np.ndarray | None = None,
 ) -> np.ndarray:
     """Draw ``settings.mode`` for one frame; see the module docstring for shapes."""
     height, width = frame.shape[:2]
     if settings.mode == "anonymize":
         # Privacy errs on the side of covering: grow the face by a couple of low-res pixels first.
         mask = cv2.dilate(mask, np.ones((5, 5), np.uint8))
-    face = upsample_mask(mask, frame, gray)
+    face = upsample_mask(mask, frame, gray, small_gray)
     if settings.mode == "mask":
         return cv2.cvtColor((face * 255 + 0.5).astype(np.uint8), cv2.COLOR_GRAY2BGR)
     if settings.mode == "overlay":

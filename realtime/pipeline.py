@@ -153,9 +153,10 @@ class Pipeline:
             t0 = time.perf_counter()
             gray = cv2.cvtColor(item.image, cv2.COLOR_BGR2GRAY)
             h, w = item.mask.shape
-            item.mask = self.smoother.update(item.mask, cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA))
+            small_gray = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
+            item.mask = self.smoother.update(item.mask, small_gray)
             t1 = time.perf_counter()
-            item.output = compose(item.image, item.mask, self.settings, gray)
+            item.output = compose(item.image, item.mask, self.settings, gray, small_gray)
             t2 = time.perf_counter()
             stats.stage_ms["smoothing"].append((t1 - t0) * 1000)
             stats.stage_ms["compose"].append((t2 - t1) * 1000)

@@ -62,20 +62,24 @@ def face_probability(logits: np.ndarray, face_classes: tuple[int, ...]) -> np.nd
     return face / e.sum(axis=0)
 
 
-def upsample_mask(mask: np.ndarray, frame: np.ndarray, gray: np.ndarray | None = None) -> np.ndarray:
+def upsample_mask(
+    mask: np.ndarray, frame: np.ndarray, gray: np.ndarray | None = None, small_gray: np.ndarray | None = None
+) -> np.ndarray:
     """Edge-aware upsampling: ``(h, w) float32`` 0..1 mask -> ``(H, W) float32`` at the frame's size.
 
     A fast guided filter (He & Sun, 2015): the linear model mask = a * gray + b is fitted
     at low resolution against the downsized frame, its coefficients upsampled bilinearly
     and applied to the full-resolution gray frame, so the mask edge snaps to the image edge
     instead of a blurry bilinear staircase. ``frame`` is ``(H, W, 3) uint8 BGR``; pass
-    ``gray`` (``(H, W) uint8``) when it is already computed.
+    ``gray`` (``(H, W) uint8``) and ``small_gray`` (``(h, w) uint8``) when already computed.
     """
     h, w = mask.shape
     big_h, big_w = frame.shape[:2]
     if gray is None:
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    guide = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) * (1 / 255)
+    if small_gray is None:
+        small_gray = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
+    guide = small_gray.astype(np.float32) * (1 / 255)
     k = (2 * GUIDE_RADIUS + 1, 2 * GUIDE_RADIUS + 1)
     mean_i = cv2.blur(guide, k)
     mean_p = cv2.blur(mask, k)
@@ -83,11 +87,12 @@ def upsample_mask(mask: np.ndarray, frame: np.ndarray, gray: np.ndarray | None =
     var_i = cv2.blur(guide * guide, k) - mean_i * mean_i
     a = cov_ip / (var_i + GUIDE_EPS)
     b = mean_p - a * mean_i
-    a_big = cv2.resize(cv2.blur(a, k), (big_w, big_h), interpolation=cv2.INTER_LINEAR)
-    b_big = cv2.resize(cv2.blur(b, k), (big_w, big_h), interpolation=cv2.INTER_LINEAR)
     # Stretch [SNAP, 1 - SNAP] to [0, 1]: the filter's faint residue far from any edge becomes an
-    # exact 0 or 1, so the background is untouched and the face exactly kept.
+    # exact 0 or 1, so the background is untouched and the face exactly kept. Bilinear
+    # upsampling is linear, so the stretch (and the 1/255 of the gray) is applied at low resolution.
     scale = 1.0 / (1.0 - 2 * SNAP)
-    out = a_big * (gray.astype(np.float32) * (scale / 255))
-    out += b_big * scale - SNAP * scale
+    a = cv2.blur(a, k) * (scale / 255)
+    b = cv2.blur(b, k) * scale - SNAP * scale
+    out = cv2.multiply(cv2.resize(a, (big_w, big_h), interpolation=cv2.INTER_LINEAR), gray, dtype=cv2.CV_32F)
+    cv2.add(out, cv2.resize(b, (big_w, big_h), interpolation=cv2.INTER_LINEAR), dst=out)
     return np.clip(out, 0.0, 1.0, out=out)
