@@ -311,3 +311,21 @@ def test_resume_with_another_model_is_refused(prepared, tmp_path):
         "is a fast_unet run",
     )
     assert (run / "last.pt").read_bytes() == before
+
+
+def test_augmentations_keep_image_and_label_aligned(prepared):
+    from facecam.training.augment import AugmentConfig, build_train_transform, skin_distractors, webcam_framing
+
+    image, label = read_pair(prepared, "0")
+    rng = np.random.default_rng(0)
+    pasted, pasted_label = skin_distractors(image, label, rng, count=(2, 2))
+    changed = np.abs(pasted.astype(int) - image).sum(2) > 30
+    assert changed.any() and ((pasted_label == label) | (pasted_label == 0)).all()  # patches are not face
+    assert (pasted_label[changed] == 0).mean() > 0.8  # all but the feathered rim is relabelled
+    assert (pasted_label[~changed] == label[~changed]).mean() > 0.97
+    framed, framed_label = webcam_framing(image, label, rng, scale_range=(0.5, 0.5))
+    assert framed.shape == image.shape and (framed_label == 1).sum() < (label == 1).sum() * 0.4
+    transform = build_train_transform(AugmentConfig(size=48, skin_distractors=1.0), seed=0)
+    out_image, out_label = transform(image, label)
+    assert out_image.shape == (48, 48, 3) and out_label.shape == (48, 48) and out_image.dtype == np.uint8
+    assert set(np.unique(out_label)) <= {0, 1, 2}

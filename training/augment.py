@@ -26,6 +26,7 @@ class AugmentConfig:
     scale_rotate: float = 0.7  # probability of a random scale/rotate/shift, 0 = off
     webcam_framing: float = 0.4  # probability of shrinking the face onto a new background, 0 = off
     blur_noise: float = 0.3  # probability of camera-like blur, noise or JPEG loss, 0 = off
+    skin_distractors: float = 0.0  # probability of pasting hand/arm-like patches of the face's own skin, 0 = off
 
 
 def synthetic_background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -72,6 +73,37 @@ def webcam_framing(
     canvas[y : y + sh, x : x + sw] = (small * alpha + region * (1 - alpha)).astype(np.uint8)
     out_label[y : y + sh, x : x + sw] = small_label
     return canvas, out_label
+
+
+def skin_distractors(
+    image: np.ndarray, label: np.ndarray, rng: np.random.Generator, count: tuple[int, int] = (1, 3)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paste hand- and arm-like shapes textured with the face's own skin, labelled background.
+
+    Face data rarely shows arms and hands, so a model learns "skin colour = face" and paints
+    every bare arm. These patches have the face's exact colour and texture but are not face:
+    elsewhere they teach arms, over the face they are a hand covering it (not face either).
+    """
+    face = label == 1
+    if face.sum() < 64:
+        return image, label
+    # The face's skin tone without its features: the median colour, shaded and grained.
+    tone = np.median(image[face], axis=0).astype(np.float32)
+    h, w = label.shape
+    image, label = image.copy(), label.copy()
+    for _ in range(int(rng.integers(count[0], count[1] + 1))):
+        long_axis = int(rng.uniform(0.15, 0.45) * max(h, w))
+        short_axis = max(3, int(long_axis * rng.uniform(0.2, 0.45)))
+        centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        shape = np.zeros((h, w), np.uint8)
+        cv2.ellipse(shape, centre, (long_axis, short_axis), float(rng.uniform(0, 180)), 0, 360, 255, -1)
+        shading = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), max(h, w) / 12)
+        shading = 1 + 0.25 * shading / (np.abs(shading).max() + 1e-6) + rng.uniform(-0.2, 0.1)
+        texture = tone[None, None] * shading[..., None] + rng.normal(0, 3, (h, w, 3))
+        alpha = cv2.GaussianBlur(shape.astype(np.float32) / 255, (0, 0), 1.5)[..., None]
+        image = np.clip(texture * alpha + image.astype(np.float32) * (1 - alpha), 0, 255).astype(np.uint8)
+        label[shape > 127] = 0
+    return image, label
 
 
 def build_train_transform(config: AugmentConfig, seed: int | None = None) -> PairTransform:
@@ -132,6 +164,8 @@ class _TrainTransform:
         self.pipeline.set_random_seed(seed)
 
     def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.config.skin_distractors and self.rng.random() < self.config.skin_distractors:
+            image, label = skin_distractors(image, label, self.rng)
         if self.config.webcam_framing and self.rng.random() < self.config.webcam_framing:
             image, label = webcam_framing(image, label, self.rng)
         out = self.pipeline(image=image, mask=label)

@@ -58,6 +58,12 @@ def train_parser() -> OneLineErrorParser:
         help="probability of a smaller, shifted face on a new background",
     )
     aug.add_argument("--blur-noise", type=unit_float, default=0.3, help="motion blur / noise / JPEG probability")
+    aug.add_argument(
+        "--skin-distractors",
+        type=unit_float,
+        default=0.0,
+        help="probability of hand/arm-like patches of the face's own skin, labelled not-face",
+    )
     aug.add_argument("--no-hflip", action="store_true", help="disable horizontal flips")
     return p
 
@@ -168,6 +174,7 @@ def run_train(argv: list[str]) -> int:
         scale_rotate=a.scale_rotate,
         webcam_framing=a.webcam_framing,
         blur_noise=a.blur_noise,
+        skin_distractors=a.skin_distractors,
     )
     if a.width and a.model != "fast_unet":
         raise FacecamError(f"--width applies to fast_unet only, not {a.model}")
