@@ -133,19 +133,23 @@ def anonymized(frame: np.ndarray, style: str) -> np.ndarray:
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
-def compose(
+def face_alpha(
     frame: np.ndarray,
     mask: np.ndarray,
-    settings: ComposeSettings,
+    mode: str,
     gray: np.ndarray | None = None,
     small_gray: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Draw ``settings.mode`` for one frame; see the module docstring for shapes."""
-    height, width = frame.shape[:2]
-    if settings.mode == "anonymize":
+    """The low-res mask as a full-resolution ``(H, W) float32`` 0..1 alpha for ``mode`` (edge-aware)."""
+    if mode == "anonymize":
         # Privacy errs on the side of covering: grow the face by a couple of low-res pixels first.
         mask = cv2.dilate(mask, np.ones((5, 5), np.uint8))
-    face = upsample_mask(mask, frame, gray, small_gray)
+    return upsample_mask(mask, frame, gray, small_gray)
+
+
+def draw(frame: np.ndarray, face: np.ndarray, settings: ComposeSettings) -> np.ndarray:
+    """``settings.mode`` drawn from the frame and its full-resolution face alpha (see face_alpha)."""
+    height, width = frame.shape[:2]
     if settings.mode == "mask":
         return cv2.cvtColor((face * 255 + 0.5).astype(np.uint8), cv2.COLOR_GRAY2BGR)
     if settings.mode == "overlay":
@@ -159,3 +163,14 @@ def compose(
     if settings.mode == "replace":
         return _blend(frame, _background_image(settings, height, width), face)
     return _blend(anonymized(frame, settings.anonymize_style), frame, face)
+
+
+def compose(
+    frame: np.ndarray,
+    mask: np.ndarray,
+    settings: ComposeSettings,
+    gray: np.ndarray | None = None,
+    small_gray: np.ndarray | None = None,
+) -> np.ndarray:
+    """Draw ``settings.mode`` for one frame; see the module docstring for shapes."""
+    return draw(frame, face_alpha(frame, mask, settings.mode, gray, small_gray), settings)

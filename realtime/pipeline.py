@@ -1,4 +1,4 @@
-"""The threaded pipeline: capture -> inference -> smoothing + compose -> output.
+"""The threaded pipeline: capture -> inference -> smoothing + upsampling -> compose -> output.
 
 Each stage runs in its own thread, joined to the next by a bounded queue, so decoding,
 inference and composing of consecutive frames overlap. The output stage runs in the
@@ -20,11 +20,11 @@ import cv2
 import numpy as np
 
 from facecam.realtime import processing
-from facecam.realtime.compose import ComposeSettings, compose
+from facecam.realtime.compose import ComposeSettings, draw, face_alpha
 from facecam.realtime.segmenter import Segmenter
 from facecam.realtime.smoothing import FlickerMeter, TemporalSmoother
 
-STAGES = ("decode", "preprocess", "inference", "smoothing", "compose", "output")
+STAGES = ("decode", "preprocess", "inference", "smoothing", "upsample", "compose", "output")
 _END = object()
 _POLL = 0.1  # seconds between checks of the stop flag while a queue is full or empty
 
@@ -36,8 +36,8 @@ class Frame:
     index: int
     image: np.ndarray  # (H, W, 3) uint8 BGR
     captured: float  # perf_counter() when it left the source
-    tensor: np.ndarray | None = None
     mask: np.ndarray | None = None  # (h, w) float32 0..1, smoothed
+    alpha: np.ndarray | None = None  # (H, W) float32 0..1, the mask at full resolution
     output: np.ndarray | None = None  # (H, W, 3) uint8 BGR
 
 
@@ -134,37 +134,41 @@ class Pipeline:
             index += 1
         self._put(out, _END)
 
-    def _infer(self, inp: queue.Queue, out: queue.Queue, stats: RunStats) -> None:
-        seg = self.segmenter
+    def _worker(self, inp: queue.Queue, out: queue.Queue, step: Callable[[Frame], None]) -> None:
+        """Apply ``step`` to every frame from ``inp`` and pass it on to ``out``, in order."""
         while (item := self._get(inp)) is not _END:
-            t0 = time.perf_counter()
-            tensor = processing.preprocess(item.image, seg.inference_size(item.image.shape[:2]), seg.card)
-            t1 = time.perf_counter()
-            item.mask = seg.infer(tensor)
-            t2 = time.perf_counter()
-            stats.stage_ms["preprocess"].append((t1 - t0) * 1000)
-            stats.stage_ms["inference"].append((t2 - t1) * 1000)
+            step(item)
             if not self._put(out, item):
                 return
         self._put(out, _END)
 
-    def _post(self, inp: queue.Queue, out: queue.Queue, stats: RunStats) -> None:
-        while (item := self._get(inp)) is not _END:
-            t0 = time.perf_counter()
-            gray = cv2.cvtColor(item.image, cv2.COLOR_BGR2GRAY)
-            h, w = item.mask.shape
-            small_gray = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
-            item.mask = self.smoother.update(item.mask, small_gray)
-            t1 = time.perf_counter()
-            item.output = compose(item.image, item.mask, self.settings, gray, small_gray)
-            t2 = time.perf_counter()
-            stats.stage_ms["smoothing"].append((t1 - t0) * 1000)
-            stats.stage_ms["compose"].append((t2 - t1) * 1000)
-            if self.flicker is not None:
-                self.flicker.add(item.mask)
-            if not self._put(out, item):
-                return
-        self._put(out, _END)
+    def _infer(self, item: Frame, stats: RunStats) -> None:
+        seg = self.segmenter
+        t0 = time.perf_counter()
+        tensor = processing.preprocess(item.image, seg.inference_size(item.image.shape[:2]), seg.card)
+        t1 = time.perf_counter()
+        item.mask = seg.infer(tensor)
+        stats.stage_ms["preprocess"].append((t1 - t0) * 1000)
+        stats.stage_ms["inference"].append((time.perf_counter() - t1) * 1000)
+
+    def _refine(self, item: Frame, stats: RunStats) -> None:
+        """Temporal smoothing at low resolution, then the edge-aware full-resolution alpha."""
+        t0 = time.perf_counter()
+        gray = cv2.cvtColor(item.image, cv2.COLOR_BGR2GRAY)
+        h, w = item.mask.shape
+        small_gray = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
+        item.mask = self.smoother.update(item.mask, small_gray)
+        if self.flicker is not None:
+            self.flicker.add(item.mask)
+        t1 = time.perf_counter()
+        item.alpha = face_alpha(item.image, item.mask, self.settings.mode, gray, small_gray)
+        stats.stage_ms["smoothing"].append((t1 - t0) * 1000)
+        stats.stage_ms["upsample"].append((time.perf_counter() - t1) * 1000)
+
+    def _draw(self, item: Frame, stats: RunStats) -> None:
+        t0 = time.perf_counter()
+        item.output = draw(item.image, item.alpha, self.settings)
+        stats.stage_ms["compose"].append((time.perf_counter() - t0) * 1000)
 
     def run(self, source: Iterable[np.ndarray], sink: Callable[[Frame], bool | None]) -> RunStats:
         """Process every frame of ``source`` and hand each result to ``sink`` in order.
@@ -174,15 +178,16 @@ class Pipeline:
         An exception in any stage stops all stages and is raised here.
         """
         stats = RunStats()
-        q_in, q_mid, q_out = (queue.Queue(self.queue_size) for _ in range(3))
+        q_in, q_mask, q_alpha, q_out = (queue.Queue(self.queue_size) for _ in range(4))
         self._stop.clear()
         self._errors.clear()
         self.smoother.reset()
         start = time.perf_counter()
         threads = [
             self._stage("capture", lambda: self._capture(source, q_in, stats)),
-            self._stage("inference", lambda: self._infer(q_in, q_mid, stats)),
-            self._stage("compose", lambda: self._post(q_mid, q_out, stats)),
+            self._stage("inference", lambda: self._worker(q_in, q_mask, lambda f: self._infer(f, stats))),
+            self._stage("refine", lambda: self._worker(q_mask, q_alpha, lambda f: self._refine(f, stats))),
+            self._stage("compose", lambda: self._worker(q_alpha, q_out, lambda f: self._draw(f, stats))),
         ]
         try:
             while (item := self._get(q_out)) is not _END:

@@ -13,7 +13,7 @@ from facecam.realtime.camera import PacedFrames
 def test_benchmark_reports_every_stage_and_latency(tiny_model, clip):
     result = run_benchmark(BenchConfig(source=str(clip), model=str(tiny_model), warmup=4))
     assert result.frames == 20 and result.fps > 0
-    assert set(result.stages_ms) == {"decode", "preprocess", "inference", "smoothing", "compose", "encode"}
+    assert set(result.stages_ms) == {"decode", "preprocess", "inference", "smoothing", "upsample", "compose", "encode"}
     assert 0 < result.latency_ms["p50"] <= result.latency_ms["p95"]
     assert result.provider == "CPUExecutionProvider" and result.model == "tiny.onnx"
     assert result.flicker is not None and result.size == [160, 120]
