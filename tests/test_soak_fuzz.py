@@ -82,3 +82,23 @@ def test_worker_errors_become_one_line():
         "last):\n  File x\nfacecam.errors.FacecamError: size mismatch for a: image 2x2, label 1x1"
     )
     assert one_line(folded) == "size mismatch for a: image 2x2, label 1x1"
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (("facecam", "--video", "x.mp4", "--max-frames", "-3"), "must be >= 0"),
+        (("facecam", "--camera", "one"), "invalid non_negative_int value"),
+        (("facecam", "--video", "a.mp4", "--camera", "0"), "not allowed with"),
+        (("facecam-train", "--data", "d", "--out", "r", "--epochs", "0"), "must be >= 1"),
+        (("facecam-train", "--data", "d", "--out", "r", "--coarse-dropout", "1.5"), "within 0..1"),
+        (("facecam-train", "prepare", "celebamask", "--src", "s", "--out", "o", "--size", "x"), "invalid"),
+        (("facecam-export", "--checkpoint"), "expected one argument"),
+        (("facecam-bench", "--warmup", "-1"), "must be >= 0"),
+        (("facecam-bench", "--mode", "glow"), "invalid choice"),
+    ],
+)
+def test_every_entry_point_rejects_bad_flags_in_one_line(argv, fragment):
+    from conftest import assert_clean_error, run_cli
+
+    assert_clean_error(run_cli(*argv), fragment)
