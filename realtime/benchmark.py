@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facecam.realtime.camera import PacedFrames
+from facecam.realtime.camera import PacedFrames, frames_until_end
 from facecam.realtime.compose import ComposeSettings
 from facecam.realtime.pipeline import STAGES, Frame, Pipeline, RunStats
 from facecam.realtime.segmenter import Segmenter
@@ -153,7 +153,7 @@ def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> Bench
             try:
                 if cfg.camera_fps:
                     camera = PacedFrames(list(frames), cfg.camera_fps).start()
-                    frames = _until_end(camera)
+                    frames = frames_until_end(camera)
                 stats = pipeline.run(frames, sink)
             finally:
                 if camera is not None:
@@ -182,11 +182,6 @@ def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> Bench
         source.close()
         if own:
             seg.close()
-
-
-def _until_end(camera: PacedFrames) -> Iterator[np.ndarray]:
-    while (frame := camera.read(timeout=2.0)) is not None:
-        yield frame
 
 
 def format_table(results: list[BenchResult]) -> str:

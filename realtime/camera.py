@@ -7,6 +7,7 @@ Frames overwritten before anyone read them are counted in ``dropped``.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -40,6 +41,8 @@ class CameraReader:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._recovering = False
+        self._error: Exception | None = None
 
     def _open(self) -> None:
         """Open the device and set ``fps``; CameraError when it does not open."""
@@ -86,24 +89,39 @@ class CameraReader:
     def start(self) -> CameraReader:
         """Open the source and start the reading thread; returns self once a first frame has arrived."""
         self._open()
-        self._thread = threading.Thread(target=self._loop, name="camera", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
         self._thread.start()
         with self._cond:
-            if not self._cond.wait_for(lambda: self._seq > 0 or self._ended, timeout=self.open_timeout):
-                self.close()
-                raise CameraError(f"camera {self.source} opened but sent no frame within {self.open_timeout:.0f} s")
+            got_frame = self._cond.wait_for(lambda: self._seq > 0 or self._ended, timeout=self.open_timeout)
+        if not got_frame or self._seq == 0:
+            self.close()
+            raise CameraError(f"camera {self.source} opened but sent no frame within {self.open_timeout:.0f} s")
         return self
+
+    def _run(self) -> None:
+        """The reading thread: the only place the device is used after start(), and released."""
+        try:
+            self._loop()
+        except Exception as exc:  # handed to read(), which raises it in the caller's thread
+            self._error = exc
+        finally:
+            self._release()
+            with self._cond:
+                self._ended = True
+                self._cond.notify_all()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             frame = self._grab()
             if frame is None and not self._stop.is_set():
-                frame = self._recover()
+                self._recovering = True
+                try:
+                    frame = self._recover()
+                finally:
+                    self._recovering = False
             with self._cond:
                 if frame is None:
                     self.lost = not self._stop.is_set()
-                    self._ended = True
-                    self._cond.notify_all()
                     return
                 if self._seq > self._read_seq:
                     self.dropped += 1
@@ -112,24 +130,37 @@ class CameraReader:
                 self._cond.notify_all()
 
     def read(self, timeout: float = 2.0) -> np.ndarray | None:
-        """The newest frame not yet returned; None when the camera has ended or sent nothing in ``timeout`` s."""
+        """The newest frame not yet returned; None when the camera has ended or sent nothing in ``timeout`` s.
+
+        While the source is being re-opened the wait is extended, so recovery gets its chance.
+        An error in the reading thread is raised here as a CameraError.
+        """
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._seq == self._read_seq:
+                if self._error is not None:
+                    raise CameraError(f"camera {self.source} failed: {self._error}") from self._error
+                if self._recovering:
+                    deadline = max(deadline, time.monotonic() + timeout)
                 remaining = deadline - time.monotonic()
                 if self._ended or remaining <= 0:
                     self.stalled = not self._ended
                     return None
-                self._cond.wait(remaining)
+                self._cond.wait(min(remaining, 0.25))
             self._read_seq = self._seq
             return self._frame
 
     def close(self) -> None:
-        """Stop the thread (timed join) and release the camera."""
+        """Stop the reading thread; it releases the device itself when it ends (never under its feet)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-        self._release()
+        if self._thread is None:
+            self._release()
+            return
+        self._thread.join(timeout=5.0)
+        if self._thread.is_alive():
+            print(
+                f"facecam: camera {self.source} is slow to stop; it is released when its read returns", file=sys.stderr
+            )
 
     def __enter__(self) -> CameraReader:
         return self.start()
@@ -164,3 +195,9 @@ class PacedFrames(CameraReader):
             time.sleep(delay)
         self._next += 1
         return self._frames[self._next - 1]
+
+
+def frames_until_end(camera: CameraReader, timeout: float = 2.0):
+    """Frames of a started camera until it ends (``iter(read, None)`` would compare arrays with ==)."""
+    while (frame := camera.read(timeout=timeout)) is not None:
+        yield frame

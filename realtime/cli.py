@@ -72,12 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     stop_on_sigterm()
     if args.images is not None and args.out is None:
         raise FacecamError("--images needs --out DIR for the results")
-    if args.blur_sigma <= 0:
-        raise FacecamError(f"--blur-sigma must be > 0, got {args.blur_sigma}")
+    if not 0 < args.blur_sigma <= 100:
+        raise FacecamError(f"--blur-sigma must be within 0..100 pixels (exclusive of 0), got {args.blur_sigma}")
     display = not args.no_display and args.images is None and (args.camera is not None or args.out is None)
     if args.video is not None and args.out is None and not display:
         raise FacecamError("--no-display without --out leaves nothing to show or write; add --out FILE")
-    background = parse_background(args.background) if args.mode == "replace" else None
+    background = parse_background(args.background)  # parsed always: the window can switch to replace
     settings = ComposeSettings(
         mode=args.mode, background=background, blur_sigma=args.blur_sigma, anonymize_style=args.anonymize_style
     )

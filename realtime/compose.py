@@ -47,7 +47,7 @@ class ComposeSettings:
             raise UnknownNameError(
                 f"unknown anonymize style {self.anonymize_style!r}; valid: {', '.join(ANONYMIZE_STYLES)}"
             )
-        if self.mode == "replace" and self.background is None:
+        if self.background is None:  # the camera window may switch to replace mode later
             self.background = NAMED_COLORS["green"]
 
 
@@ -147,20 +147,25 @@ def face_alpha(
     return upsample_mask(mask, frame, gray, small_gray)
 
 
-def draw(frame: np.ndarray, face: np.ndarray, settings: ComposeSettings) -> np.ndarray:
-    """``settings.mode`` drawn from the frame and its full-resolution face alpha (see face_alpha)."""
+def draw(frame: np.ndarray, face: np.ndarray, settings: ComposeSettings, mode: str | None = None) -> np.ndarray:
+    """``mode`` (default ``settings.mode``) drawn from the frame and its full-resolution face alpha.
+
+    The pipeline passes the mode its frame was captured with, so a mode switch mid-run never
+    pairs one mode's alpha (anonymize grows the face) with another's drawing.
+    """
     height, width = frame.shape[:2]
-    if settings.mode == "mask":
+    mode = mode or settings.mode
+    if mode == "mask":
         return cv2.cvtColor((face * 255 + 0.5).astype(np.uint8), cv2.COLOR_GRAY2BGR)
-    if settings.mode == "overlay":
+    if mode == "overlay":
         key = ("overlay", height, width)
         if key not in settings._cache:
             settings._cache[key] = np.full((height, width, 3), OVERLAY_BGR, np.uint8)
         tinted = cv2.addWeighted(frame, 1 - OVERLAY_ALPHA, settings._cache[key], OVERLAY_ALPHA, 0)
         return _blend(tinted, frame, face)
-    if settings.mode == "blur":
+    if mode == "blur":
         return _blend(frame, halo_free_blur(frame, face, settings.blur_sigma), face)
-    if settings.mode == "replace":
+    if mode == "replace":
         return _blend(frame, _background_image(settings, height, width), face)
     return _blend(anonymized(frame, settings.anonymize_style), frame, face)
 

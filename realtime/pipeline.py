@@ -36,6 +36,7 @@ class Frame:
     index: int
     image: np.ndarray  # (H, W, 3) uint8 BGR
     captured: float  # perf_counter() when it left the source
+    mode: str = "overlay"  # the compose mode when it was captured (the window may switch modes)
     mask: np.ndarray | None = None  # (h, w) float32 0..1, smoothed
     alpha: np.ndarray | None = None  # (H, W) float32 0..1, the mask at full resolution
     output: np.ndarray | None = None  # (H, W, 3) uint8 BGR
@@ -129,7 +130,7 @@ class Pipeline:
                 break
             now = time.perf_counter()
             stats.stage_ms["decode"].append((now - t0) * 1000)
-            if not self._put(out, Frame(index, image, now)):
+            if not self._put(out, Frame(index, image, now, mode=self.settings.mode)):
                 return
             index += 1
         self._put(out, _END)
@@ -161,13 +162,13 @@ class Pipeline:
         if self.flicker is not None:
             self.flicker.add(item.mask)
         t1 = time.perf_counter()
-        item.alpha = face_alpha(item.image, item.mask, self.settings.mode, gray, small_gray)
+        item.alpha = face_alpha(item.image, item.mask, item.mode, gray, small_gray)
         stats.stage_ms["smoothing"].append((t1 - t0) * 1000)
         stats.stage_ms["upsample"].append((time.perf_counter() - t1) * 1000)
 
     def _draw(self, item: Frame, stats: RunStats) -> None:
         t0 = time.perf_counter()
-        item.output = draw(item.image, item.alpha, self.settings)
+        item.output = draw(item.image, item.alpha, self.settings, item.mode)
         stats.stage_ms["compose"].append((time.perf_counter() - t0) * 1000)
 
     def run(self, source: Iterable[np.ndarray], sink: Callable[[Frame], bool | None]) -> RunStats:

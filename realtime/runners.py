@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from facecam.errors import CameraError, FacecamError
-from facecam.realtime.camera import CameraReader
+from facecam.realtime.camera import CameraReader, frames_until_end
 from facecam.realtime.compose import MODES, ComposeSettings, compose
 from facecam.realtime.pipeline import Frame, Pipeline, RunStats
 from facecam.realtime.segmenter import Segmenter
@@ -107,7 +107,13 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
         if out is not None:
             check_output_path(out, (source,))
         pipeline = opts.pipeline(segmenter, queue_size=4)
-        writer = VideoWriter(out, reader.fps, reader.width, reader.height, audio_from=source) if out else None
+        writer = (
+            VideoWriter(
+                out, reader.fps, reader.width, reader.height, audio_from=source, audio_offset=reader.start_seconds
+            )
+            if out
+            else None
+        )
         fps = _FpsMeter()
         if opts.display:
             open_window()
@@ -148,12 +154,6 @@ def _close_quietly(writer: VideoWriter | None) -> str:
     return ""
 
 
-def _camera_frames(camera: CameraReader):
-    """Frames until the camera stops delivering (``iter(read, None)`` would compare arrays with ==)."""
-    while (frame := camera.read(timeout=2.0)) is not None:
-        yield frame
-
-
 def run_camera(segmenter: Segmenter, index: int, out: Path | None, opts: JobOptions) -> RunStats:
     """Live camera, newest frame only, to a window and/or a recording (timed by capture).
 
@@ -183,7 +183,7 @@ def run_camera(segmenter: Segmenter, index: int, out: Path | None, opts: JobOpti
             quit_by_user = not keep_going
             return keep_going
 
-        stats = pipeline.run(_limited(_camera_frames(camera), opts.max_frames), sink)
+        stats = pipeline.run(_limited(frames_until_end(camera), opts.max_frames), sink)
     finally:
         camera.close()
         if opts.display:

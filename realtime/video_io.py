@@ -30,8 +30,8 @@ MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 class VideoReader:
     """Decode a video file frame by frame.
 
-    ``fps`` (Fraction), ``width``, ``height``, ``frame_count`` (0 if the file does not say)
-    and ``has_audio`` describe it. A missing file, a non-video or an undecodable one is a
+    ``fps`` (Fraction), ``width``, ``height`` and ``start_seconds`` (the first video
+    timestamp) describe it. A missing file, a non-video or an undecodable one is a
     FacecamError. Frames that fail to decode mid-stream are skipped and counted in
     ``skipped``, so one corrupt frame does not end a long file.
     """
@@ -56,8 +56,9 @@ class VideoReader:
         self.width, self.height = ctx.width, ctx.height
         rate = self._stream.average_rate or self._stream.guessed_rate or Fraction(30)
         self.fps = Fraction(rate)
-        self.frame_count = int(self._stream.frames or 0)
-        self.has_audio = bool(self._container.streams.audio)
+        start = self._stream.start_time
+        # Output frames are timed from 0; the audio is shifted by the same start (MPEG-TS starts late).
+        self.start_seconds = Fraction(start * self._stream.time_base) if start is not None else Fraction(0)
         self.skipped = 0
 
     def frames(self) -> Iterator[np.ndarray]:
@@ -112,7 +113,13 @@ class VideoWriter:
     """
 
     def __init__(
-        self, path: str | Path, fps: Fraction, width: int, height: int, audio_from: Path | None = None
+        self,
+        path: str | Path,
+        fps: Fraction,
+        width: int,
+        height: int,
+        audio_from: Path | None = None,
+        audio_offset: Fraction = Fraction(0),
     ) -> None:
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
@@ -140,20 +147,24 @@ class VideoWriter:
         self._audio_packets = None
         self._pending = None
         if audio_from is not None:
-            self._open_audio(audio_from, fmt)
+            self._open_audio(audio_from, fmt, Fraction(audio_offset))
 
-    def _open_audio(self, source: Path, fmt: str) -> None:
+    def _open_audio(self, source: Path, fmt: str, offset: Fraction) -> None:
         src = av.open(str(source))
         if not src.streams.audio:
             src.close()
             return
         self._audio_in = src
         stream = src.streams.audio[0]
-        if fmt in ("mp4", "mov") and stream.codec_context.name not in MP4_AUDIO:
+        codec = stream.codec_context.name
+        # AAC out of MPEG-TS/ADTS/FLV carries headers and tags MP4 refuses as they are: re-encode it too.
+        foreign_aac = codec == "aac" and not any(n in src.format.name for n in ("mp4", "mov", "matroska"))
+        if fmt in ("mp4", "mov") and (codec not in MP4_AUDIO or foreign_aac):
             out = self._out.add_stream("aac", rate=stream.rate)
-            self._audio_packets = _transcoded(src, stream, out)
+            self._audio_packets = _transcoded(src, stream, out, offset)
         else:
-            self._audio_packets = _copied(src, stream, self._out.add_stream_from_template(stream))
+            out = self._out.add_stream_from_template(stream)
+            self._audio_packets = _copied(src, stream, out, offset)
 
     def _pump_audio(self, until: Fraction | None) -> None:
         """Mux the audio packets that start before ``until`` seconds (all of them for None)."""
@@ -287,20 +298,28 @@ def trim_incomplete_boxes(path: Path) -> int:
     return end
 
 
-def _copied(src, stream, out_stream):
-    """(start seconds, packet) of ``stream`` re-labelled for ``out_stream``, unchanged."""
+def _copied(src, stream, out_stream, offset: Fraction):
+    """(start seconds, packet) of ``stream`` for ``out_stream``, shifted back by ``offset`` s."""
+    shift = round(offset / stream.time_base) if stream.time_base else 0
     for packet in src.demux(stream):
         if packet.dts is None:
             continue
+        if packet.pts is not None:
+            if packet.pts - shift < 0:
+                continue  # audio from before the first video frame
+            packet.pts -= shift
+        packet.dts -= shift
         start = packet.pts * stream.time_base if packet.pts is not None else None
         packet.stream = out_stream
         yield start, packet
 
 
-def _transcoded(src, stream, out_stream):
-    """(start seconds, packet) of ``stream`` re-encoded by ``out_stream`` (AAC)."""
+def _transcoded(src, stream, out_stream, offset: Fraction):
+    """(start seconds, packet) of ``stream`` re-encoded by ``out_stream`` (AAC), shifted back by ``offset`` s."""
     for frame in src.decode(stream):
-        start = Fraction(frame.time).limit_denominator(10**6) if frame.time is not None else None
+        start = Fraction(frame.time).limit_denominator(10**6) - offset if frame.time is not None else None
+        if start is not None and start < 0:
+            continue
         frame.pts = None
         for packet in out_stream.encode(frame):
             yield start, packet

@@ -196,3 +196,28 @@ def test_audio_mp4_cannot_hold_is_reencoded(tiny_model, tmp_path):
     kept = tmp_path / "out.mkv"
     assert run_cli("facecam", "--video", str(src), "--out", str(kept), "--model", str(tiny_model)).returncode == 0
     assert probe(kept)["audio"] == "pcm_s16le"
+
+
+def test_audio_stays_in_sync_when_the_source_starts_late(tiny_model, tmp_path):
+    import av
+    from conftest import write_clip
+
+    mp4 = write_clip(tmp_path / "a.mp4", frames=36, fps=12)
+    ts = tmp_path / "a.ts"  # like a camcorder's MPEG-TS: timestamps start 1.5 s in
+    with av.open(str(mp4)) as src, av.open(str(ts), "w", format="mpegts") as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is not None:
+                shift = round(1.5 / packet.time_base)
+                packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+                packet.stream = streams[packet.stream.index]
+                dst.mux(packet)
+    with av.open(str(ts)) as c:
+        assert c.streams.video[0].start_time * c.streams.video[0].time_base > 1
+    out = tmp_path / "out.mp4"
+    assert run_cli("facecam", "--video", str(ts), "--out", str(out), "--model", str(tiny_model)).returncode == 0
+    with av.open(str(out)) as c:
+        audio = c.streams.audio[0]
+        first = next(p for p in c.demux(audio) if p.pts is not None)
+        assert abs(float(first.pts * audio.time_base)) < 0.2  # audio starts with the video, not 1.4 s late
+        assert float(c.duration / 1e6) < 3.5  # 36 frames at 12 fps, not 3 s + the offset
