@@ -135,22 +135,27 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
             if opts.display:
                 cv2.destroyAllWindows()
         if writer is not None:
+            if stats.interrupted:
+                writer.mark_incomplete()
             writer.close(keep=True)
+            if writer.kept_path is not None and writer.kept_path != out:
+                print(f"facecam: {out} already existed; the partial result is in {writer.kept_path}", file=sys.stderr)
         if reader.skipped:
             print(f"facecam: {reader.skipped} corrupt frame(s) in {source} were skipped", file=sys.stderr)
         return stats
 
 
 def _close_quietly(writer: VideoWriter | None) -> str:
-    """Finish ``writer`` keeping its frames; returns a note for an error message (never raises)."""
+    """Finish ``writer`` early, keeping its frames; returns a note for an error message (never raises)."""
     if writer is None or writer.closed:
         return ""
+    writer.mark_incomplete()
     try:
         writer.close(keep=True)
     except FacecamError:
         pass
-    if writer.frames_written and writer.path.exists():
-        return f"; what was written before is kept, playable, in {writer.path}"
+    if writer.kept_path is not None and writer.kept_path.exists():
+        return f"; what was written before is kept, playable, in {writer.kept_path}"
     return ""
 
 
@@ -209,7 +214,7 @@ def list_photos(folder: Path) -> list[Path]:
 
 
 def output_name(photo: Path, mode: str) -> str:
-    """Same stem; a PNG for masks (and for inputs OpenCV cannot write back), else the photo's suffix."""
+    """Same stem; a PNG for masks, else the photo's suffix (lower case)."""
     return photo.stem + (".png" if mode == "mask" else photo.suffix.lower())
 
 
@@ -222,6 +227,12 @@ def run_images(segmenter: Segmenter, folder: Path, out: Path, opts: JobOptions) 
         raise FacecamError(f"--out {out} exists and is not a folder")
     if not out.parent.is_dir():
         raise FacecamError(f"output folder's parent {out.parent} does not exist")
+    targets: dict[str, Path] = {}
+    for photo in photos:
+        name = output_name(photo, opts.settings.mode)
+        if name in targets:
+            raise FacecamError(f"{targets[name].name} and {photo.name} would both be written as {name}; rename one")
+        targets[name] = photo
     out.mkdir(exist_ok=True)
     if not os.access(out, os.W_OK):
         raise FacecamError(f"output folder {out} is not writable")

@@ -1,8 +1,9 @@
 """Video files in and out with PyAV: frames as ``(H, W, 3) uint8 BGR``, audio kept.
 
 The writer encodes into a hidden temporary file beside the target and renames it into place
-only when it is finished (or cleanly cut short by Ctrl-C), so a half-written file never takes
-the output's name and an existing file is replaced only by a complete one.
+when it is finished. A run cut short (Ctrl-C, a fault, a full disk) still ends in a playable
+file with the frames done so far: at the output path, or, when that path already held a file,
+beside it as ``NAME.partial.SUFFIX`` so the existing file is never replaced by a partial one.
 """
 
 from __future__ import annotations
@@ -107,9 +108,9 @@ class VideoWriter:
 
     Use as a context manager or call :meth:`close`. ``close(keep=True)`` finishes the file
     and renames it into place; ``close(keep=False)`` removes it. With no frame written
-    nothing is created. MP4/MOV output is fragmented (a fragment a second), so the frames
-    written so far stay playable even when the process dies or the disk fills up; audio is
-    interleaved as the video advances.
+    nothing is created. MP4/MOV output is fragmented (a fragment a second), so the hidden
+    temporary file stays playable up to its last fragment even if the process is killed, and
+    a full disk leaves whole fragments; audio is interleaved as the video advances.
     """
 
     def __init__(
@@ -127,6 +128,9 @@ class VideoWriter:
         self.frames_written = 0
         self._last_pts = -1
         self._closed = False
+        self._complete = True
+        self._existed = self.path.exists()
+        self.kept_path: Path | None = None
         fmt = CONTAINERS.get(self.path.suffix.lower())
         if fmt is None:
             raise FacecamError(f"output {self.path}: unsupported suffix; use one of {', '.join(CONTAINERS)}")
@@ -249,16 +253,29 @@ class VideoWriter:
             if error is not None and self._fragmented and self.tmp.exists():
                 trim_incomplete_boxes(self.tmp)
             if keep and self.frames_written and self.tmp.exists():
-                os.replace(self.tmp, self.path)
+                os.replace(self.tmp, self._final_path(complete=error is None and self._complete))
             elif self.tmp.exists():
                 self.tmp.unlink()
         if error is not None:
-            kept = f"; the {self.frames_written} frames written are kept in {self.path}" if self.path.exists() else ""
+            kept = f"; the {self.frames_written} frames written are kept in {self.kept_path}" if self.kept_path else ""
             raise FacecamError(f"{error}{kept}") from error
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def mark_incomplete(self) -> None:
+        """The run stopped early (fault or Ctrl-C): the output holds only the frames done so far."""
+        self._complete = False
+
+    def _final_path(self, complete: bool) -> Path:
+        """Where the finished file goes: the output path, unless a partial result would replace a
+        file the user already had; then beside it as NAME.partial.SUFFIX, so nothing is lost."""
+        target = self.path
+        if not complete and self._existed:
+            target = self.path.with_name(f"{self.path.stem}.partial{self.path.suffix}")
+        self.kept_path = target
+        return target
 
     def __enter__(self) -> VideoWriter:
         return self

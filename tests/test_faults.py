@@ -170,3 +170,35 @@ def test_signals_finish_the_file(tiny_model, tmp_path, sig):
     assert 0 < decodable_frames(out) < 1500
     assert probe(out)["audio"] == "aac"
     assert not partial.exists()
+
+
+def test_a_partial_result_never_replaces_an_existing_output(tiny_model, clip, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"the user's earlier result")
+    real_infer = Segmenter.infer
+    calls = {"n": 0}
+
+    def failing_infer(self, tensor):
+        calls["n"] += 1
+        return real_infer(self, tensor if calls["n"] <= 6 else tensor[:, :2])
+
+    monkeypatch.setattr(Segmenter, "infer", failing_infer)
+    assert cli.main(["--video", str(clip), "--out", str(out), "--model", str(tiny_model)]) == 2
+    assert out.read_bytes() == b"the user's earlier result"
+    partial = tmp_path / "out.partial.mp4"
+    assert "out.partial.mp4" in capsys.readouterr().err and 0 < decodable_frames(partial) <= 6
+
+
+def test_photos_that_would_overwrite_each_other_are_refused(tiny_model, tmp_path):
+    import cv2
+    from conftest import assert_clean_error, draw_face_frame, run_cli
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.jpg"), draw_face_frame(0.0))
+    cv2.imwrite(str(photos / "a.png"), draw_face_frame(1.0))
+    result = run_cli(
+        "facecam", "--images", str(photos), "--out", str(tmp_path / "o"), "--mode", "mask", "--model", str(tiny_model)
+    )
+    assert_clean_error(result, "would both be written as a.png")
+    assert not (tmp_path / "o").exists()
