@@ -235,6 +235,11 @@ def export_onnx(
         os.replace(tmp32, out)
         if tmp16 is not None:
             os.replace(tmp16, fp16_path)
+        else:
+            stale = out.with_name(out.stem + "_fp16.onnx")
+            if stale.exists():  # GPU providers would load it in place of the new model
+                stale.unlink()
+                report.checks.append(f"removed {stale.name}, an FP16 twin of an earlier export (use --fp16 to renew)")
     finally:
         for tmp in (tmp32, tmp16):
             if tmp is not None and tmp.exists():

@@ -30,7 +30,7 @@ class TemporalSmoother:
         self.reset()
 
     def reset(self) -> None:
-        """Forget the previous frame (a new clip, a scene cut, a mode change)."""
+        """Forget the previous frame (a new run; a scene cut resets by itself)."""
         self._mask: np.ndarray | None = None
         self._gray: np.ndarray | None = None
 

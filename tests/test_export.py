@@ -82,3 +82,11 @@ def test_checkpoint_of_another_shape_is_a_clear_error(tmp_path):
     torch.save(payload, ckpt)
     with pytest.raises(FacecamError, match="do not fit model"):
         export_onnx(ckpt, tmp_path / "x.onnx")
+
+
+def test_export_without_fp16_removes_a_stale_fp16_twin(tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "t.pt")
+    export_onnx(ckpt, tmp_path / "face.onnx", fp16=True)
+    report = export_onnx(tiny_checkpoint(tmp_path / "t2.pt", seed=1), tmp_path / "face.onnx")
+    assert not (tmp_path / "face_fp16.onnx").exists()
+    assert any("removed face_fp16.onnx" in line for line in report.checks)

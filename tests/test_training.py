@@ -329,3 +329,23 @@ def test_augmentations_keep_image_and_label_aligned(prepared):
     out_image, out_label = transform(image, label)
     assert out_image.shape == (48, 48, 3) and out_label.shape == (48, 48) and out_image.dtype == np.uint8
     assert set(np.unique(out_label)) <= {0, 1, 2}
+
+
+def test_labels_outside_the_classes_are_reported(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.jpg"), np.zeros((8, 8, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "labels" / "a.png"), np.full((8, 8), 7, np.uint8))
+    with pytest.raises(FacecamError, match="has value 7"):
+        read_pair(tmp_path, "a")
+    assert read_pair(tmp_path, "a", {7: 255})[1].max() == 255  # remapped to ignore: fine
+
+
+def test_resume_refuses_changed_settings(prepared, tmp_path):
+    run = tmp_path / "run"
+    common = ("--data", str(prepared), "--model", "fast_unet", "--batch-size", "2", "--workers", "0", "--out", str(run))
+    assert run_cli("facecam-train", *common, "--size", "64", "--epochs", "1").returncode == 0
+    assert_clean_error(run_cli("facecam-train", *common, "--size", "96", "--epochs", "2", "--resume"), "size=64")
+    assert_clean_error(
+        run_cli("facecam-train", *common, "--size", "64", "--width", "8", "--epochs", "2", "--resume"), "model_kwargs"
+    )

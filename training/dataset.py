@@ -21,6 +21,8 @@ import numpy as np
 from facecam.errors import FacecamError
 
 LABEL_IGNORE = 255
+#: classes 0 background, 1 face, 2 hair
+NUM_CLASSES = 3
 #: a pixel known not to be face whose other class is unknown (MaskedFace-Net's label 0 is
 #: background or hair): the loss pushes it away from the face classes only
 LABEL_NOT_FACE = 254
@@ -104,6 +106,12 @@ def read_pair(root: Path, name: str, label_map: Mapping[int, int] | None = None)
         for old, new in label_map.items():
             lut[old] = new
         label = lut[label]
+    unknown = label[(label >= NUM_CLASSES) & (label < LABEL_NOT_FACE)]
+    if unknown.size:
+        raise FacecamError(
+            f"label map {label_path} has value {int(unknown[0])}; valid: 0 background, 1 face, 2 hair, "
+            f"{LABEL_NOT_FACE} not face, {LABEL_IGNORE} ignore (remap with --data PATH:OLD=NEW)"
+        )
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), label
 
 

@@ -1,8 +1,8 @@
 """Face Dice and IoU, the figures the original reported (Dice 0.98 / IoU 0.96 on CelebAMask-HQ).
 
 Both are per image, on the binary face mask (the union of the face classes), with pixels
-labelled 255 left out, then averaged over images. An image with no face in either the
-prediction or the truth scores 1 (nothing to find, nothing found).
+labelled 255 left out, then averaged over images. An image with a face in neither the
+prediction nor the truth scores 1 (nothing to find, nothing found).
 """
 
 from __future__ import annotations

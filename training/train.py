@@ -81,9 +81,23 @@ def _lr_lambda(total_steps: int, warmup_steps: int):
     return factor
 
 
-def _datasets(cfg: TrainConfig) -> tuple[ConcatDataset, ConcatDataset]:
+def check_resumable(state: dict, cfg: TrainConfig, path: Path) -> None:
+    """Refuse to resume a run with settings that would not fit or would silently change it."""
+    if state["model_name"] != cfg.model:
+        raise FacecamError(f"--resume: {path} is a {state['model_name']} run, not {cfg.model}")
+    old = state.get("config", {})
+    for key in ("model_kwargs", "size", "batch_size", "lr"):  # more --epochs may extend a run
+        if key in old and old[key] != getattr(cfg, key):
+            raise FacecamError(
+                f"--resume: {path} was trained with {key}={old[key]}, not {getattr(cfg, key)}; "
+                f"use the same value (or a new --out)"
+            )
+
+
+def _datasets(cfg: TrainConfig, rank: int = 0) -> tuple[ConcatDataset, ConcatDataset]:
     """Training sets from every folder; validation from the folders that have the val split."""
-    train_tf = build_train_transform(AugmentConfig(**{**asdict(cfg.augment), "size": cfg.size}), seed=cfg.seed)
+    # each rank its own augmentation stream (workers reseed themselves; this covers --workers 0)
+    train_tf = build_train_transform(AugmentConfig(**{**asdict(cfg.augment), "size": cfg.size}), seed=cfg.seed + rank)
     eval_tf = build_eval_transform(cfg.size)
     specs = [parse_data_spec(d) for d in cfg.data]
     train = ConcatDataset([FaceSegDataset(p, cfg.train_split, train_tf, label_map=m) for p, m in specs])
@@ -156,7 +170,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
 
 
 def _train(cfg: TrainConfig, run: Path, device: torch.device, rank: int, world: int) -> dict[str, float]:
-    train_set, val_set = _datasets(cfg)
+    train_set, val_set = _datasets(cfg, rank)
     sampler = torch.utils.data.DistributedSampler(train_set, seed=cfg.seed) if world > 1 else None
     loader_kw = dict(num_workers=cfg.workers, pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0)
     train_loader = DataLoader(
@@ -189,12 +203,12 @@ def _train(cfg: TrainConfig, run: Path, device: torch.device, rank: int, world: 
     start = 0
     if cfg.resume:
         state = load_checkpoint(run / "last.pt")
-        if state["model_name"] != cfg.model:
-            raise FacecamError(f"--resume: {run / 'last.pt'} is a {state['model_name']} run, not {cfg.model}")
+        check_resumable(state, cfg, run / "last.pt")
         bare.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
+        if scaler.is_enabled() and state.get("scaler"):  # a CPU run has no scaler state to resume
+            scaler.load_state_dict(state["scaler"])
         history, best, start = state["history"], state["best"], state["epoch"]
         if rank == 0:
             print(f"resuming {run} after epoch {start}", file=sys.stderr)
