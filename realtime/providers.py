@@ -73,6 +73,10 @@ def _session_options(threads: int):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.log_severity_level = _NORMAL
+    # onnxruntime's worker threads spin-wait between runs by default; on a small CPU that burns
+    # the cores the decode, smoothing and compose threads need (measured: 1.3x the pipeline FPS
+    # on 2 cores with spinning off).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
