@@ -50,7 +50,8 @@ def test_soak_every_mode_memory_threads_and_fps(tiny_model):
             decay[mode] = float(np.median(chunks[:5]) / np.median(chunks[5:]))  # later speed / earlier speed
             assert threading.active_count() == threads_before, f"{mode}: threads left behind"
     print(
-        f"soak: {len(MODES)} x {SOAK_FRAMES_PER_MODE} frames; RSS growth MiB {growth}; speed in the second half over the first (medians of tenths) {decay}"
+        f"soak: {len(MODES)} x {SOAK_FRAMES_PER_MODE} frames; RSS growth MiB {growth}; "
+        f"speed 2nd half / 1st half {decay}"
     )
     assert max(growth.values()) < 20, growth
     assert min(decay.values()) > 0.5, decay
