@@ -131,8 +131,8 @@ def clip(tmp_path_factory) -> Path:
     return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
 
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run a console command of this package in a subprocess (as a user would), capturing output."""
+def _cli_command(args: tuple[str, ...]) -> tuple[list[str], dict]:
+    """argv and environment to run a console command of this package (no screen: DISPLAY unset)."""
     module = {
         "facecam": "facecam.realtime.cli",
         "facecam-train": "facecam.training.cli",
@@ -142,9 +142,19 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     code = f"import sys; from {module} import main; sys.exit(main())"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("DISPLAY", None)
-    return subprocess.run(
-        [sys.executable, "-c", code, *args[1:]], capture_output=True, text=True, timeout=timeout, env=env
-    )
+    return [sys.executable, "-c", code, *args[1:]], env
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run a console command of this package in a subprocess (as a user would), capturing output."""
+    argv, env = _cli_command(args)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def start_cli(*args: str) -> subprocess.Popen:
+    """Start a console command in the background (stderr piped), e.g. to send it a signal."""
+    argv, env = _cli_command(args)
+    return subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import probe, write_clip
+from conftest import probe, run_cli, start_cli, write_clip
 
 from facecam.errors import CameraError
 from facecam.realtime import cli, runners
@@ -55,24 +54,7 @@ def test_corrupt_frames_are_skipped_and_reported(tiny_model, tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(bytes(data))
     out = tmp_path / "out.mp4"
-    code = "import sys; from facecam.realtime.cli import main; sys.exit(main())"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "--video",
-            str(bad),
-            "--out",
-            str(out),
-            "--model",
-            str(tiny_model),
-            "--no-display",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_cli("facecam", "--video", str(bad), "--out", str(out), "--model", str(tiny_model))
     assert result.returncode == 0, result.stderr
     assert "corrupt frame(s)" in result.stderr and "Traceback" not in result.stderr
     assert 30 < decodable_frames(out) < 60
@@ -112,24 +94,8 @@ def tiny_disk(tmp_path):
 def test_full_disk_keeps_a_playable_file_and_nothing_else(tiny_model, tiny_disk, tmp_path):
     clip = write_clip(tmp_path / "big.mp4", frames=240, size=(240, 320), fps=24, noise=20, audio=True)
     out = tiny_disk / "out.mp4"
-    code = "import sys; from facecam.realtime.cli import main; sys.exit(main())"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "--video",
-            str(clip),
-            "--out",
-            str(out),
-            "--model",
-            str(tiny_model),
-            "--mode",
-            "overlay",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_cli(
+        "facecam", "--video", str(clip), "--out", str(out), "--model", str(tiny_model), "--mode", "overlay"
     )
     assert result.returncode == 2, result.stderr
     assert "is full" in result.stderr and "Traceback" not in result.stderr
@@ -141,23 +107,7 @@ def test_full_disk_keeps_a_playable_file_and_nothing_else(tiny_model, tiny_disk,
 def test_signals_finish_the_file(tiny_model, tmp_path, sig):
     clip = write_clip(tmp_path / "long.mp4", frames=1500, fps=30, size=(240, 320))
     out = tmp_path / "out.mp4"
-    code = "import sys; from facecam.realtime.cli import main; sys.exit(main())"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "--video",
-            str(clip),
-            "--out",
-            str(out),
-            "--model",
-            str(tiny_model),
-            "--no-display",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_cli("facecam", "--video", str(clip), "--out", str(out), "--model", str(tiny_model), "--no-display")
     partial = tmp_path / ".out.partial.mp4"
     deadline = time.monotonic() + 60
     while not (partial.exists() and partial.stat().st_size > 0) and time.monotonic() < deadline:
