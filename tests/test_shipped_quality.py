@@ -26,8 +26,9 @@ def test_default_model_meets_the_iou_floor_on_lfw_test(tmp_path):
     photos.mkdir()
     for name in picked:
         shutil.copy(LFW / "images" / f"{name}.jpg", photos)
-    result = run_cli("facecam", "--images", str(photos), "--out", str(tmp_path / "masks"), "--mode", "mask",
-                     timeout=300)
+    result = run_cli(
+        "facecam", "--images", str(photos), "--out", str(tmp_path / "masks"), "--mode", "mask", timeout=300
+    )
     assert result.returncode == 0, result.stderr
     dice, iou = [], []
     for name in picked:
@@ -37,6 +38,8 @@ def test_default_model_meets_the_iou_floor_on_lfw_test(tmp_path):
         inter, total = (pred & truth).sum(), pred.sum() + truth.sum()
         dice.append(1.0 if total == 0 else 2 * inter / total)
         iou.append(1.0 if total == 0 else inter / (total - inter))
-    print(f"default model on {len(picked)} lfw-parts/test photos via the CLI: Dice {np.mean(dice):.4f} "
-          f"IoU {np.mean(iou):.4f}")
+    print(
+        f"default model on {len(picked)} lfw-parts/test photos via the CLI: Dice {np.mean(dice):.4f} "
+        f"IoU {np.mean(iou):.4f}"
+    )
     assert np.mean(iou) >= FLOOR_IOU
