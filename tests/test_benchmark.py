@@ -23,7 +23,7 @@ def test_benchmark_reports_every_stage_and_latency(tiny_model, clip):
 def test_camera_like_source_drops_frames_it_cannot_keep_up_with(tiny_model):
     result = run_benchmark(
         BenchConfig(
-            source="generated:320x240", model=str(tiny_model), warmup=2, frames=60, camera_fps=1000.0, encode=False
+            source="generated:640x480", model=str(tiny_model), warmup=2, frames=60, camera_fps=1e6, encode=False
         )
     )
     assert result.dropped > 0
