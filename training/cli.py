@@ -14,7 +14,6 @@ from pathlib import Path
 from facecam.cli_args import OneLineErrorParser, non_negative_int, positive_float, positive_int, unit_float
 from facecam.errors import FacecamError, cli_entry
 
-SUBCOMMANDS = ("prepare", "evaluate")
 
 
 def train_parser() -> OneLineErrorParser:
