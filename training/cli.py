@@ -15,7 +15,6 @@ from facecam.cli_args import OneLineErrorParser, non_negative_int, positive_floa
 from facecam.errors import FacecamError, cli_entry
 
 
-
 def train_parser() -> OneLineErrorParser:
     from facecam.training.models import MODELS
 
