@@ -2,6 +2,7 @@
 
 facecam-train --data DIR --model NAME --epochs N --batch-size B --lr LR --size S --out RUN
 facecam-train prepare celebamask --src DIR --out DIR
+facecam-train prepare person --src DIR --out DIR
 facecam-train evaluate --checkpoint RUN/best.pt --data DIR --split test
 """
 
@@ -45,6 +46,7 @@ def train_parser() -> OneLineErrorParser:
     p.add_argument("--threads", type=non_negative_int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue RUN/last.pt where it stopped")
+    p.add_argument("--init", type=Path, help="start from this checkpoint's weights (fine-tuning; same model and width)")
     aug = p.add_argument_group("augmentation")
     aug.add_argument("--color-jitter", type=unit_float, default=0.3, help="ColorJitter strength (0 = off)")
     aug.add_argument("--coarse-dropout", type=unit_float, default=0.5, help="CoarseDropout probability")
@@ -62,6 +64,9 @@ def train_parser() -> OneLineErrorParser:
         default=0.0,
         help="probability of hand/arm-like patches of the face's own skin, labelled not-face",
     )
+    aug.add_argument(
+        "--lighting", type=unit_float, default=0.0, help="probability of a gamma change or a grey frame (0 = off)"
+    )
     aug.add_argument("--no-hflip", action="store_true", help="disable horizontal flips")
     return p
 
@@ -70,11 +75,24 @@ def prepare_parser() -> OneLineErrorParser:
     from facecam.training.celebamask import CUTOUT_PARTS, FACE_PARTS, HAIR_PARTS
 
     p = OneLineErrorParser(prog="facecam-train prepare", description="Convert a data set to the facecam layout.")
-    p.add_argument("dataset", choices=["celebamask"], help="source data set")
     p.add_argument(
-        "--src", required=True, type=Path, help="CelebAMask-HQ folder (CelebA-HQ-img/, CelebAMask-HQ-mask-anno/)"
+        "dataset",
+        choices=["celebamask", "person"],
+        help="celebamask: CelebAMask-HQ parts -> face/hair labels; person: person masks -> not-face labels "
+        "for bodies and backgrounds",
+    )
+    p.add_argument(
+        "--src",
+        required=True,
+        type=Path,
+        help="CelebAMask-HQ folder (CelebA-HQ-img/, CelebAMask-HQ-mask-anno/), or for person a folder with "
+        "images/, labels/ (0 background, >0 person) and a split list",
     )
     p.add_argument("--out", required=True, type=Path, help="output folder")
+    person = p.add_argument_group("person")
+    person.add_argument("--teacher", default="facecam_face", help="model that marks possible heads (kept unlabelled)")
+    person.add_argument("--split", default="all", help="split list of the source to convert")
+    person.add_argument("--holdout", type=non_negative_int, default=0, help="photos kept out of train.txt")
     p.add_argument("--face-parts", default=",".join(FACE_PARTS), help="comma-separated parts that form the face")
     p.add_argument("--hair-parts", default=",".join(HAIR_PARTS), help="comma-separated parts that form hair")
     p.add_argument("--cutout-parts", default=",".join(CUTOUT_PARTS), help="parts cut out of face and hair")
@@ -104,6 +122,16 @@ def run_prepare(argv: list[str]) -> int:
     from facecam.training.celebamask import PrepareConfig, prepare_celebamask
 
     a = prepare_parser().parse_args(argv)
+    if a.dataset == "person":
+        from facecam.training.person import PersonPrepareConfig, prepare_person
+
+        counts = prepare_person(
+            PersonPrepareConfig(
+                src=a.src, out=a.out, teacher=a.teacher, split=a.split, max_side=a.size, holdout=a.holdout, seed=a.seed
+            )
+        )
+        print(f"wrote {a.out}: {counts['train']} train, {counts['holdout']} held out")
+        return 0
     cfg = PrepareConfig(
         src=a.src,
         out=a.out,
@@ -160,6 +188,8 @@ def run_train(argv: list[str]) -> int:
     from facecam.training.train import TrainConfig, command_line, train
 
     a = train_parser().parse_args(argv)
+    if a.init and not a.init.is_file():
+        raise FacecamError(f"--init: {a.init} does not exist")
     if a.resume and not (a.out / "last.pt").is_file():
         raise FacecamError(f"--resume: {a.out / 'last.pt'} does not exist")
     if not a.resume and (a.out / "last.pt").exists():
@@ -173,6 +203,7 @@ def run_train(argv: list[str]) -> int:
         webcam_framing=a.webcam_framing,
         blur_noise=a.blur_noise,
         skin_distractors=a.skin_distractors,
+        lighting=a.lighting,
     )
     if a.width and a.model != "fast_unet":
         raise FacecamError(f"--width applies to fast_unet only, not {a.model}")
@@ -193,6 +224,7 @@ def run_train(argv: list[str]) -> int:
         threads=a.threads,
         seed=a.seed,
         resume=a.resume,
+        init=str(a.init) if a.init else "",
         augment=aug,
         command=command_line(),
     )

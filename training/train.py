@@ -50,6 +50,7 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads, 0 = torch's default
     seed: int = 0
     resume: bool = False
+    init: str = ""  # checkpoint whose weights start the run (fine-tuning); a fresh schedule
     warmup_epochs: float = 0.5
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     command: str = ""
@@ -92,6 +93,15 @@ def check_resumable(state: dict, cfg: TrainConfig, path: Path) -> None:
                 f"--resume: {path} was trained with {key}={old[key]}, not {getattr(cfg, key)}; "
                 f"use the same value (or a new --out)"
             )
+
+
+def check_initialisable(state: dict, cfg: TrainConfig, path: Path) -> None:
+    """Refuse to start from weights of another architecture or width (they would not load)."""
+    if state["model_name"] != cfg.model or state.get("model_kwargs", {}) != cfg.model_kwargs:
+        raise FacecamError(
+            f"--init: {path} holds {state['model_name']} {state.get('model_kwargs') or ''}, "
+            f"not {cfg.model} {cfg.model_kwargs or ''}"
+        )
 
 
 def _datasets(cfg: TrainConfig, rank: int = 0) -> tuple[ConcatDataset, ConcatDataset]:
@@ -201,6 +211,12 @@ def _train(cfg: TrainConfig, run: Path, device: torch.device, rank: int, world: 
     history: list[dict[str, float]] = []
     best: dict[str, float] = {"iou": -1.0}
     start = 0
+    if cfg.init and not cfg.resume:
+        state = load_checkpoint(cfg.init)
+        check_initialisable(state, cfg, Path(cfg.init))
+        bare.load_state_dict(state["state_dict"])
+        if rank == 0:
+            print(f"starting from the weights of {cfg.init}", file=sys.stderr)
     if cfg.resume:
         state = load_checkpoint(run / "last.pt")
         check_resumable(state, cfg, run / "last.pt")

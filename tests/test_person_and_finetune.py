@@ -1,0 +1,126 @@
+"""Person masks -> not-face labels (``facecam-train prepare person``) and fine-tuning with ``--init``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import assert_clean_error, run_cli
+from test_training import make_celebamask
+
+from facecam.training.celebamask import PrepareConfig, prepare_celebamask
+from facecam.training.dataset import LABEL_IGNORE, LABEL_NOT_FACE
+from facecam.training.person import body_negative_labels, head_zones, top_bands
+
+
+def standing_person(h: int = 200, w: int = 120) -> tuple[np.ndarray, np.ndarray]:
+    """A whole standing figure (head circle over a body) and the head's disc, both (h, w) bool."""
+    person = np.zeros((h, w), np.uint8)
+    cv2.circle(person, (60, 30), 12, 1, -1)
+    cv2.rectangle(person, (40, 42), (80, 180), 1, -1)
+    head = np.zeros((h, w), np.uint8)
+    cv2.circle(head, (60, 30), 11, 1, -1)
+    return person > 0, head > 0
+
+
+def test_body_is_not_face_head_and_rim_are_ignored_background_is_background():
+    person, head = standing_person()
+    label = body_negative_labels(person, head)
+    assert label[5, 5] == 0 and label[195, 110] == 0  # far from the person
+    assert label[30, 60] == LABEL_IGNORE  # the head
+    assert label[45, 60] == LABEL_IGNORE  # the neck, below the chin
+    assert (label[120:175, 45:75] == LABEL_NOT_FACE).all()  # the body
+    assert label[100, 82] == LABEL_IGNORE  # the ragged edge of an automatic mask: no claim either way
+    assert set(np.unique(label)) == {0, LABEL_NOT_FACE, LABEL_IGNORE}
+
+
+def test_teacher_over_painting_below_the_neck_becomes_not_face():
+    person, head = standing_person()
+    overpainted = head.copy()
+    overpainted[42:150, 45:75] = True  # the teacher also painted a skin-coloured dress
+    label = body_negative_labels(person, overpainted)
+    assert label[30, 60] == LABEL_IGNORE
+    assert (label[110:150, 45:75] == LABEL_NOT_FACE).all()
+
+
+def test_a_head_the_teacher_missed_stays_ignored():
+    person, _ = standing_person()
+    no_face = np.zeros_like(person)
+    bands = top_bands(person)
+    assert bands[20:40, 50:70].all() and not bands[150].any()  # top fifth of a whole person
+    label = body_negative_labels(person, no_face)
+    assert (label[20:40, 50:70] == LABEL_IGNORE).all()
+    cropped = person.copy()
+    cropped[180:, 40:81] = True  # the same person cut off by the image's bottom edge: a deeper band
+    assert top_bands(cropped)[:, 60].sum() > bands[:, 60].sum()
+
+
+def test_head_zone_is_sized_by_the_head_not_the_blob():
+    blob = np.zeros((300, 300), bool)
+    cv2.circle(blob.view(np.uint8), (150, 40), 15, 1, -1)
+    blob[55:290, 135:165] = True  # a long tail below the head (dress, arm)
+    zone = head_zones(blob)
+    ys, xs = np.nonzero(zone.any(axis=1))[0], np.nonzero(zone.any(axis=0))[0]
+    assert ys.min() < 25 and 80 < ys.max() < 100  # from above the head (top 25) to two head widths down
+    assert 105 < xs.min() < 120 and 180 < xs.max() < 195  # 1.25 head widths (31 px) each side
+
+
+def make_person_set(root: Path, count: int = 4) -> Path:
+    """Photos of a standing figure with 0/1 person masks and an all.txt, like ../shared/data/person."""
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    person, _ = standing_person()
+    for i in range(count):
+        image = np.full((200, 120, 3), (90, 140, 60), np.uint8)
+        image[person] = (60, 90, 200)
+        cv2.imwrite(str(root / "images" / f"{i}.jpg"), image)
+        cv2.imwrite(str(root / "labels" / f"{i}.png"), person.astype(np.uint8))
+    (root / "all.txt").write_text("".join(f"{i}\n" for i in range(count)))
+    return root
+
+
+def test_prepare_person_then_fine_tune_with_init(tmp_path, tiny_model):
+    src = make_person_set(tmp_path / "person")
+    out = tmp_path / "person-neg"
+    prepare = ("facecam-train", "prepare", "person", "--src", str(src), "--out", str(out), "--teacher", str(tiny_model))
+    r = run_cli(*prepare, "--holdout", "1")
+    assert r.returncode == 0, r.stderr
+    assert "3 train, 1 held out" in r.stdout
+    assert len((out / "train.txt").read_text().split()) == 3 and len((out / "holdout.txt").read_text().split()) == 1
+    for label_path in (out / "labels").iterdir():
+        assert set(np.unique(cv2.imread(str(label_path), 0))) <= {0, LABEL_NOT_FACE, LABEL_IGNORE}
+    assert_clean_error(run_cli(*prepare), "not empty")
+
+    faces = tmp_path / "faces"
+    prepare_celebamask(
+        PrepareConfig(src=make_celebamask(tmp_path / "celeba"), out=faces, size=64, val_count=2), progress=False
+    )
+    common = ("--data", str(faces), str(out), "--model", "fast_unet", "--batch-size", "2", "--size", "64")
+    common += ("--workers", "0", "--epochs", "1", "--lighting", "1")
+    assert run_cli("facecam-train", *common, "--out", str(tmp_path / "base"), timeout=300).returncode == 0
+    base = tmp_path / "base" / "best.pt"
+    r = run_cli("facecam-train", *common, "--init", str(base), "--out", str(tmp_path / "tuned"), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "starting from the weights of" in r.stderr
+    assert_clean_error(
+        run_cli("facecam-train", *common, "--width", "8", "--init", str(base), "--out", str(tmp_path / "w8")),
+        "--init",
+    )
+    assert not (tmp_path / "w8" / "last.pt").exists()
+    assert_clean_error(
+        run_cli("facecam-train", *common, "--init", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x")),
+        "does not exist",
+    )
+
+
+@pytest.mark.parametrize("bad", ["missing-src", "no-split"])
+def test_prepare_person_bad_source_is_one_line(tmp_path, tiny_model, bad):
+    src = tmp_path / "missing" if bad == "missing-src" else make_person_set(tmp_path / "p")
+    if bad == "no-split":
+        (src / "all.txt").unlink()
+    r = run_cli(
+        "facecam-train", "prepare", "person", "--src", str(src), "--out", str(tmp_path / "o"), "--teacher", str(tiny_model)
+    )
+    assert_clean_error(r, "split file")
