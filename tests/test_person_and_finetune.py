@@ -120,7 +120,7 @@ def test_prepare_person_bad_source_is_one_line(tmp_path, tiny_model, bad):
     src = tmp_path / "missing" if bad == "missing-src" else make_person_set(tmp_path / "p")
     if bad == "no-split":
         (src / "all.txt").unlink()
-    r = run_cli(
-        "facecam-train", "prepare", "person", "--src", str(src), "--out", str(tmp_path / "o"), "--teacher", str(tiny_model)
-    )
+    out = tmp_path / "o"
+    args = ("prepare", "person", "--src", str(src), "--out", str(out), "--teacher", str(tiny_model))
+    r = run_cli("facecam-train", *args)
     assert_clean_error(r, "split file")
