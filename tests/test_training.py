@@ -16,7 +16,7 @@ from conftest import assert_clean_error, run_cli
 from facecam.errors import FacecamError
 from facecam.training.celebamask import PrepareConfig, prepare_celebamask
 from facecam.training.dataset import FaceSegDataset, read_pair
-from facecam.training.metrics import face_dice_iou
+from facecam.training.metrics import face_dice_iou, not_face_painted
 from facecam.training.models import MODELS, build_model
 
 PARTS_DRAWN = ("skin", "nose", "l_eye", "r_eye", "l_brow", "r_brow", "u_lip", "l_lip", "mouth", "hair", "eye_g", "neck")
@@ -150,6 +150,11 @@ def test_metrics_known_answers():
     empty = np.zeros((2, 3, 3))
     assert face_dice_iou(empty, empty)[1] == pytest.approx([1.0, 1.0])
     assert face_dice_iou(np.full((3, 3), 2), np.full((3, 3), 1), face_classes=(1, 2))[1][0] == 1.0
+    # not-face pixels painted: column 1 is background (0) painted face; 254 counts as not-face, 255 not at all
+    assert not_face_painted(pred, target) == (4, 12)
+    target_mixed = target.copy()
+    target_mixed[:, 2], target_mixed[:, 3] = 254, 255
+    assert not_face_painted(pred, target_mixed) == (4, 8)
 
 
 def test_models_build_without_downloads_and_unknown_name():

@@ -177,6 +177,7 @@ def run_evaluate(argv: list[str]) -> int:
                 "face_dice": round(metrics["dice"], 4),
                 "face_iou": round(metrics["iou"], 4),
                 "loss": round(metrics["loss"], 4),
+                "not_face_painted": round(metrics["not_face_painted"], 4),
             }
         )
     )

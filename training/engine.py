@@ -7,7 +7,7 @@ import torch
 from torch.nn import functional as F
 
 from facecam.training.dataset import LABEL_IGNORE, LABEL_NOT_FACE
-from facecam.training.metrics import face_dice_iou
+from facecam.training.metrics import face_dice_iou, not_face_painted
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, face_classes: tuple[int, ...]) -> torch.Tensor:
@@ -75,16 +75,20 @@ def train_one_epoch(
 def evaluate(
     model: torch.nn.Module, loader, device: torch.device, face_classes: tuple[int, ...], progress: bool = False
 ) -> dict[str, float]:
-    """Mean loss and per-image face Dice / IoU over ``loader``."""
+    """Mean loss, per-image face Dice / IoU, and the share of not-face pixels painted as face over ``loader``."""
     from tqdm import tqdm
 
     model.eval()
     losses, dices, ious = [], [], []
+    painted = labelled = 0
     for images, labels in tqdm(loader, desc="val", disable=not progress, leave=False, dynamic_ncols=True):
         images, labels = images.to(device), labels.to(device)
         logits = model(images)
         losses.append(segmentation_loss(logits.float(), labels, face_classes).item() * len(images))
-        dice, iou = face_dice_iou(logits.argmax(1).cpu().numpy(), labels.cpu().numpy(), face_classes)
+        pred, target = logits.argmax(1).cpu().numpy(), labels.cpu().numpy()
+        dice, iou = face_dice_iou(pred, target, face_classes)
+        counts = not_face_painted(pred, target, face_classes)
+        painted, labelled = painted + counts[0], labelled + counts[1]
         dices.append(dice)
         ious.append(iou)
     n = sum(len(d) for d in dices)
@@ -92,4 +96,5 @@ def evaluate(
         "loss": float(sum(losses) / max(n, 1)),
         "dice": float(np.concatenate(dices).mean()) if n else 0.0,
         "iou": float(np.concatenate(ious).mean()) if n else 0.0,
+        "not_face_painted": painted / labelled if labelled else 0.0,
     }

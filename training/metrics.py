@@ -36,3 +36,14 @@ def face_dice_iou(
     dice = np.where(empty, 1.0, 2 * inter / np.maximum(sum_pt, 1))
     iou = np.where(empty, 1.0, inter / np.maximum(union, 1))
     return dice, iou
+
+
+def not_face_painted(pred: np.ndarray, target: np.ndarray, face_classes: tuple[int, ...] = (1,)) -> tuple[int, int]:
+    """Pixels labelled as known not-face (any class but face and ignore) that ``pred`` paints as face.
+
+    Returns ``(painted, labelled)`` counts, to pool over a data set: their ratio is the face
+    false-positive rate, the figure for arms, clothes and rooms in the person negatives.
+    """
+    pred, target = np.asarray(pred), np.asarray(target)
+    known_not_face = (target != LABEL_IGNORE) & ~np.isin(target, face_classes)
+    return int((np.isin(pred, face_classes) & known_not_face).sum()), int(known_not_face.sum())
