@@ -91,7 +91,7 @@ def test_prepare_person_then_fine_tune_with_init(tmp_path, tiny_model):
     assert len((out / "train.txt").read_text().split()) == 3 and len((out / "holdout.txt").read_text().split()) == 1
     for label_path in (out / "labels").iterdir():
         assert set(np.unique(cv2.imread(str(label_path), 0))) <= {0, LABEL_NOT_FACE, LABEL_IGNORE}
-    assert_clean_error(run_cli(*prepare), "not empty")
+    assert_clean_error(run_cli(*prepare), "already exists")
 
     faces = tmp_path / "faces"
     prepare_celebamask(
@@ -111,16 +111,36 @@ def test_prepare_person_then_fine_tune_with_init(tmp_path, tiny_model):
     assert not (tmp_path / "w8" / "last.pt").exists()
     assert_clean_error(
         run_cli("facecam-train", *common, "--init", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x")),
-        "does not exist",
+        "not a checkpoint file",
+    )
+    assert_clean_error(
+        run_cli("facecam-train", *common, "--init", str(base), "--resume", "--out", str(tmp_path / "base")),
+        "pass only one",
     )
 
 
-@pytest.mark.parametrize("bad", ["missing-src", "no-split"])
-def test_prepare_person_bad_source_is_one_line(tmp_path, tiny_model, bad):
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("missing-src", "is not a folder"),
+        ("no-split", "split file"),
+        ("holdout-all", "leaves no training photos"),
+        ("bad-teacher", "nope"),
+        ("missing-mask", "3.png is missing"),
+    ],
+)
+def test_prepare_person_bad_input_is_one_line_and_leaves_nothing(tmp_path, tiny_model, bad, message):
     src = tmp_path / "missing" if bad == "missing-src" else make_person_set(tmp_path / "p")
+    teacher, extra = str(tiny_model), ()
     if bad == "no-split":
         (src / "all.txt").unlink()
+    elif bad == "holdout-all":
+        extra = ("--holdout", "4")
+    elif bad == "bad-teacher":
+        teacher = "nope"
+    elif bad == "missing-mask":
+        (src / "labels" / "3.png").unlink()
     out = tmp_path / "o"
-    args = ("prepare", "person", "--src", str(src), "--out", str(out), "--teacher", str(tiny_model))
-    r = run_cli("facecam-train", *args)
-    assert_clean_error(r, "split file")
+    args = ("prepare", "person", "--src", str(src), "--out", str(out), "--teacher", teacher, *extra)
+    assert_clean_error(run_cli("facecam-train", *args), message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["p"] if bad != "missing-src" else [])

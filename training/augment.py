@@ -27,7 +27,7 @@ class AugmentConfig:
     webcam_framing: float = 0.4  # probability of shrinking the face onto a new background, 0 = off
     blur_noise: float = 0.3  # probability of camera-like blur, noise or JPEG loss, 0 = off
     skin_distractors: float = 0.0  # probability of pasting hand/arm-like patches of the face's own skin, 0 = off
-    lighting: float = 0.0  # probability of a gamma change (dim/backlit rooms) or a grey frame, 0 = off
+    lighting: float = 0.0  # probability of a gamma change (dim or bright rooms) or a grey frame, 0 = off
 
 
 def synthetic_background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -129,8 +129,9 @@ def build_train_transform(config: AugmentConfig, seed: int | None = None) -> Pai
         j = config.color_jitter
         ops.append(A.ColorJitter(brightness=j, contrast=j, saturation=j, hue=0.05, p=0.8))
     if config.lighting:
-        # dim and backlit faces, and colour-free frames: a face is found by its shape, not its tone
-        ops.append(A.OneOf([A.RandomGamma(gamma_limit=(60, 180)), A.ToGray(p=1.0)], p=config.lighting))
+        # dim or bright rooms, and colour-free frames: a face is found by its shape, not its tone
+        # (OneOf weighs its choices by their own p, so both get 1)
+        ops.append(A.OneOf([A.RandomGamma(gamma_limit=(60, 180), p=1.0), A.ToGray(p=1.0)], p=config.lighting))
     if config.blur_noise:
         ops.append(
             A.OneOf(

@@ -9,6 +9,7 @@ facecam-train evaluate --checkpoint RUN/best.pt --data DIR --split test
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -96,7 +97,12 @@ def prepare_parser() -> OneLineErrorParser:
     p.add_argument("--face-parts", default=",".join(FACE_PARTS), help="comma-separated parts that form the face")
     p.add_argument("--hair-parts", default=",".join(HAIR_PARTS), help="comma-separated parts that form hair")
     p.add_argument("--cutout-parts", default=",".join(CUTOUT_PARTS), help="parts cut out of face and hair")
-    p.add_argument("--size", type=positive_int, default=512, help="side of the written images")
+    p.add_argument(
+        "--size",
+        type=positive_int,
+        default=512,
+        help="celebamask: side of the written images; person: larger photos are shrunk to this long side",
+    )
     p.add_argument("--limit", type=non_negative_int, default=0, help="first N images only (original: 5000)")
     p.add_argument("--val-count", type=non_negative_int, default=0, help="validation images (0 = 10%%; original: 500)")
     p.add_argument("--seed", type=int, default=0)
@@ -130,7 +136,8 @@ def run_prepare(argv: list[str]) -> int:
                 src=a.src, out=a.out, teacher=a.teacher, split=a.split, max_side=a.size, holdout=a.holdout, seed=a.seed
             )
         )
-        print(f"wrote {a.out}: {counts['train']} train, {counts['holdout']} held out")
+        note = f" ({counts['no_person']} with no person pixel: all background)" if counts["no_person"] else ""
+        print(f"wrote {a.out}: {counts['train']} train, {counts['holdout']} held out{note}")
         return 0
     cfg = PrepareConfig(
         src=a.src,
@@ -177,7 +184,9 @@ def run_evaluate(argv: list[str]) -> int:
                 "face_dice": round(metrics["dice"], 4),
                 "face_iou": round(metrics["iou"], 4),
                 "loss": round(metrics["loss"], 4),
-                "not_face_painted": round(metrics["not_face_painted"], 4),
+                "not_face_painted": None
+                if math.isnan(metrics["not_face_painted"])
+                else round(metrics["not_face_painted"], 4),
             }
         )
     )
@@ -189,8 +198,10 @@ def run_train(argv: list[str]) -> int:
     from facecam.training.train import TrainConfig, command_line, train
 
     a = train_parser().parse_args(argv)
+    if a.init and a.resume:
+        raise FacecamError("--init starts a new run and --resume continues one; pass only one")
     if a.init and not a.init.is_file():
-        raise FacecamError(f"--init: {a.init} does not exist")
+        raise FacecamError(f"--init: {a.init} is not a checkpoint file")
     if a.resume and not (a.out / "last.pt").is_file():
         raise FacecamError(f"--resume: {a.out / 'last.pt'} does not exist")
     if not a.resume and (a.out / "last.pt").exists():

@@ -96,5 +96,5 @@ def evaluate(
         "loss": float(sum(losses) / max(n, 1)),
         "dice": float(np.concatenate(dices).mean()) if n else 0.0,
         "iou": float(np.concatenate(ious).mean()) if n else 0.0,
-        "not_face_painted": painted / labelled if labelled else 0.0,
+        "not_face_painted": painted / labelled if labelled else float("nan"),  # nothing labelled: no figure
     }

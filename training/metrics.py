@@ -39,7 +39,7 @@ def face_dice_iou(
 
 
 def not_face_painted(pred: np.ndarray, target: np.ndarray, face_classes: tuple[int, ...] = (1,)) -> tuple[int, int]:
-    """Pixels labelled as known not-face (any class but face and ignore) that ``pred`` paints as face.
+    """Pixels labelled as known not-face (background, hair, 254; not ignore) that ``pred`` paints as face.
 
     Returns ``(painted, labelled)`` counts, to pool over a data set: their ratio is the face
     false-positive rate, the figure for arms, clothes and rooms in the person negatives.

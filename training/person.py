@@ -19,6 +19,7 @@ cannot be learned back as faces.
 from __future__ import annotations
 
 import random
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,9 @@ def body_negative_labels(person: np.ndarray, face: np.ndarray) -> np.ndarray:
     """Person mask and teacher face guess (both ``(H, W) bool``) -> ``(H, W) uint8`` label map.
 
     0 outside the (dilated) person, 254 on the body away from any head, 255 elsewhere.
+    The person mask is the authority on where people are: teacher blobs outside it are
+    almost always the teacher's own mistakes (a red shop front, a wall), which is what these
+    labels are for, so they do not stop the background label.
     """
     h, w = person.shape
     ring = max(2, int(0.015 * np.hypot(h, w)))
@@ -99,54 +103,102 @@ class PersonPrepareConfig:
     out: Path
     teacher: str = "facecam_face"  # a model name in weights/ or an .onnx path
     split: str = "all"
-    max_side: int = 512  # photos are shrunk to this (training crops are smaller anyway)
-    holdout: int = 0  # photos kept out of train.txt, listed in holdout.txt (to look at; not a val split,
-    # since these labels have no face pixels to score)
+    max_side: int = 512  # larger photos are shrunk to this (training crops are smaller anyway)
+    holdout: int = 0  # photos kept out of train.txt, in holdout.txt: for not_face_painted, not Dice/IoU
     seed: int = 0
 
 
 def teacher_face(segmenter, image_bgr: np.ndarray) -> np.ndarray:
-    """Where the teacher sees a face, at the model's own size and at twice it (small faces), OR-ed."""
+    """Where the teacher sees a face, OR-ed over the model's own size and (when the model
+    accepts any size) twice it, which finds smaller faces."""
     from facecam.realtime import processing
 
     size = segmenter.inference_size(image_bgr.shape[:2])
+    scales = (1, 2) if segmenter.card.dynamic_size else (1,)
     guesses = []
-    for scale in (1, 2):
-        probability = segmenter.infer(
-            processing.preprocess(image_bgr, (size[0] * scale, size[1] * scale), segmenter.card)
-        )
+    for scale in scales:
+        tensor = processing.preprocess(image_bgr, (size[0] * scale, size[1] * scale), segmenter.card)
+        probability = segmenter.infer(tensor)
         guesses.append(cv2.resize(probability, image_bgr.shape[1::-1], interpolation=cv2.INTER_LINEAR) > 0.3)
     return np.logical_or.reduce(guesses)
 
 
+def read_person_pair(src: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(H, W, 3) uint8 BGR`` photo and ``(H, W) bool`` person mask; FacecamError naming what is wrong."""
+    image_path, mask_path = find_image(src, name), src / "labels" / f"{name}.png"
+    if not mask_path.is_file():  # checked first: OpenCV would print its own warning
+        raise FacecamError(f"person mask {mask_path} is missing")
+    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FacecamError(f"cannot read image {image_path}")
+    mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise FacecamError(f"person mask {mask_path} is unreadable")
+    if mask.ndim != 2:
+        raise FacecamError(f"person mask {mask_path} is not single-channel")
+    if mask.shape != image.shape[:2]:
+        raise FacecamError(f"size mismatch for {name}: image {image.shape[1::-1]}, mask {mask.shape[::-1]}")
+    return image, mask > 0
+
+
+def _shrink(image: np.ndarray, person: np.ndarray, max_side: int) -> tuple[np.ndarray, np.ndarray]:
+    scale = min(1.0, max_side / max(image.shape[:2]))
+    if scale == 1:
+        return image, person
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    small_person = cv2.resize(person.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), small_person
+
+
+def _write(path: Path, array: np.ndarray, params: tuple[int, ...] = ()) -> None:
+    if not cv2.imwrite(str(path), array, list(params)):
+        raise FacecamError(f"cannot write {path}")
+
+
 def prepare_person(cfg: PersonPrepareConfig) -> dict[str, int]:
-    """Write ``cfg.out`` in the facecam layout (images/, labels/, train.txt, holdout.txt). Returns counts."""
+    """Write ``cfg.out`` in the facecam layout (images/, labels/, train.txt, holdout.txt). Returns counts.
+
+    Everything is written to a hidden sibling folder first and renamed into place at the end,
+    so a failure leaves nothing behind and a rerun can use the same ``--out``.
+    """
     from facecam.realtime.segmenter import Segmenter
 
+    if not Path(cfg.src).is_dir():
+        raise FacecamError(f"--src {cfg.src} is not a folder")
+    if cfg.out.exists():
+        raise FacecamError(f"{cfg.out} already exists; choose a new --out")
     names = read_split(cfg.src, cfg.split)
-    if cfg.out.exists() and any(cfg.out.iterdir()):
-        raise FacecamError(f"{cfg.out} is not empty; choose a new --out")
-    (cfg.out / "images").mkdir(parents=True, exist_ok=True)
-    (cfg.out / "labels").mkdir(exist_ok=True)
-    written = []
-    with Segmenter(cfg.teacher, provider="cpu") as teacher:
-        for name in names:
-            image_path, mask_path = find_image(cfg.src, name), cfg.src / "labels" / f"{name}.png"
-            image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-            mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
-            if image is None or mask is None or mask.shape != image.shape[:2]:
-                raise FacecamError(f"{name}: image or person mask missing, unreadable or of another size")
-            scale = min(1.0, cfg.max_side / max(image.shape[:2]))
-            if scale < 1:
-                size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
-                image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-                mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
-            label = body_negative_labels(mask > 0, teacher_face(teacher, image))
-            cv2.imwrite(str(cfg.out / "images" / f"{name}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            cv2.imwrite(str(cfg.out / "labels" / f"{name}.png"), label)
-            written.append(name)
-    random.Random(cfg.seed).shuffle(written)
-    held, train = written[: cfg.holdout], written[cfg.holdout :]
-    (cfg.out / "train.txt").write_text("".join(f"{n}\n" for n in train))
-    (cfg.out / "holdout.txt").write_text("".join(f"{n}\n" for n in held))
-    return {"train": len(train), "holdout": len(held)}
+    if cfg.holdout >= len(names):
+        raise FacecamError(f"--holdout {cfg.holdout} leaves no training photos ({len(names)} in {cfg.split})")
+    if any("/" in n or "\\" in n for n in names):
+        raise FacecamError(f"split {cfg.split} lists a name with a folder in it; names must be plain file stems")
+    for name in names:  # every file there before any work, so a gap fails at once, by name
+        find_image(cfg.src, name)
+        if not (cfg.src / "labels" / f"{name}.png").is_file():
+            raise FacecamError(f"person mask {cfg.src / 'labels' / (name + '.png')} is missing")
+    staging = cfg.out.with_name(f".{cfg.out.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    empty = []
+    try:
+        with Segmenter(cfg.teacher, provider="cpu") as teacher:
+            (staging / "images").mkdir(parents=True)
+            (staging / "labels").mkdir()
+            for name in names:
+                image, person = _shrink(*read_person_pair(cfg.src, name), cfg.max_side)
+                if not person.any():
+                    empty.append(name)
+                label = body_negative_labels(person, teacher_face(teacher, image))
+                _write(staging / "images" / f"{name}.jpg", image, (cv2.IMWRITE_JPEG_QUALITY, 95))
+                _write(staging / "labels" / f"{name}.png", label)
+        if len(empty) == len(names):
+            raise FacecamError(f"no person mask in {cfg.src / 'labels'} has a person pixel (>0); wrong folder?")
+        order = list(names)
+        random.Random(cfg.seed).shuffle(order)
+        held, train = order[: cfg.holdout], order[cfg.holdout :]
+        (staging / "train.txt").write_text("".join(f"{n}\n" for n in train))
+        (staging / "holdout.txt").write_text("".join(f"{n}\n" for n in held))
+        staging.rename(cfg.out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {"train": len(train), "holdout": len(held), "no_person": len(empty)}

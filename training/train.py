@@ -21,7 +21,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 from facecam.errors import FacecamError
 from facecam.model_card import DEFAULT_CLASS_NAMES, IMAGENET_MEAN, IMAGENET_STD
 from facecam.training.augment import AugmentConfig, build_eval_transform, build_train_transform
-from facecam.training.checkpoint import load_checkpoint, save_checkpoint
+from facecam.training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from facecam.training.dataset import FaceSegDataset, parse_data_spec, split_exists
 from facecam.training.engine import evaluate, train_one_epoch
 from facecam.training.models import build_model
@@ -95,13 +95,19 @@ def check_resumable(state: dict, cfg: TrainConfig, path: Path) -> None:
             )
 
 
-def check_initialisable(state: dict, cfg: TrainConfig, path: Path) -> None:
-    """Refuse to start from weights of another architecture or width (they would not load)."""
-    if state["model_name"] != cfg.model or state.get("model_kwargs", {}) != cfg.model_kwargs:
-        raise FacecamError(
-            f"--init: {path} holds {state['model_name']} {state.get('model_kwargs') or ''}, "
-            f"not {cfg.model} {cfg.model_kwargs or ''}"
-        )
+def initial_weights(cfg: TrainConfig) -> dict:
+    """The state dict of ``cfg.init``, refused when it is another architecture or does not fit."""
+    path = Path(cfg.init)
+    state = load_checkpoint(path)
+    if state["model_name"] != cfg.model:
+        raise FacecamError(f"--init: {path} holds a {state['model_name']} model, not {cfg.model}")
+    if state["num_classes"] != len(DEFAULT_CLASS_NAMES):
+        raise FacecamError(f"--init: {path} predicts {state['num_classes']} classes, training uses 3")
+    try:  # a width given explicitly or left at the default: the weights decide whether they fit
+        model_from_checkpoint({**state, "model_kwargs": cfg.model_kwargs})
+    except FacecamError as exc:
+        raise FacecamError(f"--init: {path}: {exc}") from exc
+    return state["state_dict"]
 
 
 def _datasets(cfg: TrainConfig, rank: int = 0) -> tuple[ConcatDataset, ConcatDataset]:
@@ -169,17 +175,20 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed + rank)
+    initial = initial_weights(cfg) if cfg.init and not cfg.resume else None  # checked before anything is written
     run = Path(cfg.out)
     if rank == 0:
         run.mkdir(parents=True, exist_ok=True)
     try:
-        return _train(cfg, run, device, rank, world)
+        return _train(cfg, run, device, rank, world, initial)
     finally:
         if world > 1:
             torch.distributed.destroy_process_group()
 
 
-def _train(cfg: TrainConfig, run: Path, device: torch.device, rank: int, world: int) -> dict[str, float]:
+def _train(
+    cfg: TrainConfig, run: Path, device: torch.device, rank: int, world: int, initial: dict | None = None
+) -> dict[str, float]:
     train_set, val_set = _datasets(cfg, rank)
     sampler = torch.utils.data.DistributedSampler(train_set, seed=cfg.seed) if world > 1 else None
     loader_kw = dict(num_workers=cfg.workers, pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0)
@@ -211,10 +220,8 @@ def _train(cfg: TrainConfig, run: Path, device: torch.device, rank: int, world: 
     history: list[dict[str, float]] = []
     best: dict[str, float] = {"iou": -1.0}
     start = 0
-    if cfg.init and not cfg.resume:
-        state = load_checkpoint(cfg.init)
-        check_initialisable(state, cfg, Path(cfg.init))
-        bare.load_state_dict(state["state_dict"])
+    if initial is not None:
+        bare.load_state_dict(initial)
         if rank == 0:
             print(f"starting from the weights of {cfg.init}", file=sys.stderr)
     if cfg.resume:
