@@ -1,4 +1,4 @@
-"""Person masks -> not-face labels (``facecam-train prepare person``) and fine-tuning with ``--init``."""
+"""Person masks -> training labels (``facecam-train prepare person``) and fine-tuning with ``--init``."""
 
 from __future__ import annotations
 
@@ -12,45 +12,64 @@ from test_training import make_celebamask
 
 from facecam.training.celebamask import PrepareConfig, prepare_celebamask
 from facecam.training.dataset import LABEL_IGNORE, LABEL_NOT_FACE
-from facecam.training.person import body_negative_labels, head_zones, top_bands
+from facecam.training.person import LABEL_FACE, head_zones, person_photo_labels, top_bands
 
 
 def standing_person(h: int = 200, w: int = 120) -> tuple[np.ndarray, np.ndarray]:
-    """A whole standing figure (head circle over a body) and the head's disc, both (h, w) bool."""
+    """A whole standing figure (head circle over a body) and the teacher's face probability on its head."""
     person = np.zeros((h, w), np.uint8)
     cv2.circle(person, (60, 30), 12, 1, -1)
     cv2.rectangle(person, (40, 42), (80, 180), 1, -1)
-    head = np.zeros((h, w), np.uint8)
-    cv2.circle(head, (60, 30), 11, 1, -1)
-    return person > 0, head > 0
+    face = np.zeros((h, w), np.float32)
+    cv2.circle(face, (60, 30), 11, 0.9, -1)
+    return person > 0, face
 
 
-def test_body_is_not_face_head_and_rim_are_ignored_background_is_background():
-    person, head = standing_person()
-    label = body_negative_labels(person, head)
+def test_body_is_not_face_sure_face_is_face_the_rest_is_ignored():
+    person, face = standing_person()
+    label = person_photo_labels(person, face, face)
     assert label[5, 5] == 0 and label[195, 110] == 0  # far from the person
-    assert label[30, 60] == LABEL_IGNORE  # the head
+    assert label[30, 60] == LABEL_FACE  # the core of a head the teacher is sure of
+    assert label[30, 51] == LABEL_FACE and label[30, 49] == LABEL_IGNORE  # the face's rim is not claimed
     assert label[45, 60] == LABEL_IGNORE  # the neck, below the chin
     assert (label[120:175, 45:75] == LABEL_NOT_FACE).all()  # the body
     assert label[100, 82] == LABEL_IGNORE  # the ragged edge of an automatic mask: no claim either way
-    assert set(np.unique(label)) == {0, LABEL_NOT_FACE, LABEL_IGNORE}
+    assert set(np.unique(label)) == {0, LABEL_FACE, LABEL_NOT_FACE, LABEL_IGNORE}
+
+
+def test_unsure_or_wide_only_faces_are_ignored_not_labelled():
+    person, face = standing_person()
+    unsure = face * 0.5  # above MAYBE_FACE, below SURE_FACE
+    label = person_photo_labels(person, unsure, unsure)
+    assert label[30, 60] == LABEL_IGNORE and (label[120:175, 45:75] == LABEL_NOT_FACE).all()
+    label = person_photo_labels(person, np.zeros_like(face), face)  # seen only at twice the size
+    assert label[30, 60] == LABEL_IGNORE
 
 
 def test_teacher_over_painting_below_the_neck_becomes_not_face():
-    person, head = standing_person()
-    overpainted = head.copy()
-    overpainted[42:150, 45:75] = True  # the teacher also painted a skin-coloured dress
-    label = body_negative_labels(person, overpainted)
-    assert label[30, 60] == LABEL_IGNORE
+    person, face = standing_person()
+    overpainted = face.copy()
+    overpainted[42:150, 45:75] = 0.9  # the teacher also painted a skin-coloured dress
+    label = person_photo_labels(person, overpainted, overpainted)
+    assert label[30, 60] == LABEL_FACE
     assert (label[110:150, 45:75] == LABEL_NOT_FACE).all()
+
+
+def test_confident_teacher_blobs_low_on_a_person_are_not_faces():
+    person, face = standing_person()
+    coat = np.zeros_like(face)
+    cv2.circle(coat, (60, 140), 11, 0.9, -1)  # a face-like blob on the coat of a whole standing person
+    label = person_photo_labels(person, coat, coat)
+    assert LABEL_FACE not in label
+    assert label[30, 60] == LABEL_IGNORE  # their real head: the top band
 
 
 def test_a_head_the_teacher_missed_stays_ignored():
     person, _ = standing_person()
-    no_face = np.zeros_like(person)
+    no_face = np.zeros(person.shape, np.float32)
     bands = top_bands(person)
     assert bands[20:40, 50:70].all() and not bands[150].any()  # top fifth of a whole person
-    label = body_negative_labels(person, no_face)
+    label = person_photo_labels(person, no_face, no_face)
     assert (label[20:40, 50:70] == LABEL_IGNORE).all()
     cropped = person.copy()
     cropped[180:, 40:81] = True  # the same person cut off by the image's bottom edge: a deeper band
@@ -90,7 +109,7 @@ def test_prepare_person_then_fine_tune_with_init(tmp_path, tiny_model):
     assert "3 train, 1 held out" in r.stdout
     assert len((out / "train.txt").read_text().split()) == 3 and len((out / "holdout.txt").read_text().split()) == 1
     for label_path in (out / "labels").iterdir():
-        assert set(np.unique(cv2.imread(str(label_path), 0))) <= {0, LABEL_NOT_FACE, LABEL_IGNORE}
+        assert set(np.unique(cv2.imread(str(label_path), 0))) <= {0, LABEL_FACE, LABEL_NOT_FACE, LABEL_IGNORE}
     assert_clean_error(run_cli(*prepare), "already exists")
 
     faces = tmp_path / "faces"

@@ -1,19 +1,19 @@
-"""Person photos with person masks -> "not face" training labels for bodies, arms and rooms.
+"""Person photos with person masks -> training labels for bodies, arms, rooms and the faces in them.
 
 Face data shows almost no bodies, so a model trained on it paints every skin- or red-toned
 thing as face: bare arms, a pink dress, an orange jacket, a red shop front. Person data
 (photos + binary person masks, ``../shared/data/person``) shows exactly those, but says
-nothing about where the face is. This module labels only what is certain:
+nothing about where the face is. This module labels only what is near-certain:
 
 - outside the person (with a safety ring for the automatic mask's ragged edge): background;
 - inside the person, away from every possible head: "not face, class unknown" (254), since a
   body can carry long hair;
-- everything that could be a head stays ignored (255): the top of each person, and a head +
-  neck box around every face a teacher model finds (also where the teacher over-paints
-  a dress below the face: the box stops at the neck, so the dress becomes a negative).
-
-The teacher only widens the ignored zone; it never writes a face label, so its mistakes
-cannot be learned back as faces.
+- the core of each face a teacher model is confident about, inside its head-and-neck box:
+  face. Without these, a model learns "photos like these have no faces" and stops finding
+  the faces of people in scenes (measured: it did);
+- everything else that could be a head stays ignored (255): the top of each person, the
+  rest of each head box, the rim of each teacher face. The box stops at the neck, so where the
+  teacher over-paints a dress below the face, the dress becomes a negative.
 """
 
 from __future__ import annotations
@@ -29,23 +29,34 @@ import numpy as np
 from facecam.errors import FacecamError
 from facecam.training.dataset import LABEL_IGNORE, LABEL_NOT_FACE, find_image, read_split
 
+LABEL_FACE = 1
+
 #: a blob smaller than this share of the image is not used (noise); a person smaller than
 #: ``MIN_PERSON_AREA`` gets no top band (its head is a few pixels)
 MIN_FACE_AREA = 0.0002
 MIN_PERSON_AREA = 0.002
+#: teacher face probability above which a pixel may start a head box / may be labelled face
+MAYBE_FACE = 0.3
+SURE_FACE = 0.7
 #: share of a person's height from its top that stays ignored: a whole standing person's head
 #: is ~1/8 of their height; a person cut off by the image's bottom edge can be mostly head
 TOP_BAND = 0.2
 TOP_BAND_CROPPED = 0.35
+#: where a face label may go on a person cut off by the bottom edge (a portrait's face can
+#: reach below its top third)
+FACE_BAND_CROPPED = 0.5
 
 
-def head_zones(face: np.ndarray) -> np.ndarray:
+def head_zones(face: np.ndarray, core: bool = False) -> np.ndarray:
     """``(H, W) bool`` teacher face guess -> ``(H, W) bool`` head-and-neck boxes around each blob.
 
     The head width is the blob's widest row within one bbox width of its top (forehead to
     chin for a frontal face); the box spans 1.25 head widths each side of the head's centre,
-    from 0.75 above its top to 2 head widths below it (chin, neck and a margin).
+    from 0.75 above its top to 2 head widths below it (chin, neck and a margin). With
+    ``core`` the box is the head and upper neck only: 0.7 head widths each side, from the
+    top to 1.4 head widths below it (where a confident teacher may label face).
     """
+    across, above, below = (0.7, 0.0, 1.4) if core else (1.25, 0.75, 2.0)
     h, w = face.shape
     zones = np.zeros((h, w), bool)
     count, blobs, stats, _ = cv2.connectedComponentsWithStats(face.astype(np.uint8), connectivity=8)
@@ -58,40 +69,51 @@ def head_zones(face: np.ndarray) -> np.ndarray:
         head_width = int(widths.max())
         cols = np.nonzero(head.any(axis=0))[0]
         centre = x + int(np.average(cols, weights=head[:, cols].sum(axis=0)))
-        x0, x1 = max(0, int(centre - 1.25 * head_width)), min(w, int(centre + 1.25 * head_width) + 1)
-        y0, y1 = max(0, int(y - 0.75 * head_width)), min(h, int(y + 2.0 * head_width) + 1)
+        x0, x1 = max(0, int(centre - across * head_width)), min(w, int(centre + across * head_width) + 1)
+        y0, y1 = max(0, int(y - above * head_width)), min(h, int(y + below * head_width) + 1)
         zones[y0:y1, x0:x1] = True
     return zones
 
 
-def top_bands(person: np.ndarray) -> np.ndarray:
-    """``(H, W) bool`` person mask -> the top of each person's bbox (TOP_BAND, or TOP_BAND_CROPPED when cut off)."""
+def top_bands(person: np.ndarray, share: float = TOP_BAND, cropped_share: float = TOP_BAND_CROPPED) -> np.ndarray:
+    """``(H, W) bool`` person mask -> the top ``share`` of each person's bbox (``cropped_share``
+    for a person cut off by the image's bottom edge)."""
     h, w = person.shape
     bands = np.zeros((h, w), bool)
     count, _, stats, _ = cv2.connectedComponentsWithStats(person.astype(np.uint8), connectivity=8)
     for i in range(1, count):
         x, y, bw, bh, area = stats[i]
         if area >= MIN_PERSON_AREA * h * w:
-            share = TOP_BAND_CROPPED if y + bh >= h - 1 else TOP_BAND
-            bands[y : y + max(1, int(np.ceil(share * bh))), x : x + bw] = True
+            depth = cropped_share if y + bh >= h - 1 else share
+            bands[y : y + max(1, int(np.ceil(depth * bh))), x : x + bw] = True
     return bands
 
 
-def body_negative_labels(person: np.ndarray, face: np.ndarray) -> np.ndarray:
-    """Person mask and teacher face guess (both ``(H, W) bool``) -> ``(H, W) uint8`` label map.
+def person_photo_labels(person: np.ndarray, face_probability: np.ndarray, wide_probability: np.ndarray) -> np.ndarray:
+    """Person mask ``(H, W) bool`` and two teacher face probabilities ``(H, W) float`` -> ``(H, W) uint8`` labels.
 
-    0 outside the (dilated) person, 254 on the body away from any head, 255 elsewhere.
-    The person mask is the authority on where people are: teacher blobs outside it are
-    almost always the teacher's own mistakes (a red shop front, a wall), which is what these
-    labels are for, so they do not stop the background label.
+    ``face_probability`` is the teacher at its own input size (where it is reliable);
+    ``wide_probability`` also looks at twice that size, which finds smaller heads but also
+    paints coats and legs, so it only widens the ignored zone. Labels: 0 outside the
+    (dilated) person, 254 on the body away from any head, 1 where the teacher is sure
+    (eroded) inside the core of a head box (head and upper neck) at the top of a person,
+    255 elsewhere. The person mask is the authority on where people are: teacher blobs
+    outside it are almost always the teacher's own mistakes (a red shop front, a wall),
+    which is what these labels are for.
     """
     h, w = person.shape
     ring = max(2, int(0.015 * np.hypot(h, w)))
     near_person = cv2.dilate(person.astype(np.uint8), np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)) > 0
+    zones = head_zones(np.maximum(face_probability, wide_probability) > MAYBE_FACE)
     label = np.full((h, w), LABEL_IGNORE, np.uint8)
     label[~near_person] = 0
-    maybe_head = head_zones(face) | top_bands(person)
-    label[person & ~maybe_head] = LABEL_NOT_FACE
+    label[person & ~(zones | top_bands(person))] = LABEL_NOT_FACE
+    rim = max(1, ring // 2)
+    sure = cv2.erode((face_probability > SURE_FACE).astype(np.uint8), np.ones((2 * rim + 1, 2 * rim + 1), np.uint8))
+    # faces only where a head can be: the core of a head box, at the top of a person (the
+    # teacher's confident blobs on legs and coats of small full-body people are not faces)
+    heads_at_top = top_bands(person, TOP_BAND, FACE_BAND_CROPPED) & near_person
+    label[(sure > 0) & head_zones(face_probability > MAYBE_FACE, core=True) & heads_at_top] = LABEL_FACE
     return label
 
 
@@ -108,19 +130,19 @@ class PersonPrepareConfig:
     seed: int = 0
 
 
-def teacher_face(segmenter, image_bgr: np.ndarray) -> np.ndarray:
-    """Where the teacher sees a face, OR-ed over the model's own size and (when the model
-    accepts any size) twice it, which finds smaller faces."""
+def teacher_probabilities(segmenter, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The teacher's face probability at the photo's size: at the model's own input size, and
+    the max of that and twice it (when the model accepts any size)."""
     from facecam.realtime import processing
 
     size = segmenter.inference_size(image_bgr.shape[:2])
     scales = (1, 2) if segmenter.card.dynamic_size else (1,)
-    guesses = []
+    probabilities = []
     for scale in scales:
         tensor = processing.preprocess(image_bgr, (size[0] * scale, size[1] * scale), segmenter.card)
         probability = segmenter.infer(tensor)
-        guesses.append(cv2.resize(probability, image_bgr.shape[1::-1], interpolation=cv2.INTER_LINEAR) > 0.3)
-    return np.logical_or.reduce(guesses)
+        probabilities.append(cv2.resize(probability, image_bgr.shape[1::-1], interpolation=cv2.INTER_LINEAR))
+    return probabilities[0], np.maximum.reduce(probabilities)
 
 
 def read_person_pair(src: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -187,7 +209,7 @@ def prepare_person(cfg: PersonPrepareConfig) -> dict[str, int]:
                 image, person = _shrink(*read_person_pair(cfg.src, name), cfg.max_side)
                 if not person.any():
                     empty.append(name)
-                label = body_negative_labels(person, teacher_face(teacher, image))
+                label = person_photo_labels(person, *teacher_probabilities(teacher, image))
                 _write(staging / "images" / f"{name}.jpg", image, (cv2.IMWRITE_JPEG_QUALITY, 95))
                 _write(staging / "labels" / f"{name}.png", label)
         if len(empty) == len(names):
