@@ -136,6 +136,34 @@ def test_prepare_person_then_fine_tune_with_init(tmp_path, tiny_model):
         run_cli("facecam-train", *common, "--init", str(base), "--resume", "--out", str(tmp_path / "base")),
         "pass only one",
     )
+    tuned, blended = tmp_path / "tuned" / "last.pt", tmp_path / "blend.pt"
+    blend = ("facecam-train", "blend", "--base", str(base), "--tuned", str(tuned), "--data", str(faces))
+    r = run_cli(*blend, "--alpha", "0.7", "--out", str(blended), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "val face Dice" in r.stdout
+    r = run_cli("facecam-export", "--checkpoint", str(blended), "--out", str(tmp_path / "blend.onnx"))
+    assert r.returncode == 0, r.stderr
+    assert_clean_error(run_cli(*blend, "--alpha", "0.5", "--out", str(blended)), "already exists")
+    assert_clean_error(run_cli(*blend, "--alpha", "1.5", "--out", str(tmp_path / "b2.pt")), "1.5")
+
+
+def test_blend_is_a_weighted_mean_of_matching_checkpoints(tmp_path):
+    from conftest import tiny_checkpoint
+
+    from facecam.errors import FacecamError
+    from facecam.training.checkpoint import blend_checkpoints, load_checkpoint
+
+    a = load_checkpoint(tiny_checkpoint(tmp_path / "a.pt", seed=0))
+    b = load_checkpoint(tiny_checkpoint(tmp_path / "b.pt", seed=1))
+    name = next(k for k, v in a["state_dict"].items() if v.is_floating_point() and v.numel() > 1)
+    for alpha in (0.0, 0.3, 1.0):
+        mixed = blend_checkpoints(a, b, alpha)["state_dict"][name]
+        expected = (1 - alpha) * a["state_dict"][name] + alpha * b["state_dict"][name]
+        assert np.allclose(mixed.numpy(), expected.numpy())
+    assert "metrics" not in blend_checkpoints(a, b, 0.5)  # a blend's figures belong to neither parent
+    wider = load_checkpoint(tiny_checkpoint(tmp_path / "w.pt", width=8))
+    with pytest.raises(FacecamError, match="different architectures"):
+        blend_checkpoints(a, wider, 0.5)
 
 
 @pytest.mark.parametrize(

@@ -57,3 +57,31 @@ def model_from_checkpoint(payload: dict[str, Any]) -> torch.nn.Module:
             f"checkpoint weights do not fit model {payload['model_name']!r}: {str(exc).splitlines()[0]}"
         ) from exc
     return model.eval()
+
+
+def blend_checkpoints(base: dict[str, Any], tuned: dict[str, Any], alpha: float) -> dict[str, Any]:
+    """``(1 - alpha) * base + alpha * tuned``, weight by weight (WiSE-FT, Wortsman et al., CVPR 2022).
+
+    For a model and its own fine-tuned version, the blend keeps most of what the fine-tuning
+    added and gives back some of what it took away. Floating-point tensors (BatchNorm running
+    statistics included) are blended; integer ones (BatchNorm's batch counter) come from
+    ``tuned``, as do the card, config, dataset and epoch. Metrics are not carried over: they
+    belong to neither parent.
+    """
+    if not 0 <= alpha <= 1:
+        raise FacecamError(f"blend: alpha must be within 0..1, got {alpha}")
+    if base["model_name"] != tuned["model_name"] or base.get("model_kwargs") != tuned.get("model_kwargs"):
+        raise FacecamError(
+            f"blend: {base['model_name']} {base.get('model_kwargs') or ''} and "
+            f"{tuned['model_name']} {tuned.get('model_kwargs') or ''} are different architectures"
+        )
+    if base["state_dict"].keys() != tuned["state_dict"].keys() or any(
+        base["state_dict"][k].shape != v.shape for k, v in tuned["state_dict"].items()
+    ):
+        raise FacecamError("blend: the two checkpoints' weights do not match")
+    state = {
+        name: (1 - alpha) * base["state_dict"][name] + alpha * value if value.is_floating_point() else value
+        for name, value in tuned["state_dict"].items()
+    }
+    keep = ("model_name", "model_kwargs", "num_classes", "card", "config", "dataset", "epoch")
+    return {**{k: tuned[k] for k in keep if k in tuned}, "state_dict": state, "blend_alpha": alpha}

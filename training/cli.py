@@ -4,6 +4,7 @@ facecam-train --data DIR --model NAME --epochs N --batch-size B --lr LR --size S
 facecam-train prepare celebamask --src DIR --out DIR
 facecam-train prepare person --src DIR --out DIR
 facecam-train evaluate --checkpoint RUN/best.pt --data DIR --split test
+facecam-train blend --base A.pt --tuned B.pt --alpha 0.7 --out C.pt --data DIR
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def train_parser() -> OneLineErrorParser:
     p = OneLineErrorParser(
         prog="facecam-train",
         description="Train a face segmentation model. Other commands: 'facecam-train prepare celebamask -h', "
-        "'facecam-train evaluate -h'.",
+        "'facecam-train evaluate -h', 'facecam-train blend -h'.",
     )
     p.add_argument(
         "--data",
@@ -120,6 +121,21 @@ def evaluate_parser() -> OneLineErrorParser:
     return p
 
 
+def blend_parser() -> OneLineErrorParser:
+    p = OneLineErrorParser(
+        prog="facecam-train blend",
+        description="Blend a model with its fine-tuned version, weight by weight (WiSE-FT), and validate the blend.",
+    )
+    p.add_argument("--base", required=True, type=Path, help="checkpoint the fine-tuning started from")
+    p.add_argument("--tuned", required=True, type=Path, help="the fine-tuned checkpoint")
+    p.add_argument("--alpha", required=True, type=unit_float, help="share of the tuned weights (0..1)")
+    p.add_argument("--out", required=True, type=Path, help="blended checkpoint to write (must not exist)")
+    p.add_argument("--data", required=True, type=Path, help="data folder whose validation split scores the blend")
+    p.add_argument("--split", default="val")
+    p.add_argument("--device", default="auto")
+    return p
+
+
 def _split_parts(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
@@ -155,31 +171,61 @@ def run_prepare(argv: list[str]) -> int:
     return 0
 
 
-def run_evaluate(argv: list[str]) -> int:
+def _evaluate_checkpoint(ckpt: dict, data: Path, split: str, device_name: str, size: int = 0, batch_size: int = 8):
+    """Metrics of a loaded checkpoint on a split (at ``size``, 0 = its own input size), and the image count."""
     from torch.utils.data import DataLoader
 
     from facecam.training.augment import build_eval_transform
-    from facecam.training.checkpoint import load_checkpoint, model_from_checkpoint
+    from facecam.training.checkpoint import model_from_checkpoint
     from facecam.training.dataset import FaceSegDataset
     from facecam.training.engine import evaluate
     from facecam.training.train import pick_device
 
+    card = ckpt["card"]
+    device = pick_device(device_name)
+    transform = build_eval_transform(size or card["input_size"][0])
+    dataset = FaceSegDataset(data, split, transform, card["mean"], card["std"])
+    model = model_from_checkpoint(ckpt).to(device)
+    loader = DataLoader(dataset, batch_size)
+    return evaluate(model, loader, device, tuple(card["face_classes"]), progress=sys.stderr.isatty()), len(dataset)
+
+
+def run_blend(argv: list[str]) -> int:
+    from facecam.training.checkpoint import blend_checkpoints, load_checkpoint, save_checkpoint
+    from facecam.training.train import command_line
+
+    a = blend_parser().parse_args(argv)
+    if a.out.exists():
+        raise FacecamError(f"{a.out} already exists; choose another --out")
+    blended = blend_checkpoints(load_checkpoint(a.base), load_checkpoint(a.tuned), a.alpha)
+    metrics, _ = _evaluate_checkpoint(blended, a.data, a.split, a.device)
+    blended["metrics"] = {f"val_{k}": v for k, v in metrics.items()}
+    blended["config"] = {
+        **blended.get("config", {}),
+        "command": command_line(),
+        "tuned_command": blended.get("config", {}).get("command", ""),
+    }
+    save_checkpoint(blended, a.out)
+    print(
+        f"wrote {a.out}: {1 - a.alpha:g} x {a.base} + {a.alpha:g} x {a.tuned}; {a.split} face Dice "
+        f"{metrics['dice']:.4f}  IoU {metrics['iou']:.4f}"
+    )
+    return 0
+
+
+def run_evaluate(argv: list[str]) -> int:
+    from facecam.training.checkpoint import load_checkpoint
+
     a = evaluate_parser().parse_args(argv)
     ckpt = load_checkpoint(a.checkpoint)
-    card = ckpt["card"]
-    size = a.size or card["input_size"][0]
-    device = pick_device(a.device)
-    dataset = FaceSegDataset(a.data, a.split, build_eval_transform(size), card["mean"], card["std"])
-    model = model_from_checkpoint(ckpt).to(device)
-    metrics = evaluate(
-        model, DataLoader(dataset, a.batch_size), device, tuple(card["face_classes"]), progress=sys.stderr.isatty()
-    )
+    size = a.size or ckpt["card"]["input_size"][0]
+    metrics, images = _evaluate_checkpoint(ckpt, a.data, a.split, a.device, size, a.batch_size)
     print(
         json.dumps(
             {
                 "checkpoint": str(a.checkpoint),
                 "split": a.split,
-                "images": len(dataset),
+                "images": images,
                 "size": size,
                 "face_dice": round(metrics["dice"], 4),
                 "face_iou": round(metrics["iou"], 4),
@@ -253,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_prepare(argv[1:])
     if argv and argv[0] == "evaluate":
         return run_evaluate(argv[1:])
+    if argv and argv[0] == "blend":
+        return run_blend(argv[1:])
     return run_train(argv)
 
 
