@@ -169,7 +169,7 @@ def test_blend_is_a_weighted_mean_of_matching_checkpoints(tmp_path):
 @pytest.mark.parametrize(
     "bad, message",
     [
-        ("missing-src", "is not a folder"),
+        ("missing-src", "not a facecam data folder"),
         ("no-split", "split file"),
         ("holdout-all", "leaves no training photos"),
         ("bad-teacher", "nope"),

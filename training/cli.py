@@ -80,8 +80,8 @@ def prepare_parser() -> OneLineErrorParser:
     p.add_argument(
         "dataset",
         choices=["celebamask", "person"],
-        help="celebamask: CelebAMask-HQ parts -> face/hair labels; person: person masks -> not-face labels "
-        "for bodies and backgrounds",
+        help="celebamask: CelebAMask-HQ parts -> face/hair labels; person: person masks -> background and "
+        "not-face labels for rooms and bodies, face labels where a teacher model is sure",
     )
     p.add_argument(
         "--src",
@@ -92,7 +92,9 @@ def prepare_parser() -> OneLineErrorParser:
     )
     p.add_argument("--out", required=True, type=Path, help="output folder")
     person = p.add_argument_group("person")
-    person.add_argument("--teacher", default="facecam_face", help="model that marks possible heads (kept unlabelled)")
+    person.add_argument(
+        "--teacher", default="facecam_face", help="model that finds the heads: sure faces labelled, the rest ignored"
+    )
     person.add_argument("--split", default="all", help="split list of the source to convert")
     person.add_argument("--holdout", type=non_negative_int, default=0, help="photos kept out of train.txt")
     p.add_argument("--face-parts", default=",".join(FACE_PARTS), help="comma-separated parts that form the face")

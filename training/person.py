@@ -27,9 +27,11 @@ import cv2
 import numpy as np
 
 from facecam.errors import FacecamError
-from facecam.training.dataset import LABEL_IGNORE, LABEL_NOT_FACE, find_image, read_split
+from facecam.training.dataset import LABEL_IGNORE, LABEL_NOT_FACE, FaceSegDataset, read_pair
 
 LABEL_FACE = 1
+#: person masks say 0 background and anything above 0 person (1 in ../shared/data/person, 255 elsewhere)
+PERSON_MASK_MAP = {value: 1 for value in range(1, 256)}
 
 #: a blob smaller than this share of the image is not used (noise); a person smaller than
 #: ``MIN_PERSON_AREA`` gets no top band (its head is a few pixels)
@@ -145,24 +147,6 @@ def teacher_probabilities(segmenter, image_bgr: np.ndarray) -> tuple[np.ndarray,
     return probabilities[0], np.maximum.reduce(probabilities)
 
 
-def read_person_pair(src: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(H, W, 3) uint8 BGR`` photo and ``(H, W) bool`` person mask; FacecamError naming what is wrong."""
-    image_path, mask_path = find_image(src, name), src / "labels" / f"{name}.png"
-    if not mask_path.is_file():  # checked first: OpenCV would print its own warning
-        raise FacecamError(f"person mask {mask_path} is missing")
-    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FacecamError(f"cannot read image {image_path}")
-    mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise FacecamError(f"person mask {mask_path} is unreadable")
-    if mask.ndim != 2:
-        raise FacecamError(f"person mask {mask_path} is not single-channel")
-    if mask.shape != image.shape[:2]:
-        raise FacecamError(f"size mismatch for {name}: image {image.shape[1::-1]}, mask {mask.shape[::-1]}")
-    return image, mask > 0
-
-
 def _shrink(image: np.ndarray, person: np.ndarray, max_side: int) -> tuple[np.ndarray, np.ndarray]:
     scale = min(1.0, max_side / max(image.shape[:2]))
     if scale == 1:
@@ -185,19 +169,14 @@ def prepare_person(cfg: PersonPrepareConfig) -> dict[str, int]:
     """
     from facecam.realtime.segmenter import Segmenter
 
-    if not Path(cfg.src).is_dir():
-        raise FacecamError(f"--src {cfg.src} is not a folder")
     if cfg.out.exists():
         raise FacecamError(f"{cfg.out} already exists; choose a new --out")
-    names = read_split(cfg.src, cfg.split)
+    # the shared loader checks the layout and that every photo and mask is there, by name
+    names = FaceSegDataset(cfg.src, cfg.split, label_map=PERSON_MASK_MAP).names
     if cfg.holdout >= len(names):
         raise FacecamError(f"--holdout {cfg.holdout} leaves no training photos ({len(names)} in {cfg.split})")
     if any("/" in n or "\\" in n for n in names):
         raise FacecamError(f"split {cfg.split} lists a name with a folder in it; names must be plain file stems")
-    for name in names:  # every file there before any work, so a gap fails at once, by name
-        find_image(cfg.src, name)
-        if not (cfg.src / "labels" / f"{name}.png").is_file():
-            raise FacecamError(f"person mask {cfg.src / 'labels' / (name + '.png')} is missing")
     staging = cfg.out.with_name(f".{cfg.out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     empty = []
@@ -206,7 +185,8 @@ def prepare_person(cfg: PersonPrepareConfig) -> dict[str, int]:
             (staging / "images").mkdir(parents=True)
             (staging / "labels").mkdir()
             for name in names:
-                image, person = _shrink(*read_person_pair(cfg.src, name), cfg.max_side)
+                rgb, mask = read_pair(cfg.src, name, PERSON_MASK_MAP)
+                image, person = _shrink(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), mask > 0, cfg.max_side)
                 if not person.any():
                     empty.append(name)
                 label = person_photo_labels(person, *teacher_probabilities(teacher, image))

@@ -102,7 +102,9 @@ def initial_weights(cfg: TrainConfig) -> dict:
     if state["model_name"] != cfg.model:
         raise FacecamError(f"--init: {path} holds a {state['model_name']} model, not {cfg.model}")
     if state["num_classes"] != len(DEFAULT_CLASS_NAMES):
-        raise FacecamError(f"--init: {path} predicts {state['num_classes']} classes, training uses 3")
+        raise FacecamError(
+            f"--init: {path} predicts {state['num_classes']} classes, training uses {len(DEFAULT_CLASS_NAMES)}"
+        )
     try:  # a width given explicitly or left at the default: the weights decide whether they fit
         model_from_checkpoint({**state, "model_kwargs": cfg.model_kwargs})
     except FacecamError as exc:
