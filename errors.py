@@ -11,7 +11,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 class FacecamError(Exception):
@@ -39,6 +40,32 @@ def stop_on_sigterm() -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, handler)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C / SIGTERM until the block is done, then raise KeyboardInterrupt as usual.
+
+    For steps that must not stop half way: a packet written to a file but not yet noted as
+    written would be written again when the file is finished, and FFmpeg refuses the repeated
+    time stamp. Only signals whose handler raises in Python are held; in other threads (where
+    handlers cannot be set and signals are not delivered) the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    held = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if callable(signal.getsignal(sig)):
+            held[sig] = signal.signal(sig, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
+        if received:
+            raise KeyboardInterrupt(signal.Signals(received[0]).name)
 
 
 def one_line(exc: BaseException) -> str:

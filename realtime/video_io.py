@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from facecam.errors import FacecamError
+from facecam.errors import FacecamError, interrupts_deferred
 
 #: output container by file suffix
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
@@ -196,8 +196,13 @@ class VideoWriter:
         """Append one ``(H, W, 3) uint8 BGR`` frame.
 
         Frames are spaced 1/fps apart, or placed at ``timestamp`` seconds when given (a live
-        camera whose frames do not arrive at a fixed rate).
+        camera whose frames do not arrive at a fixed rate). A Ctrl-C arriving meanwhile is
+        raised after the frame and its audio are written, so :meth:`close` finds them consistent.
         """
+        with interrupts_deferred():
+            self._write(frame, timestamp)
+
+    def _write(self, frame: np.ndarray, timestamp: float | None) -> None:
         if self.frames_written % DISK_CHECK_EVERY == 0:
             self._check_disk()
         vf = av.VideoFrame.from_ndarray(frame, format="bgr24")
@@ -229,10 +234,15 @@ class VideoWriter:
         """Finish (``keep``) or discard the output; safe to call twice.
 
         When finishing fails (a full disk), the frames written before still take the output's
-        name, as a playable file, and the error is raised after.
+        name, as a playable file, and the error is raised after. A Ctrl-C while finishing is
+        raised once the file is in place.
         """
         if self._closed:
             return
+        with interrupts_deferred():
+            self._close(keep)
+
+    def _close(self, keep: bool) -> None:
         self._closed = True
         error: Exception | None = None
         try:

@@ -152,3 +152,48 @@ def test_photos_that_would_overwrite_each_other_are_refused(tiny_model, tmp_path
     )
     assert_clean_error(result, "would both be written as a.png")
     assert not (tmp_path / "o").exists()
+
+
+class SignalAfterAudioMux:
+    """Wraps the writer's container; delivers a real signal right after the ``after``-th audio
+    packet is muxed. That is the moment CI once hit: the packet was written but the writer had
+    not yet noted it, so finishing the file muxed it again and FFmpeg refused the repeated time."""
+
+    def __init__(self, container, sig: int, after: int) -> None:
+        self._container, self._sig, self._after, self.audio_muxed = container, sig, after, 0
+
+    def mux(self, packet) -> None:
+        self._container.mux(packet)
+        if packet.stream.type == "audio":
+            self.audio_muxed += 1
+            if self.audio_muxed == self._after:
+                signal.raise_signal(self._sig)
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_between_two_writes_leaves_a_consistent_file(tmp_path, sig):
+    from fractions import Fraction
+
+    from facecam.errors import stop_on_sigterm
+    from facecam.realtime.video_io import VideoReader, VideoWriter
+
+    clip = write_clip(tmp_path / "in.mp4", frames=48, fps=12)
+    out = tmp_path / "out.mp4"
+    writer = VideoWriter(out, Fraction(12), 160, 120, audio_from=clip)
+    writer._out = SignalAfterAudioMux(writer._out, sig, after=3)
+    pytest_sigterm = signal.getsignal(signal.SIGTERM)
+    stop_on_sigterm()  # as the CLI does
+    try:
+        with pytest.raises(KeyboardInterrupt), VideoReader(clip) as reader:
+            for frame in reader.frames():
+                writer.write(frame)
+    finally:
+        signal.signal(signal.SIGTERM, pytest_sigterm)
+    writer.mark_incomplete()
+    writer.close(keep=True)  # raised "writing audio ... failed (Invalid argument)" before the fix
+    got = probe(out)
+    assert 0 < got["frames"] < 48 and got["audio"] == "aac"
+    assert writer._out.audio_muxed > 3
