@@ -109,7 +109,13 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
         pipeline = opts.pipeline(segmenter, queue_size=4)
         writer = (
             VideoWriter(
-                out, reader.fps, reader.width, reader.height, audio_from=source, audio_offset=reader.start_seconds
+                out,
+                reader.fps,
+                reader.width,
+                reader.height,
+                audio_from=source,
+                audio_offset=reader.start_seconds,
+                time_base=reader.time_base,
             )
             if out
             else None
@@ -120,7 +126,8 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
 
         def sink(frame: Frame) -> bool:
             if writer is not None:
-                writer.write(frame.output)
+                # The source's own frame times: a variable frame rate stays in sync with the audio.
+                writer.write(frame.output, timestamp=reader.frame_times[frame.index])
             return _show(frame, opts.settings, fps.tick()) if opts.display else True
 
         try:

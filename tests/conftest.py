@@ -32,27 +32,34 @@ def write_clip(
     size: tuple[int, int] = (120, 160),
     audio: bool = True,
     noise: float = 0.0,
+    times: list[float] | None = None,
 ) -> Path:
     """An H.264 clip of the moving synthetic face, with a 440 Hz AAC tone when ``audio``.
 
-    ``noise`` adds sensor-like Gaussian noise of that standard deviation (big files compress less)."""
+    ``noise`` adds sensor-like Gaussian noise of that standard deviation (big files compress less).
+    ``times`` (seconds, one per frame) makes a variable-frame-rate clip, as phones record."""
     height, width = size
     rng = np.random.default_rng(0)
+    frames = len(times) if times is not None else frames
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        if times is not None:
+            video.time_base = video.codec_context.time_base = Fraction(1, 90000)
         astream = out.add_stream("aac", rate=16000) if audio else None
         for i in range(frames):
             image = draw_face_frame(i / 4, height, width)
             if noise:
                 image = np.clip(image + rng.normal(0, noise, image.shape), 0, 255).astype(np.uint8)
             vf = av.VideoFrame.from_ndarray(image, format="bgr24")
+            if times is not None:
+                vf.pts = round(times[i] * 90000)
             for packet in video.encode(vf):
                 out.mux(packet)
         for packet in video.encode(None):
             out.mux(packet)
         if astream is not None:
-            seconds = frames / fps
+            seconds = times[-1] + 1 / fps if times is not None else frames / fps
             samples = (0.2 * np.sin(2 * np.pi * 440 * np.arange(int(16000 * seconds)) / 16000)).astype(np.float32)
             for start in range(0, len(samples), 1024):
                 chunk = samples[start : start + 1024][None]
@@ -80,6 +87,12 @@ def probe(path: Path) -> dict:
             "fps": float(v.average_rate),
             "audio": audio,
         }
+
+
+def frame_times(path: Path) -> list[float]:
+    """When each video frame of ``path`` is shown, in seconds, in presentation order."""
+    with av.open(str(path)) as c:
+        return [float(f.time) for f in c.decode(video=0)]
 
 
 def tiny_checkpoint(path: Path, width: int = 4, size: int = 64, seed: int = 0) -> Path:

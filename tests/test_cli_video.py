@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import assert_clean_error, probe, run_cli, write_clip
+from conftest import assert_clean_error, frame_times, probe, run_cli, write_clip
 
 from facecam.realtime.compose import MODES
 
@@ -20,6 +20,25 @@ def test_every_mode_keeps_frames_size_fps_and_audio(tiny_model, clip, tmp_path, 
     assert got["fps"] == pytest.approx(src["fps"])
     assert got["audio"] == "aac"
     assert not list(tmp_path.glob(".*partial*")), "temporary file left behind"
+
+
+def test_frames_keep_their_times_so_audio_stays_in_sync(tiny_model, clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    assert run_cli("facecam", "--video", str(clip), "--out", str(out), "--model", str(tiny_model)).returncode == 0
+    # Not 2 frames late, as B-frames in a fragmented MP4 (no edit list) would make them.
+    assert frame_times(out) == pytest.approx(frame_times(clip), abs=1e-3)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_variable_frame_rate_keeps_its_frame_times(tiny_model, tmp_path, suffix):
+    # As a phone records in dim light: 30 fps, then 10 fps for a second, then 30 fps again.
+    times = [i / 30 for i in range(15)] + [0.5 + i / 10 for i in range(10)] + [1.5 + i / 30 for i in range(15)]
+    clip = write_clip(tmp_path / "vfr.mp4", fps=30, times=times)
+    out = tmp_path / f"out{suffix}"
+    assert run_cli("facecam", "--video", str(clip), "--out", str(out), "--model", str(tiny_model)).returncode == 0
+    # Timed at the average rate (20 fps) instead, the 10 fps second ends 0.25 s ahead of its audio.
+    assert frame_times(out) == pytest.approx(times, abs=1e-3)
+    assert probe(out)["audio"] == "aac"
 
 
 def test_portrait_odd_size_clip_without_audio(tiny_model, tmp_path):
