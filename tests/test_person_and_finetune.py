@@ -117,7 +117,7 @@ def test_prepare_person_then_fine_tune_with_init(tmp_path, tiny_model):
         PrepareConfig(src=make_celebamask(tmp_path / "celeba"), out=faces, size=64, val_count=2), progress=False
     )
     common = ("--data", str(faces), str(out), "--model", "fast_unet", "--batch-size", "2", "--size", "64")
-    common += ("--workers", "0", "--epochs", "1", "--lighting", "1")
+    common += ("--workers", "0", "--epochs", "1", "--lighting", "1", "--hard-light", "1")
     assert run_cli("facecam-train", *common, "--out", str(tmp_path / "base"), timeout=300).returncode == 0
     base = tmp_path / "base" / "best.pt"
     r = run_cli("facecam-train", *common, "--init", str(base), "--out", str(tmp_path / "tuned"), timeout=300)

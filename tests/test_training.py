@@ -336,6 +336,20 @@ def test_augmentations_keep_image_and_label_aligned(prepared):
     assert set(np.unique(out_label)) <= {0, 1, 2}
 
 
+def test_hard_light_changes_the_light_never_the_label(prepared):
+    from facecam.training.augment import AugmentConfig, build_train_transform
+
+    still = dict(size=48, hflip=False, color_jitter=0, coarse_dropout=0, scale_rotate=0, webcam_framing=0, blur_noise=0)
+    image, label = read_pair(prepared, "0")
+    plain_image, plain_label = build_train_transform(AugmentConfig(**still), seed=0)(image, label)
+    relit = 0
+    for seed in range(6):
+        lit_image, lit_label = build_train_transform(AugmentConfig(**still, hard_light=1.0), seed=seed)(image, label)
+        assert (lit_label == plain_label).all() and lit_image.dtype == np.uint8
+        relit += np.abs(lit_image.astype(int) - plain_image).mean() > 3
+    assert relit >= 5
+
+
 def test_labels_outside_the_classes_are_reported(tmp_path):
     (tmp_path / "images").mkdir()
     (tmp_path / "labels").mkdir()

@@ -28,6 +28,7 @@ class AugmentConfig:
     blur_noise: float = 0.3  # probability of camera-like blur, noise or JPEG loss, 0 = off
     skin_distractors: float = 0.0  # probability of pasting hand/arm-like patches of the face's own skin, 0 = off
     lighting: float = 0.0  # probability of a gamma change (dim or bright rooms) or a grey frame, 0 = off
+    hard_light: float = 0.0  # probability of a dim noisy room, a colour cast or light from one side, 0 = off
 
 
 def synthetic_background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -132,6 +133,8 @@ def build_train_transform(config: AugmentConfig, seed: int | None = None) -> Pai
         # dim or bright rooms, and colour-free frames: a face is found by its shape, not its tone
         # (OneOf weighs its choices by their own p, so both get 1)
         ops.append(A.OneOf([A.RandomGamma(gamma_limit=(60, 180), p=1.0), A.ToGray(p=1.0)], p=config.lighting))
+    if config.hard_light:
+        ops.append(hard_light(config.hard_light))
     if config.blur_noise:
         ops.append(
             A.OneOf(
@@ -155,6 +158,37 @@ def build_train_transform(config: AugmentConfig, seed: int | None = None) -> Pai
             )
         )
     return _TrainTransform(config, A.Compose(ops, seed=seed), seed)
+
+
+def hard_light(p: float):
+    """Webcam light that LFW's press photos lack, one of: a dim room (dark, low contrast, the
+    sensor's colour noise), a warm or cold lamp (black-body colour temperature), or light
+    falling from one side or a window behind (a brightness ramp or spot that also darkens)."""
+    import albumentations as A
+
+    dim_room = A.Sequential(
+        [
+            A.RandomBrightnessContrast(brightness_limit=(-0.45, -0.15), contrast_limit=(-0.4, -0.1), p=1.0),
+            A.ISONoise(color_shift=(0.01, 0.05), intensity=(0.05, 0.3), p=1.0),
+        ],
+        p=1.0,
+    )
+    lamp = A.PlanckianJitter(mode="blackbody", temperature_limit=(3000, 10000), p=1.0)
+    # Illumination allows at most 0.2 of a ramp or spot; the darkening before makes it a lit side.
+    side_light = A.Sequential(
+        [
+            A.RandomBrightnessContrast(brightness_limit=(-0.4, -0.1), contrast_limit=(-0.2, 0.1), p=1.0),
+            A.OneOf(
+                [
+                    A.Illumination(mode="linear", intensity_range=(0.1, 0.2), effect_type="brighten", p=1.0),
+                    A.Illumination(mode="gaussian", intensity_range=(0.1, 0.2), effect_type="brighten", p=1.0),
+                ],
+                p=1.0,
+            ),
+        ],
+        p=1.0,
+    )
+    return A.OneOf([dim_room, lamp, side_light], p=p)
 
 
 class _TrainTransform:

@@ -69,6 +69,12 @@ def train_parser() -> OneLineErrorParser:
     aug.add_argument(
         "--lighting", type=unit_float, default=0.0, help="probability of a gamma change or a grey frame (0 = off)"
     )
+    aug.add_argument(
+        "--hard-light",
+        type=unit_float,
+        default=0.0,
+        help="probability of a dim noisy room, a warm/cold lamp or light from one side (0 = off)",
+    )
     aug.add_argument("--no-hflip", action="store_true", help="disable horizontal flips")
     return p
 
@@ -264,6 +270,7 @@ def run_train(argv: list[str]) -> int:
         blur_noise=a.blur_noise,
         skin_distractors=a.skin_distractors,
         lighting=a.lighting,
+        hard_light=a.hard_light,
     )
     if a.width and a.model != "fast_unet":
         raise FacecamError(f"--width applies to fast_unet only, not {a.model}")
