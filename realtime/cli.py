@@ -106,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         + (f" -> {args.out}" if args.out else ""),
         file=sys.stderr,
     )
+    if stats.stuck:
+        print(
+            f"facecam: warning: {', '.join(stats.stuck)} did not stop within 5 s "
+            "(a camera or decoder that hangs?); exiting without it",
+            file=sys.stderr,
+        )
     if stats.interrupted:
         print("facecam: interrupted; the output holds every frame processed so far", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -52,6 +52,7 @@ class RunStats:
     latency_ms: list[float] = field(default_factory=list)
     interrupted: bool = False
     flicker: float | None = None
+    stuck: list[str] = field(default_factory=list)  # stages still running after the stop (a hung driver)
 
     @property
     def fps(self) -> float:
@@ -90,6 +91,7 @@ class Pipeline:
         self.flicker = FlickerMeter() if measure_flicker else None
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
+        self.join_timeout = 5.0  # seconds each stage gets to finish after the stop
 
     def _put(self, q: queue.Queue, item) -> bool:
         while not self._stop.is_set():
@@ -205,7 +207,9 @@ class Pipeline:
         finally:
             self._stop.set()
             for thread in threads:
-                thread.join(timeout=5.0)
+                thread.join(timeout=self.join_timeout)
+            # Daemon threads do not hold the exit, but a stage that never returns should be named.
+            stats.stuck = [thread.name for thread in threads if thread.is_alive()]
             stats.seconds = time.perf_counter() - start
         if self.flicker is not None:
             stats.flicker = self.flicker.value

@@ -1,0 +1,28 @@
+"""Pipeline: how its stages stop."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from facecam.realtime.compose import ComposeSettings
+from facecam.realtime.pipeline import Pipeline
+from facecam.realtime.segmenter import Segmenter
+from facecam.realtime.smoothing import TemporalSmoother
+
+
+def test_a_stage_that_does_not_stop_is_named(tiny_model):
+    released = threading.Event()
+
+    def hanging_camera():
+        yield np.zeros((48, 64, 3), np.uint8)
+        released.wait()  # a driver that never returns the next frame
+
+    with Segmenter(tiny_model) as seg:
+        pipeline = Pipeline(seg, ComposeSettings("blur"), TemporalSmoother(0.6))
+        pipeline.join_timeout = 0.2
+        stats = pipeline.run(hanging_camera(), lambda frame: False)  # the user quits after one frame
+        assert stats.frames == 1 and stats.stuck == ["facecam-capture"]
+        released.set()
+        assert pipeline.run(iter([np.zeros((48, 64, 3), np.uint8)] * 3), lambda frame: None).stuck == []
