@@ -42,16 +42,24 @@ def stop_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
+#: True while an interrupts_deferred block runs (main thread only): nested blocks add nothing.
+_deferring = False
+
+
 @contextmanager
 def interrupts_deferred() -> Iterator[None]:
-    """Hold Ctrl-C / SIGTERM until the block is done, then raise KeyboardInterrupt as usual.
+    """Hold Ctrl-C / SIGTERM until the block is done, then hand them to their own handlers.
 
     For steps that must not stop half way: a packet written to a file but not yet noted as
     written would be written again when the file is finished, and FFmpeg refuses the repeated
-    time stamp. Only signals whose handler raises in Python are held; in other threads (where
-    handlers cannot be set and signals are not delivered) the block runs as it is.
+    time stamp. Signals with a Python handler (Ctrl-C's KeyboardInterrupt, stop_on_sigterm's)
+    are held; ignored or default ones are left alone. A nested block holds nothing more; the
+    outermost one delivers. When the block raises, its error goes on and the held signal is
+    dropped: the run is stopping anyway, and the error says why. In other threads (where
+    handlers cannot be set and Python delivers no signal) the block runs as it is.
     """
-    if threading.current_thread() is not threading.main_thread():
+    global _deferring
+    if _deferring or threading.current_thread() is not threading.main_thread():
         yield
         return
     received: list[int] = []
@@ -59,13 +67,20 @@ def interrupts_deferred() -> Iterator[None]:
     for sig in (signal.SIGINT, signal.SIGTERM):
         if callable(signal.getsignal(sig)):
             held[sig] = signal.signal(sig, lambda signum, frame: received.append(signum))
+    _deferring = True
     try:
         yield
     finally:
-        for sig, handler in held.items():
-            signal.signal(sig, handler)
-        if received:
-            raise KeyboardInterrupt(signal.Signals(received[0]).name)
+        # Both blocked while the handlers go back, so a signal arriving now waits for its own.
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            for sig, handler in held.items():
+                signal.signal(sig, handler)
+            _deferring = False
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+    if received:
+        held[received[0]](received[0], None)
 
 
 def one_line(exc: BaseException) -> str:

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if stats.stuck:
         print(
-            f"facecam: warning: {', '.join(stats.stuck)} did not stop within 5 s "
+            f"facecam: warning: {', '.join(stats.stuck)} did not stop when the run ended "
             "(a camera or decoder that hangs?); exiting without it",
             file=sys.stderr,
         )

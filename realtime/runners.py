@@ -127,7 +127,7 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
         def sink(frame: Frame) -> bool:
             if writer is not None:
                 # The source's own frame times: a variable frame rate stays in sync with the audio.
-                writer.write(frame.output, timestamp=reader.frame_times[frame.index])
+                writer.write(frame.output, timestamp=reader.take_frame_time(frame.index))
             return _show(frame, opts.settings, fps.tick()) if opts.display else True
 
         try:

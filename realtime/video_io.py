@@ -35,9 +35,8 @@ class VideoReader:
     video timestamp) and ``time_base`` (the stream's clock tick) describe it. A missing file, a
     non-video or an undecodable one is a FacecamError. Frames that fail to decode mid-stream
     are skipped and counted in ``skipped``, so one corrupt frame does not end a long file.
-    ``frame_times[i]`` is when the i-th yielded frame is shown, in seconds from ``start_seconds``
-    (None where the file does not say): phone videos change their frame rate mid-file, and a
-    copy timed at the average rate drifts from its audio.
+    :meth:`take_frame_time` says when a yielded frame is shown: phone videos change their frame
+    rate mid-file, and a copy timed at the average rate drifts from its audio.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -65,7 +64,8 @@ class VideoReader:
         self.start_seconds = Fraction(start * self._stream.time_base) if start is not None else Fraction(0)
         self.time_base = Fraction(self._stream.time_base) if self._stream.time_base else None
         self.skipped = 0
-        self.frame_times: list[Fraction | None] = []
+        self._frame_times: dict[int, Fraction | None] = {}  # yielded, not yet taken
+        self._yielded = 0
 
     def frames(self) -> Iterator[np.ndarray]:
         """Every decodable frame in order, as ``(H, W, 3) uint8 BGR``."""
@@ -77,10 +77,16 @@ class VideoReader:
                     self.skipped += 1
                     continue
                 for frame in decoded:
-                    self.frame_times.append(self._seconds(frame))
+                    self._frame_times[self._yielded] = self._seconds(frame)
+                    self._yielded += 1
                     yield frame.to_ndarray(format="bgr24")
         except av.error.FFmpegError as exc:
             raise FacecamError(f"{self.path}: decoding stopped ({exc})") from exc
+
+    def take_frame_time(self, index: int) -> Fraction | None:
+        """When the ``index``-th yielded frame (from 0) is shown, in seconds from ``start_seconds``;
+        None where the file does not say. Each is handed out once, so a long file holds none."""
+        return self._frame_times.pop(index, None)
 
     def _seconds(self, frame: av.VideoFrame) -> Fraction | None:
         time_base = frame.time_base or self.time_base
@@ -143,6 +149,8 @@ class VideoWriter:
         self.fps = Fraction(fps).limit_denominator(1001 * 1000)
         self.frames_written = 0
         self._last_pts = -1
+        self._last_seconds = Fraction(0)
+        self._clock_shift = Fraction(0)  # added to source times after their clock went back
         self._closed = False
         self._complete = True
         self._existed = self.path.exists()
@@ -227,7 +235,16 @@ class VideoWriter:
         if self.frames_written % DISK_CHECK_EVERY == 0:
             self._check_disk()
         vf = av.VideoFrame.from_ndarray(frame, format="bgr24")
-        seconds = self.frames_written / self.fps if timestamp is None else Fraction(timestamp)
+        if timestamp is None:
+            seconds = self.frames_written / self.fps
+        else:
+            seconds = Fraction(timestamp) + self._clock_shift
+            if self.frames_written and seconds <= self._last_seconds:
+                # The source's clock went back or stood still (joined recordings, a broken file):
+                # go on one frame after the last, keeping the source's spacing from there.
+                self._clock_shift += self._last_seconds + 1 / self.fps - seconds
+                seconds = self._last_seconds + 1 / self.fps
+        self._last_seconds = seconds
         vf.pts = self._last_pts = max(round(seconds / self.time_base), self._last_pts + 1)
         self._mux(self._video.encode(vf))
         self.frames_written += 1

@@ -41,6 +41,26 @@ def test_a_variable_frame_rate_keeps_its_frame_times(tiny_model, tmp_path, suffi
     assert probe(out)["audio"] == "aac"
 
 
+def test_joined_recordings_whose_clock_goes_back_play_on(tiny_model, tmp_path):
+    import av
+
+    mp4 = write_clip(tmp_path / "a.mp4", frames=24, fps=12)
+    ts = tmp_path / "a.ts"
+    with av.open(str(mp4)) as src, av.open(str(ts), "w", format="mpegts") as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                dst.mux(packet)
+    joined = tmp_path / "joined.ts"  # `cat a.ts b.ts`: the second half's clock starts again at 0
+    joined.write_bytes(ts.read_bytes() * 2)
+    out = tmp_path / "out.mp4"
+    assert run_cli("facecam", "--video", str(joined), "--out", str(out), "--model", str(tiny_model)).returncode == 0
+    # The second half goes on a frame after the first (it once piled up in 0.3 ms at the joint).
+    assert frame_times(out) == pytest.approx([i / 12 for i in range(48)], abs=1e-3)
+    assert probe(out)["audio"] == "aac"
+
+
 def test_portrait_odd_size_clip_without_audio(tiny_model, tmp_path):
     clip = write_clip(tmp_path / "portrait.mp4", frames=10, size=(200, 112), audio=False)
     out = tmp_path / "out.mkv"

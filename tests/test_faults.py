@@ -197,3 +197,22 @@ def test_a_signal_between_two_writes_leaves_a_consistent_file(tmp_path, sig):
     got = probe(out)
     assert 0 < got["frames"] < 48 and got["audio"] == "aac"
     assert writer._out.audio_muxed > 3
+
+
+def test_held_signals_go_to_their_own_handler_once_the_outermost_block_ends():
+    from facecam.errors import interrupts_deferred
+
+    seen: list[int] = []
+    before = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    try:
+        with interrupts_deferred():
+            with interrupts_deferred():
+                signal.raise_signal(signal.SIGINT)
+            assert seen == []  # the inner block's end delivers nothing
+        assert seen == [signal.SIGINT]
+        with pytest.raises(OSError, match="disk"), interrupts_deferred():
+            signal.raise_signal(signal.SIGINT)
+            raise OSError("disk full")  # the block's own error goes on; the run stops with it
+        assert seen == [signal.SIGINT]
+    finally:
+        signal.signal(signal.SIGINT, before)

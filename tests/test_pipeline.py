@@ -21,7 +21,7 @@ def test_a_stage_that_does_not_stop_is_named(tiny_model):
 
     with Segmenter(tiny_model) as seg:
         pipeline = Pipeline(seg, ComposeSettings("blur"), TemporalSmoother(0.6))
-        pipeline.join_timeout = 0.2
+        pipeline.join_timeout = 1.0
         stats = pipeline.run(hanging_camera(), lambda frame: False)  # the user quits after one frame
         assert stats.frames == 1 and stats.stuck == ["facecam-capture"]
         released.set()
