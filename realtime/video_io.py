@@ -174,7 +174,7 @@ class VideoWriter:
         self._video.time_base = self._video.codec_context.time_base = self.time_base
         # No B-frames: a fragmented MP4 has no edit list to hide their decoding delay, so the
         # video would start two frames (67 ms at 30 fps) after its audio. Without them the file
-        # is ~20% larger, encoding ~25% faster and frames leave the encoder at once.
+        # is ~20% larger and frames leave the encoder at once.
         self._video.options = {"crf": "20", "preset": "veryfast", "bf": "0"}
         self._audio_in = None
         self._audio_packets = None
