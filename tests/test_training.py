@@ -350,6 +350,32 @@ def test_hard_light_changes_the_light_never_the_label(prepared):
     assert relit >= 5
 
 
+def test_distributed_run_stops_every_rank_when_rank0_fails(prepared, tmp_path):
+    run = tmp_path / "ddp"
+    (run / "best.pt").mkdir(parents=True)  # rank 0, the one that writes, cannot save
+    argv = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29519"]
+    argv += ["-m", "facecam.training.cli", "--data", str(prepared), "--model", "fast_unet", "--epochs", "2"]
+    argv += ["--batch-size", "2", "--size", "64", "--workers", "0", "--device", "cpu", "--out", str(run)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=240, env=env)  # no rank waits forever
+    assert r.returncode != 0
+    assert "facecam: error: cannot write checkpoint" in r.stderr  # rank 0 says why
+    # rank 1 either notices first ("rank 1: another process of this run stopped") or torchrun
+    # stops it; never a bug report about a closed connection
+    assert "unexpected error" not in r.stderr
+
+
+def test_a_checkpoint_that_cannot_be_written_is_a_clear_error(prepared, tmp_path):
+    run = tmp_path / "run"
+    (run / "best.pt").mkdir(parents=True)  # a folder in the way, as a full disk would also stop it
+    common = ("--data", str(prepared), "--model", "fast_unet", "--batch-size", "2", "--size", "64", "--workers", "0")
+    result = run_cli("facecam-train", *common, "--epochs", "1", "--out", str(run), timeout=300)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert last.startswith("facecam: error: cannot write checkpoint") and "best.pt" in last, result.stderr
+    assert not list(run.glob("*.tmp"))
+
+
 def test_labels_outside_the_classes_are_reported(tmp_path):
     (tmp_path / "images").mkdir()
     (tmp_path / "labels").mkdir()

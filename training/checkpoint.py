@@ -22,11 +22,21 @@ REQUIRED_KEYS = ("model_name", "num_classes", "state_dict", "card")
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
-    """Write atomically (temporary file, then rename), so an interrupted save never leaves half a file."""
+    """Write atomically (temporary file, then rename), so an interrupted save never leaves half a file.
+
+    A write that fails (a full disk, a folder in the way) is a FacecamError naming the file,
+    not a bug report, and leaves no temporary file behind.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(payload, tmp)  # a full disk is a RuntimeError from torch's zip writer
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        if tmp.is_file():
+            tmp.unlink()
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise FacecamError(f"cannot write checkpoint {path} ({reason})") from exc
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

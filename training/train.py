@@ -183,9 +183,18 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         run.mkdir(parents=True, exist_ok=True)
     try:
         return _train(cfg, run, device, rank, world, initial)
+    except RuntimeError as exc:
+        if world > 1 and _peer_gone(exc):
+            raise FacecamError(f"rank {rank}: another process of this run stopped; its error is above") from exc
+        raise
     finally:
         if world > 1:
             torch.distributed.destroy_process_group()
+
+
+def _peer_gone(exc: RuntimeError) -> bool:
+    """A collective failed because another rank exited (gloo says so only in its message)."""
+    return isinstance(exc, torch.distributed.DistError) or "closed by peer" in str(exc)
 
 
 def _train(
