@@ -37,6 +37,7 @@ class BenchConfig:
     model: str | None = None
     provider: str = "auto"
     threads: int = 0
+    small_faces: bool = False  # the second, zoomed pass for small faces
     frames: int = 0  # timed frames (0 = all the source has after warm-up)
     warmup: int = 30
     predecode: bool = False  # decode into memory first: decode time excluded, as MediaPipe's anchor does
@@ -126,7 +127,7 @@ def _summarise(stats: RunStats) -> tuple[dict[str, float], dict[str, float]]:
 def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> BenchResult:
     """Warm up, then time ``cfg``; returns the end-to-end figures."""
     own = segmenter is None
-    seg = segmenter or Segmenter(cfg.model, provider=cfg.provider, threads=cfg.threads)
+    seg = segmenter or Segmenter(cfg.model, provider=cfg.provider, threads=cfg.threads, small_faces=cfg.small_faces)
     limit = cfg.warmup + cfg.frames if cfg.frames else 0
     source = _Source(cfg.source, limit)
     try:

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from facecam.realtime import processing
 from facecam.realtime.compose import ComposeSettings, draw, face_alpha
 from facecam.realtime.segmenter import Segmenter
 from facecam.realtime.smoothing import FlickerMeter, TemporalSmoother
@@ -146,13 +145,10 @@ class Pipeline:
         self._put(out, _END)
 
     def _infer(self, item: Frame, stats: RunStats) -> None:
-        seg = self.segmenter
-        t0 = time.perf_counter()
-        tensor = processing.preprocess(item.image, seg.inference_size(item.image.shape[:2]), seg.card)
-        t1 = time.perf_counter()
-        item.mask = seg.infer(tensor)
-        stats.stage_ms["preprocess"].append((t1 - t0) * 1000)
-        stats.stage_ms["inference"].append((time.perf_counter() - t1) * 1000)
+        timings: dict[str, float] = {}
+        item.mask = self.segmenter.probability(item.image, timings)
+        for stage, ms in timings.items():
+            stats.stage_ms[stage].append(ms)
 
     def _refine(self, item: Frame, stats: RunStats) -> None:
         """Temporal smoothing at low resolution, then the edge-aware full-resolution alpha."""

@@ -10,6 +10,7 @@ A path names exactly one file, which is used as it is.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,9 +71,13 @@ class Segmenter:
     ``provider``: ``auto`` (default: TensorRT, CUDA, CPU, the first that starts), ``cpu``,
     ``cuda`` or ``tensorrt``. ``threads``: onnxruntime intra-op threads (0 = its default).
     ``.provider`` names the provider that is active; ``.card`` holds the model card.
+    ``small_faces``: a second pass at twice the model's size adds faces too small for the
+    first (crowds, group photos; see :func:`processing.add_small_faces`), at ~4x the time.
     """
 
-    def __init__(self, model: str | Path | None = None, provider: str = "auto", threads: int = 0) -> None:
+    def __init__(
+        self, model: str | Path | None = None, provider: str = "auto", threads: int = 0, small_faces: bool = False
+    ) -> None:
         files = resolve_model(model)
         self.session, self.provider, self.path = open_session(files, provider, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -81,6 +86,9 @@ class Segmenter:
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
             raise FacecamError(f"{self.path}: expected one (N, 3, H, W) input, found {[i.shape for i in inputs]}")
         self.input_name = inputs[0].name
+        if small_faces and not self.card.dynamic_size:
+            raise FacecamError(f"{self.path.name} takes one fixed input size; small faces need a model that takes any")
+        self.small_faces = small_faces
 
     def __enter__(self) -> Segmenter:
         return self
@@ -92,9 +100,16 @@ class Segmenter:
         """Release the onnxruntime session."""
         self.session = None
 
+    def pass_sizes(self, frame_hw: tuple[int, int]) -> list[tuple[int, int]]:
+        """``(h, w)`` of each pass for a frame of ``frame_hw``: the model's own, then twice it for
+        small faces, where the frame has the pixels for it (enlarged, a small photo only gets
+        blurry and the model sees faces in hair and hands)."""
+        zooms = (1, 2) if self.small_faces and max(frame_hw) >= 2 * max(self.card.input_size) else (1,)
+        return [processing.inference_size(frame_hw, self.card, zoom) for zoom in zooms]
+
     def inference_size(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
-        """``(h, w)`` the model runs at for a frame of ``frame_hw``."""
-        return processing.inference_size(frame_hw, self.card)
+        """``(h, w)`` of the mask :meth:`probability` returns for a frame of ``frame_hw`` (its last pass)."""
+        return self.pass_sizes(frame_hw)[-1]
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         """``(1, 3, h, w) float32`` -> ``(h, w) float32`` face probability 0..1."""
@@ -106,10 +121,21 @@ class Segmenter:
             raise FacecamError(f"inference failed on {self.path.name}: {str(exc).splitlines()[0]}") from exc
         return processing.face_probability(logits, self.card.face_classes)
 
-    def probability(self, frame: np.ndarray) -> np.ndarray:
-        """``(H, W, 3) uint8 BGR`` -> ``(h, w) float32`` face probability at inference resolution."""
-        size = self.inference_size(frame.shape[:2])
-        return self.infer(processing.preprocess(frame, size, self.card))
+    def probability(self, frame: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray:
+        """``(H, W, 3) uint8 BGR`` -> ``(h, w) float32`` face probability at inference resolution.
+
+        ``timings``, when given, gets the milliseconds spent under "preprocess" and "inference".
+        """
+        passes = []
+        for size in self.pass_sizes(frame.shape[:2]):
+            t0 = time.perf_counter()
+            tensor = processing.preprocess(frame, size, self.card)
+            t1 = time.perf_counter()
+            passes.append(self.infer(tensor))
+            if timings is not None:
+                timings["preprocess"] = timings.get("preprocess", 0.0) + (t1 - t0) * 1000
+                timings["inference"] = timings.get("inference", 0.0) + (time.perf_counter() - t1) * 1000
+        return processing.add_small_faces(*passes) if len(passes) == 2 else passes[0]
 
     def process(self, frame: np.ndarray) -> np.ndarray:
         """``(H, W, 3) uint8 BGR`` -> ``(H, W) uint8`` face mask 0..255 at the frame's size (edge-aware upsampling)."""

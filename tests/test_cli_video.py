@@ -61,6 +61,14 @@ def test_joined_recordings_whose_clock_goes_back_play_on(tiny_model, tmp_path):
     assert probe(out)["audio"] == "aac"
 
 
+def test_small_faces_runs_the_whole_pipeline(tiny_model, clip, tmp_path):
+    out = tmp_path / "anon.mp4"
+    argv = ("--video", str(clip), "--out", str(out), "--mode", "anonymize", "--small-faces", "--stats")
+    result = run_cli("facecam", *argv, "--model", str(tiny_model))
+    assert result.returncode == 0, result.stderr
+    assert probe(out)["frames"] == 24 and "inference" in result.stderr
+
+
 def test_portrait_odd_size_clip_without_audio(tiny_model, tmp_path):
     clip = write_clip(tmp_path / "portrait.mp4", frames=10, size=(200, 112), audio=False)
     out = tmp_path / "out.mkv"

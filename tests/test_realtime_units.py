@@ -84,6 +84,21 @@ def test_upsample_mask_snaps_to_image_edge():
     assert np.abs(edge_aware - truth).mean() < 0.5 * np.abs(bilinear - truth).mean()
 
 
+def test_small_faces_come_from_the_zoomed_pass_only_away_from_the_big_ones():
+    coarse = np.zeros((30, 40), np.float32)
+    coarse[5:25, 5:20] = 1.0  # a big face the model's own pass found
+    fine = np.zeros((60, 80), np.float32)
+    fine[8:52, 8:38] = 1.0  # the same face, as the zoomed pass paints it
+    fine[50:56, 60:66] = 0.9  # a small face far from it
+    fine[20:26, 39:43] = 0.9  # a small blob right beside the big face (a hand, a collar)
+    fine[0:20, 50:80] = 0.9  # a blob too big to be a face the first pass missed
+    fused = processing.add_small_faces(coarse, fine)
+    assert fused.shape == (60, 80) and fused.dtype == np.float32
+    assert fused[53, 63] == pytest.approx(0.9)  # the small face is added
+    assert fused[23, 41] < 0.5 and fused[10, 70] < 0.5  # the blob beside it and the big blob are not
+    assert fused[30, 20] > 0.9 and fused[50, 40] < 0.5  # the big face stays the first pass's shape
+
+
 def test_smoothing_off_is_identity_and_still_scene_is_steady():
     gray = np.full((8, 8), 100, np.uint8)
     a, b = np.zeros((8, 8), np.float32), np.ones((8, 8), np.float32)
