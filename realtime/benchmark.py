@@ -61,7 +61,8 @@ class BenchResult:
     mode: str
     source: str
     size: list[int]
-    inference_size: list[int]
+    inference_size: list[int]  # the model's own pass
+    small_faces_size: list[int] | None  # the zoomed pass of --small-faces, where it runs
     config: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -164,6 +165,7 @@ def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> Bench
         stages, latency = _summarise(stats)
         if not cfg.encode:
             stages.pop("encode", None)  # the sink did nothing; no encode stage ran
+        passes = seg.pass_sizes((source.height, source.width))
         return BenchResult(
             fps=round(stats.fps, 2),
             frames=stats.frames,
@@ -176,8 +178,9 @@ def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> Bench
             mode=cfg.mode,
             source=cfg.source,
             size=[source.width, source.height],
-            inference_size=list(seg.inference_size((source.height, source.width))),
-            config=asdict(cfg),
+            inference_size=list(passes[0]),
+            small_faces_size=list(passes[1]) if len(passes) > 1 else None,
+            config={**asdict(cfg), "small_faces": seg.small_faces},  # a segmenter passed in has its own
         )
     finally:
         source.close()
@@ -200,7 +203,11 @@ def format_table(results: list[BenchResult]) -> str:
         ("mask flicker", ["-" if r.flicker is None else f"{r.flicker:.4f}" for r in results]),
         (
             "frame / inference size",
-            [f"{r.size[0]}x{r.size[1]} / {r.inference_size[1]}x{r.inference_size[0]}" for r in results],
+            [
+                f"{r.size[0]}x{r.size[1]} / {r.inference_size[1]}x{r.inference_size[0]}"
+                + (f" + {r.small_faces_size[1]}x{r.small_faces_size[0]}" if r.small_faces_size else "")
+                for r in results
+            ],
         ),
     ]
     width0 = max(len(label) for label, _ in rows)

@@ -54,7 +54,7 @@ def parser() -> OneLineErrorParser:
         "--small-faces",
         action="store_true",
         help="also find faces too small for the model's own size (crowds, group photos), with a second "
-        "pass at twice it: ~4x the inference time, and some hands or logos get marked too; "
+        "pass at twice it: ~5x the inference time (about a third of the FPS), and some hands or logos get marked too; "
         "for --mode anonymize, where a missed face matters more",
     )
     p.add_argument(
