@@ -24,6 +24,9 @@ CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", "
 DISK_RESERVE = 1 << 20
 #: check the free space every this many frames
 DISK_CHECK_EVERY = 10
+#: frame times not taken this many frames after they were yielded are forgotten (a reader
+#: used without a writer, as the benchmark does); a pipeline holds at most a few dozen
+FRAME_TIMES_KEPT = 1024
 #: audio codecs an MP4/MOV can carry as they are; others are re-encoded to AAC
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 
@@ -78,6 +81,7 @@ class VideoReader:
                     continue
                 for frame in decoded:
                     self._frame_times[self._yielded] = self._seconds(frame)
+                    self._frame_times.pop(self._yielded - FRAME_TIMES_KEPT, None)
                     self._yielded += 1
                     yield frame.to_ndarray(format="bgr24")
         except av.error.FFmpegError as exc:
@@ -85,7 +89,8 @@ class VideoReader:
 
     def take_frame_time(self, index: int) -> Fraction | None:
         """When the ``index``-th yielded frame (from 0) is shown, in seconds from ``start_seconds``;
-        None where the file does not say. Each is handed out once, so a long file holds none."""
+        None where the file does not say. Each is handed out once, and those never asked for
+        are dropped after FRAME_TIMES_KEPT frames, so a long file holds only a few."""
         return self._frame_times.pop(index, None)
 
     def _seconds(self, frame: av.VideoFrame) -> Fraction | None:

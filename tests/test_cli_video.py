@@ -41,6 +41,16 @@ def test_a_variable_frame_rate_keeps_its_frame_times(tiny_model, tmp_path, suffi
     assert probe(out)["audio"] == "aac"
 
 
+def test_frame_times_nobody_takes_are_not_kept(clip, monkeypatch):
+    from facecam.realtime import video_io
+
+    monkeypatch.setattr(video_io, "FRAME_TIMES_KEPT", 5)
+    with video_io.VideoReader(clip) as reader:  # read without a writer, as the benchmark does
+        assert sum(1 for _ in reader.frames()) == 24
+        assert reader.take_frame_time(23) == pytest.approx(23 / 12) and reader.take_frame_time(0) is None
+        assert len(reader._frame_times) == 4
+
+
 def test_joined_recordings_whose_clock_goes_back_play_on(tiny_model, tmp_path):
     import av
 
