@@ -1,6 +1,7 @@
 """``facecam``: segment faces from a camera, a video file or a folder of photos.
 
 facecam (--camera INDEX | --video PATH | --images DIR) [--out PATH] [--mode MODE] ...
+facecam --video PARTIAL --remux-only --out FIXED.mp4
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ def parser() -> OneLineErrorParser:
     )
     p.add_argument("--max-frames", type=non_negative_int, default=0, help="stop after N frames or photos (0 = all)")
     p.add_argument("--stats", action="store_true", help="print per-stage times and the mask flicker at the end")
+    p.add_argument(
+        "--remux-only",
+        action="store_true",
+        help="with --video PARTIAL --out FIXED.mp4: no processing, only copy the frames of a fragmented file "
+        "(what an interrupted run leaves) into an ordinary MP4/MOV that every player shows with its real duration",
+    )
     return p
 
 
@@ -77,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     stop_on_sigterm()
+    if args.remux_only:
+        return remux_only(args.video, args.out)
     if args.images is not None and args.out is None:
         raise FacecamError("--images needs --out DIR for the results")
     if not 0 < args.blur_sigma <= 100:
@@ -122,6 +131,17 @@ def main(argv: list[str] | None = None) -> int:
     if stats.interrupted:
         print("facecam: interrupted; the output holds every frame processed so far", file=sys.stderr)
         return EXIT_INTERRUPTED
+    return 0
+
+
+def remux_only(source: Path | None, out: Path | None) -> int:
+    """``--remux-only``: no model is loaded, nothing is processed."""
+    from facecam.realtime.remux import remux_file
+
+    if source is None or out is None:
+        raise FacecamError("--remux-only needs --video PARTIAL and --out FIXED.mp4")
+    copied = remux_file(source, out)
+    print(f"facecam: {source} remuxed ({copied} packets copied, none re-encoded) -> {out}", file=sys.stderr)
     return 0
 
 

@@ -196,6 +196,12 @@ def run_camera(segmenter: Segmenter, index: int, out: Path | None, opts: JobOpti
             return keep_going
 
         stats = pipeline.run(_limited(frames_until_end(camera), opts.max_frames), sink)
+    except FacecamError as exc:
+        # A fault mid-stream (inference, disk): keep the recording so far as written, and say so.
+        raise FacecamError(f"{exc}{_close_quietly(writer)}") from exc
+    except BaseException:
+        _close_quietly(writer)
+        raise
     finally:
         camera.close()
         if opts.display:

@@ -4,6 +4,8 @@ The writer encodes into a hidden temporary file beside the target and renames it
 when it is finished. A run cut short (Ctrl-C, a fault, a full disk) still ends in a playable
 file with the frames done so far: at the output path, or, when that path already held a file,
 beside it as ``NAME.partial.SUFFIX`` so the existing file is never replaced by a partial one.
+A finished MP4/MOV is remuxed into an ordinary file first (``remux.py``: real durations for
+every player); a partial one stays fragmented.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import av
 import numpy as np
 
 from facecam.errors import FacecamError, interrupts_deferred
+from facecam.realtime.remux import free_bytes, remux, remux_temp, trim_incomplete_boxes
 
 #: output container by file suffix
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
@@ -136,7 +139,8 @@ class VideoWriter:
     and renames it into place; ``close(keep=False)`` removes it. With no frame written
     nothing is created. MP4/MOV output is fragmented (a fragment a second), so the hidden
     temporary file stays playable up to its last fragment even if the process is killed, and
-    a full disk leaves whole fragments; audio is interleaved as the video advances.
+    a full disk leaves whole fragments; audio is interleaved as the video advances. A run
+    that ends complete is remuxed into an ordinary MP4/MOV (moov first) before the rename.
     """
 
     def __init__(
@@ -163,6 +167,7 @@ class VideoWriter:
         fmt = CONTAINERS.get(self.path.suffix.lower())
         if fmt is None:
             raise FacecamError(f"output {self.path}: unsupported suffix; use one of {', '.join(CONTAINERS)}")
+        self._format = fmt
         self._fragmented = fmt in ("mp4", "mov")
         # AVI has one tick a frame: a finer clock would make it a file of mostly empty frames.
         self.time_base = Fraction(time_base) if time_base and fmt != "avi" else 1 / self.fps
@@ -257,8 +262,7 @@ class VideoWriter:
             self._mux_audio_until(self._last_pts * self.time_base)
 
     def _free_bytes(self) -> int:
-        stat = os.statvfs(self.tmp.parent)
-        return stat.f_bavail * stat.f_frsize
+        return free_bytes(self.tmp.parent)
 
     def _check_disk(self) -> None:
         """Stop before the disk is full: FFmpeg does not always report a failed write."""
@@ -276,18 +280,36 @@ class VideoWriter:
     def close(self, keep: bool = True) -> None:
         """Finish (``keep``) or discard the output; safe to call twice.
 
-        When finishing fails (a full disk), the frames written before still take the output's
-        name, as a playable file, and the error is raised after. A Ctrl-C while finishing is
-        raised once the file is in place.
+        A complete MP4/MOV is then remuxed into an ordinary file. When finishing or the remux
+        fails (a full disk), the frames written before still take the output's name, as a
+        playable file, and the error is raised after. A Ctrl-C while finishing is raised once
+        the file is in place; one during the remux (seconds on a long file) ends it, and the
+        fragmented file takes the name.
         """
         if self._closed:
             return
-        with interrupts_deferred():
-            self._close(keep)
-
-    def _close(self, keep: bool) -> None:
         self._closed = True
-        error: Exception | None = None
+        with interrupts_deferred():
+            error = self._finish(keep)
+        if not (keep and self.frames_written and self.tmp.exists()):
+            self.tmp.unlink(missing_ok=True)
+            if error is not None:
+                raise error
+            return
+        complete = error is None and self._complete
+        ready = self.tmp
+        if complete and self._fragmented:
+            ready, error = self._remuxed()
+        with interrupts_deferred():
+            os.replace(ready, self._final_path(complete))
+            self.tmp.unlink(missing_ok=True)
+        if error is not None:
+            kept = f"; the {self.frames_written} frames written are kept in {self.kept_path}" if not complete else ""
+            raise FacecamError(f"{error}{kept}") from error
+
+    def _finish(self, keep: bool) -> FacecamError | None:
+        """Flush the encoder and the audio, close the file; what went wrong, if anything."""
+        error: FacecamError | None = None
         try:
             if keep and self.frames_written:
                 self._mux(self._video.encode(None))
@@ -305,13 +327,26 @@ class VideoWriter:
                 self._audio_in.close()
             if error is not None and self._fragmented and self.tmp.exists():
                 trim_incomplete_boxes(self.tmp)
-            if keep and self.frames_written and self.tmp.exists():
-                os.replace(self.tmp, self._final_path(complete=error is None and self._complete))
-            elif self.tmp.exists():
-                self.tmp.unlink()
-        if error is not None:
-            kept = f"; the {self.frames_written} frames written are kept in {self.kept_path}" if self.kept_path else ""
-            raise FacecamError(f"{error}{kept}") from error
+        return error
+
+    def _remuxed(self) -> tuple[Path, FacecamError | None]:
+        """The finished file remuxed with real durations, or, where that fails, the fragmented
+        file (complete and playable) and why. A Ctrl-C here puts the fragmented file in place
+        and goes on: the user asked to stop, and every frame is in it."""
+        target = remux_temp(self.path)
+        try:
+            remux(self.tmp, target, self._format, reserve=DISK_RESERVE)
+        except FacecamError as exc:
+            return self.tmp, FacecamError(
+                f"could not make {self.path} an ordinary {self.path.suffix} file ({exc}); it holds all "
+                f"{self.frames_written} frames, fragmented: it plays, but some players show a wrong duration "
+                f"until `facecam --video {self.path} --remux-only --out FIXED{self.path.suffix}`"
+            )
+        except BaseException:
+            with interrupts_deferred():
+                os.replace(self.tmp, self._final_path(complete=True))
+            raise
+        return target, None
 
     @property
     def closed(self) -> bool:
@@ -335,37 +370,6 @@ class VideoWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(keep=True)
-
-
-def trim_incomplete_boxes(path: Path) -> int:
-    """Cut a fragmented MP4 back to its last complete top-level box; returns the new size.
-
-    After a full disk or a crash the last fragment is cut off mid-write; players and
-    decoders stumble on it. Without it the file plays every complete fragment.
-    """
-    size = path.stat().st_size
-    end = 0
-    with open(path, "rb") as f:
-        while end + 8 <= size:
-            f.seek(end)
-            header = f.read(16)
-            box = int.from_bytes(header[:4], "big")
-            if box == 1 and len(header) >= 16:
-                box = int.from_bytes(header[8:16], "big")
-            if box < 8 or end + box > size:
-                break
-            if header[4:8] == b"moof":  # a fragment counts only with its media data
-                after = end + box
-                f.seek(after)
-                nxt = f.read(8)
-                mdat = int.from_bytes(nxt[:4], "big") if len(nxt) == 8 else 0
-                if nxt[4:8] != b"mdat" or mdat < 8 or after + mdat > size:
-                    break
-                box += mdat
-            end += box
-    if end < size:
-        os.truncate(path, end)
-    return end
 
 
 def _copied(src, stream, out_stream, offset: Fraction):
