@@ -22,6 +22,7 @@ import torch
 
 from facecam.errors import FacecamError
 from facecam.model_card import ModelCard
+from facecam.model_file import checked_card
 from facecam.training.checkpoint import load_checkpoint, model_from_checkpoint
 
 FP32_ATOL = 1e-3
@@ -115,6 +116,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 def _run_onnx(path: Path, pixels: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
+    checked_card(path)  # the same checks as the runtime's: what export writes, the runtime must accept
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: pixels})[0]
 

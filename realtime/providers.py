@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facecam.errors import FacecamError, UnknownNameError
+from facecam.model_file import checked_card
 
 if TYPE_CHECKING:
     from facecam.realtime.segmenter import ModelFiles
@@ -92,8 +93,9 @@ def _provider_config(name: str) -> str | tuple[str, dict]:
 def open_session(files: ModelFiles, requested: str = "auto", threads: int = 0):
     """Open an InferenceSession for ``files`` on the first provider that starts.
 
-    Returns ``(session, active provider name, model path)``. A missing or corrupt model
-    file, or an explicit provider that does not start, raises FacecamError.
+    Returns ``(session, active provider name, model path, model card)``. A missing, corrupt or
+    unsafe model file (see :func:`facecam.model_file.checked_card`, run before onnxruntime
+    reads it), or an explicit provider that does not start, raises FacecamError.
     """
     import onnxruntime as ort
 
@@ -101,6 +103,7 @@ def open_session(files: ModelFiles, requested: str = "auto", threads: int = 0):
     failures = []
     for name in candidates:
         path = files.for_provider(name)
+        card = checked_card(path)
         chain = [_provider_config(name)] + ([] if name == PROVIDERS["cpu"] else [PROVIDERS["cpu"]])
         ort.set_default_logger_severity(_QUIET if name != candidates[-1] else _NORMAL)
         try:
@@ -114,7 +117,7 @@ def open_session(files: ModelFiles, requested: str = "auto", threads: int = 0):
         finally:
             ort.set_default_logger_severity(_NORMAL)
         if session.get_providers()[0] == name:
-            return session, name, path
+            return session, name, path, card
         failures.append(f"{name}: did not start")
         if requested != "auto":
             raise FacecamError(f"provider {requested} did not start on this machine; use --provider cpu")

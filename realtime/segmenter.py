@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from facecam.errors import FacecamError, UnknownNameError
-from facecam.model_card import ModelCard
 from facecam.realtime import processing
 from facecam.realtime.providers import GPU_PROVIDERS, open_session
 
@@ -79,17 +78,30 @@ class Segmenter:
         self, model: str | Path | None = None, provider: str = "auto", threads: int = 0, small_faces: bool = False
     ) -> None:
         files = resolve_model(model)
-        self.session, self.provider, self.path = open_session(files, provider, threads)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.card = ModelCard.from_metadata(meta, source=str(self.path))
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 4:
-            raise FacecamError(f"{self.path}: expected one (N, 3, H, W) input, found {[i.shape for i in inputs]}")
-        self.input_name = inputs[0].name
+        self.session, self.provider, self.path, self.card = open_session(files, provider, threads)
+        self.input_name = self.session.get_inputs()[0].name  # open_session checked there is one, (N, 3, H, W)
+        self._check_output_shape()
         if small_faces and not self.card.dynamic_size:
             self.session = None
             raise FacecamError(f"{self.path.name} takes one fixed input size; small faces need a model that takes any")
         self.small_faces = small_faces
+
+    def _check_output_shape(self) -> None:
+        """One inference at the card's size must give ``(1, classes, H, W)``: an exported graph does
+        not always declare its output's channels, so this is where a card that lies is caught."""
+        height, width = self.card.input_size
+        try:
+            logits = self.session.run(None, {self.input_name: np.zeros((1, 3, height, width), np.float32)})[0]
+        except Exception as exc:  # onnxruntime raises its own exception types
+            self.session = None
+            raise FacecamError(f"model {self.path}: fails on an input of the card's size ({exc})") from exc
+        expected = (1, len(self.card.class_names), height, width)
+        if logits.shape != expected:
+            self.session = None
+            raise FacecamError(
+                f"model {self.path}: output is {tuple(logits.shape)} for a {height}x{width} input; "
+                f"the model card says {expected} ({len(self.card.class_names)} classes)"
+            )
 
     def __enter__(self) -> Segmenter:
         return self

@@ -1,0 +1,112 @@
+"""Checks on an ONNX model file before onnxruntime opens it: it may come from anyone.
+
+A shared ``.onnx`` cannot run Python code, but it can point its weights at any file on the
+disk (ONNX "external data" names a path that onnxruntime then reads), carry a model card
+that would make the runtime allocate absurd buffers, or promise inputs and outputs that its
+graph does not have. :func:`checked_card` refuses all three with one line naming the file
+and the field, reading the file with ``onnx`` only (no session is opened).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from facecam.errors import FacecamError
+from facecam.model_card import ModelCard
+
+#: a model file larger than this is refused before it is parsed (ours are 1-30 MB)
+MAX_MODEL_BYTES = 2 << 30
+
+
+def checked_card(path: Path) -> ModelCard:
+    """The model card of the ONNX file at ``path``, once the file has passed every check.
+
+    Raises FacecamError when the file is not ONNX, when any tensor's external data lies
+    outside the file's own folder, when the card is missing or malformed, or when the graph's
+    input or output does not match the card.
+    """
+    import onnx
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise FacecamError(f"cannot read model {path} ({exc.strerror})") from exc
+    if size > MAX_MODEL_BYTES:
+        raise FacecamError(
+            f"model {path} is {size >> 20} MiB, larger than any facecam model ({MAX_MODEL_BYTES >> 20} MiB)"
+        )
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf and onnx raise several types for a file that is not ONNX
+        raise FacecamError(f"cannot load model {path}: not an ONNX file ({type(exc).__name__})") from exc
+    check_external_data(model, path)
+    card = ModelCard.from_metadata({p.key: p.value for p in model.metadata_props}, source=str(path))
+    check_io_matches_card(model, card, path)
+    return card
+
+
+def check_external_data(model, path: Path) -> None:
+    """Refuse tensors whose external data is not a file inside the model's own folder."""
+    folder = path.resolve().parent
+    for tensor in _all_tensors(model.graph):
+        if tensor.data_location != tensor.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        target = (folder / location).resolve()
+        if not location or Path(location).is_absolute() or folder not in target.parents:
+            raise FacecamError(
+                f"model {path}: tensor {tensor.name!r} reads its data from {location!r}, outside the model's "
+                "folder; refused (a model may only read files beside it)"
+            )
+
+
+def _all_tensors(graph) -> Iterator:
+    """Every tensor a graph holds: initializers, sparse ones, node attributes and subgraphs."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("g"):
+                yield from _all_tensors(attribute.g)
+            for sub in attribute.graphs:
+                yield from _all_tensors(sub)
+
+
+def check_io_matches_card(model, card: ModelCard, path: Path) -> None:
+    """One ``(N, 3, H, W)`` float32 input and a ``(N, C, H, W)`` float32 output, C the card's
+    class count, H and W the card's size where the graph fixes them."""
+    import onnx
+
+    weights = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in weights]
+    if len(inputs) != 1 or not model.graph.output:
+        raise FacecamError(
+            f"model {path}: expected one input and at least one output, found {len(inputs)} and "
+            f"{len(model.graph.output)}"
+        )
+    float32 = onnx.TensorProto.FLOAT
+    expected_hw = None if card.dynamic_size else tuple(card.input_size)
+    for role, value, channels in (
+        ("input", inputs[0], 3),
+        ("output", model.graph.output[0], len(card.class_names)),
+    ):
+        tensor = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+        problem = None
+        if tensor.elem_type != float32:
+            problem = f"is {onnx.TensorProto.DataType.Name(tensor.elem_type)}, not float32"
+        elif len(dims) != 4:
+            problem = f"has {len(dims)} dimensions, not 4 (N, C, H, W)"
+        elif dims[1] is not None and dims[1] != channels:
+            problem = f"has {dims[1]} channels; the model card says {channels}"
+        elif expected_hw and all(dims[2:]) and tuple(dims[2:]) != expected_hw:
+            problem = f"is {dims[2]}x{dims[3]}; the model card says {expected_hw[0]}x{expected_hw[1]}"
+        if problem:
+            raise FacecamError(f"model {path}: {role} {value.name!r} {problem}")
