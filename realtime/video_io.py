@@ -339,8 +339,8 @@ class VideoWriter:
         except FacecamError as exc:
             return self.tmp, FacecamError(
                 f"could not make {self.path} an ordinary {self.path.suffix} file ({exc}); it holds all "
-                f"{self.frames_written} frames, fragmented: it plays, but some players show a wrong duration "
-                f"until `facecam --video {self.path} --remux-only --out FIXED{self.path.suffix}`"
+                f"{self.frames_written} frames, fragmented: it plays, but some players show a wrong duration; "
+                f"`facecam --video {self.path} --remux-only --out FIXED{self.path.suffix}` fixes that"
             )
         except BaseException:
             with interrupts_deferred():

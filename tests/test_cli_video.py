@@ -1,9 +1,11 @@
-"""`facecam --video` end to end through the CLI: every mode, frames, size, audio, bad input, Ctrl-C."""
+"""`facecam --video` end to end through the CLI: every mode, frames, size, audio, bad input, Ctrl-C,
+ordinary MP4/MOV files when finished, and `--remux-only`."""
 
 from __future__ import annotations
 
 import pytest
 from conftest import assert_clean_error, frame_times, probe, run_cli, write_clip
+from players import movie_seconds, top_level_boxes
 
 from facecam.realtime.compose import MODES
 
@@ -235,3 +237,80 @@ def test_audio_stays_in_sync_when_the_source_starts_late(tiny_model, tmp_path):
         first = next(p for p in c.demux(audio) if p.pts is not None)
         assert abs(float(first.pts * audio.time_base)) < 0.2  # audio starts with the video, not 1.4 s late
         assert float(c.duration / 1e6) < 3.5  # 36 frames at 12 fps, not 3 s + the offset
+
+
+# --- finished MP4/MOV files are ordinary (moov first, real durations); --remux-only ---
+
+
+def assert_ordinary(path, seconds: float) -> None:
+    boxes = top_level_boxes(path)
+    assert "moof" not in boxes, boxes  # not fragmented
+    assert boxes.index("moov") < boxes.index("mdat"), boxes  # faststart: a browser knows the length first
+    assert movie_seconds(path) == pytest.approx(seconds, abs=0.1)
+
+
+def fragmented_partial(source, out, frames: int):
+    """What Ctrl-C leaves: the first ``frames`` frames of ``source``, fragmented, with audio."""
+    from fractions import Fraction
+
+    from facecam.realtime.video_io import VideoReader, VideoWriter
+
+    with VideoReader(source) as reader:
+        writer = VideoWriter(
+            out, reader.fps, reader.width, reader.height, audio_from=source, time_base=reader.time_base
+        )
+        for i, frame in enumerate(reader.frames()):
+            if i == frames:
+                break
+            writer.write(frame, timestamp=reader.take_frame_time(i))
+    writer.mark_incomplete()
+    writer.close(keep=True)
+    assert "moof" in top_level_boxes(out) and movie_seconds(out) == 0
+    return Fraction(frames) / reader.fps
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".m4v", ".mov"])
+def test_a_finished_mp4_or_mov_is_an_ordinary_faststart_file(tiny_model, clip, tmp_path, suffix):
+    out = tmp_path / f"out{suffix}"
+    assert run_cli("facecam", "--video", str(clip), "--out", str(out), "--model", str(tiny_model)).returncode == 0
+    assert_ordinary(out, 2.0)
+    # Copied, not re-encoded: every frame at its time, the audio beside it (no edit-list shift).
+    assert frame_times(out) == pytest.approx(frame_times(clip), abs=1e-3)
+    assert probe(out)["audio"] == "aac"
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_remux_only_makes_a_partial_file_ordinary_and_never_touches_the_input(clip, tmp_path):
+    partial = tmp_path / "partial.mp4"
+    fragmented_partial(clip, partial, frames=13)
+    before = partial.read_bytes()
+    fixed = tmp_path / "fixed.mp4"
+    fixed.write_bytes(b"an older file, replaced only once the new one is complete")
+    result = run_cli("facecam", "--video", str(partial), "--remux-only", "--out", str(fixed))
+    assert result.returncode == 0, result.stderr
+    assert "remuxed" in result.stderr and "model" not in result.stderr  # no model is loaded
+    assert partial.read_bytes() == before
+    assert_ordinary(fixed, 13 / 12)
+    assert frame_times(fixed) == pytest.approx(frame_times(partial), abs=1e-3)
+    assert probe(fixed)["frames"] == 13 and probe(fixed)["audio"] == "aac"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fixed.mp4", "partial.mp4"]
+
+
+def test_remux_only_bad_input_fails_cleanly_and_changes_nothing(clip, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video")
+    out = str(tmp_path / "fixed.mp4")
+    cases = [
+        (("--video", str(clip), "--remux-only"), "--out"),
+        (("--camera", "0", "--remux-only", "--out", out), "--video"),
+        (("--video", str(tmp_path / "nope.mp4"), "--remux-only", "--out", out), "does not exist"),
+        (("--video", str(text), "--remux-only", "--out", out), "not a readable video"),
+        (("--video", str(clip), "--remux-only", "--out", str(clip)), "is the input"),
+        (("--video", str(clip), "--remux-only", "--out", str(tmp_path / "fixed.mkv")), "writes .mp4"),
+        (("--video", str(clip), "--remux-only", "--out", str(tmp_path / "no" / "fixed.mp4")), "does not exist"),
+    ]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args, fragment in cases:
+        assert_clean_error(run_cli("facecam", *args), fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert probe(clip)["frames"] == 24
