@@ -39,6 +39,8 @@ def complete_length(path: Path) -> int:
             box = int.from_bytes(header[:4], "big")
             if box == 1 and len(header) >= 16:
                 box = int.from_bytes(header[8:16], "big")
+            elif box == 0:  # "up to the end of the file" (a last mdat written by some cameras)
+                box = size - end
             if box < 8 or end + box > size:
                 break
             if header[4:8] == b"moof":  # a fragment counts only with its media data
@@ -84,9 +86,11 @@ def remux(source: Path, target: Path, fmt: str, reserve: int = SPACE_RESERVE) ->
         raise FacecamError(f"under {needed >> 20} MiB free beside {target.name}")
     try:
         copied = _copy_packets(source, target, fmt)
-        # FFmpeg does not always report a failed write: read the result back before trusting it.
-        if _count_packets(target) != copied:
-            raise FacecamError("the copy reads back incomplete")
+        # FFmpeg does not always report a failed write: read the frames back before trusting the copy.
+        # (Audio is not counted: a demuxer may drop a last packet of no length that the muxer took.)
+        back = _count_packets(target).get("video", 0)
+        if back != copied["video"]:
+            raise FacecamError(f"the copy reads back {back} of {copied['video']} frames")
     except BaseException as exc:
         target.unlink(missing_ok=True)
         if isinstance(exc, (av.error.FFmpegError, OSError)):
@@ -97,11 +101,11 @@ def remux(source: Path, target: Path, fmt: str, reserve: int = SPACE_RESERVE) ->
     return sum(copied.values())
 
 
-def _copy_packets(source: Path, target: Path, fmt: str) -> dict[int, int]:
-    """Packets copied per output stream (only video and audio: timecode or data tracks of a
+def _copy_packets(source: Path, target: Path, fmt: str) -> dict[str, int]:
+    """Packets copied, by stream type (only video and audio: timecode or data tracks of a
     camera's file have no place in every container and no use in a player)."""
     end = complete_length(source) if _is_iso_media(source) else None
-    counts: dict[int, int] = {}
+    counts = {"video": 0, "audio": 0}
     # faststart: the muxer writes the moov at the end, then moves it before the media data.
     with av.open(str(source)) as src, av.open(str(target), "w", format=fmt, options={"movflags": "+faststart"}) as dst:
         streams = [s for s in src.streams if s.type in ("video", "audio")]
@@ -115,19 +119,21 @@ def _copy_packets(source: Path, target: Path, fmt: str) -> dict[int, int]:
                 continue
             if end is not None and packet.pos is not None and packet.pos + packet.size > end:
                 continue  # cut off by a crash: half a frame would only make decoders stumble
-            stream = out[packet.stream.index]
-            packet.stream = stream
+            kind = packet.stream.type
+            packet.stream = out[packet.stream.index]
             dst.mux(packet)
-            counts[stream.index] = counts.get(stream.index, 0) + 1
+            counts[kind] += 1
+        if not counts["video"]:  # a killed run's file with not one whole fragment
+            raise FacecamError("not one complete frame in it")
     return counts
 
 
-def _count_packets(path: Path) -> dict[int, int]:
-    counts: dict[int, int] = {}
+def _count_packets(path: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
     with av.open(str(path)) as c:
         for packet in c.demux():
             if packet.dts is not None:
-                counts[packet.stream.index] = counts.get(packet.stream.index, 0) + 1
+                counts[packet.stream.type] = counts.get(packet.stream.type, 0) + 1
     return counts
 
 

@@ -299,8 +299,13 @@ def test_remux_only_makes_a_partial_file_ordinary_and_never_touches_the_input(cl
 def test_remux_only_bad_input_fails_cleanly_and_changes_nothing(clip, tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("not a video")
+    killed_early = tmp_path / "killed_early.mp4"  # killed before its first fragment was written
+    fragmented_partial(clip, killed_early, frames=13)
+    data = killed_early.read_bytes()
+    killed_early.write_bytes(data[: data.index(b"moof") + 200])
     out = str(tmp_path / "fixed.mp4")
     cases = [
+        (("--video", str(killed_early), "--remux-only", "--out", out), "not one complete frame"),
         (("--video", str(clip), "--remux-only"), "--out"),
         (("--camera", "0", "--remux-only", "--out", out), "--video"),
         (("--video", str(tmp_path / "nope.mp4"), "--remux-only", "--out", out), "does not exist"),
