@@ -278,34 +278,36 @@ class VideoWriter:
             raise FacecamError(f"writing audio to {self.path} failed ({exc})") from exc
 
     def close(self, keep: bool = True) -> None:
-        """Finish (``keep``) or discard the output; safe to call twice.
-
-        A complete MP4/MOV is then remuxed into an ordinary file. When finishing or the remux
-        fails (a full disk), the frames written before still take the output's name, as a
-        playable file, and the error is raised after. A Ctrl-C while finishing is raised once
-        the file is in place; one during the remux (seconds on a long file) ends it, and the
-        fragmented file takes the name.
-        """
+        """Finish (``keep``) or discard the output; safe to call twice. A complete MP4/MOV is
+        remuxed into an ordinary file. When finishing or the remux fails (a full disk), the
+        frames written still take the output's name, playable, and the error is raised after.
+        A Ctrl-C while finishing is raised once the file is in place; one during the remux
+        (seconds on a long file) ends it, and the fragmented file takes the name."""
         if self._closed:
             return
         self._closed = True
-        with interrupts_deferred():
-            error = self._finish(keep)
+        error, stop = None, None
+        try:
+            with interrupts_deferred():
+                error = self._finish(keep)
+        except KeyboardInterrupt as exc:  # held while finishing: the file goes in place first, not remuxed
+            stop = exc
         if not (keep and self.frames_written and self.tmp.exists()):
             self.tmp.unlink(missing_ok=True)
-            if error is not None:
-                raise error
-            return
-        complete = error is None and self._complete
-        ready = self.tmp
-        if complete and self._fragmented:
-            ready, error = self._remuxed()
-        with interrupts_deferred():
-            os.replace(ready, self._final_path(complete))
-            self.tmp.unlink(missing_ok=True)
+        else:
+            complete = error is None and self._complete
+            ready = self.tmp
+            if complete and self._fragmented and stop is None:
+                ready, error = self._remuxed()
+            with interrupts_deferred():
+                os.replace(ready, self._final_path(complete))
+                self.tmp.unlink(missing_ok=True)
+            if error is not None and not complete:
+                error = FacecamError(f"{error}; the {self.frames_written} frames written are kept in {self.kept_path}")
         if error is not None:
-            kept = f"; the {self.frames_written} frames written are kept in {self.kept_path}" if not complete else ""
-            raise FacecamError(f"{error}{kept}") from error
+            raise error
+        if stop is not None:
+            raise stop
 
     def _finish(self, keep: bool) -> FacecamError | None:
         """Flush the encoder and the audio, close the file; what went wrong, if anything."""
@@ -330,9 +332,8 @@ class VideoWriter:
         return error
 
     def _remuxed(self) -> tuple[Path, FacecamError | None]:
-        """The finished file remuxed with real durations, or, where that fails, the fragmented
-        file (complete and playable) and why. A Ctrl-C here puts the fragmented file in place
-        and goes on: the user asked to stop, and every frame is in it."""
+        """The remuxed file, or the fragmented one (complete, playable) and why the remux failed.
+        A Ctrl-C puts the fragmented file in place and goes on: every frame is in it."""
         target = remux_temp(self.path)
         try:
             remux(self.tmp, target, self._format, reserve=DISK_RESERVE)

@@ -95,3 +95,32 @@ def test_a_torn_last_fragment_is_left_out_of_the_copy(clip, tmp_path):
     fixed = tmp_path / "fixed.mp4"
     remux.remux_file(killed, fixed)
     assert probe(fixed)["frames"] == 12  # the first fragment: one second at 12 fps
+
+
+class SignalOnClose:
+    """Wraps the writer's container: a real Ctrl-C arrives while the file is being finished."""
+
+    def __init__(self, container) -> None:
+        self._container = container
+
+    def close(self) -> None:
+        signal.raise_signal(signal.SIGINT)
+        self._container.close()
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+
+def test_ctrl_c_while_finishing_puts_the_file_in_place_before_it_goes_on(clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    with VideoReader(clip) as reader:
+        writer = VideoWriter(out, reader.fps, reader.width, reader.height, audio_from=clip)
+        for frame in reader.frames():
+            writer.write(frame)
+    writer._out = SignalOnClose(writer._out)
+    with pytest.raises(KeyboardInterrupt):
+        writer.close(keep=True)
+    # Held until the file was whole and in place; the remux, seconds on a long file, is skipped.
+    assert probe(out)["frames"] == 24 and probe(out)["audio"] == "aac"
+    assert "moof" in top_level_boxes(out)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
