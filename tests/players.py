@@ -79,7 +79,12 @@ function playEnd(v, out, finish) {
   out.frames = [];
   const frame = (now, meta) => { out.frames.push(meta.mediaTime); v.requestVideoFrameCallback(frame); };
   v.addEventListener('ended', () => { out.ended = v.currentTime; setTimeout(finish, 100); });
-  v.addEventListener('seeked', () => { v.requestVideoFrameCallback(frame); v.play(); }, {once: true});
+  // Half speed: on a busy machine a frame shown late may be skipped, and the last one must not be.
+  v.addEventListener('seeked', () => {
+    v.requestVideoFrameCallback(frame);
+    v.playbackRate = 0.5;
+    v.play();
+  }, {once: true});
   v.currentTime = Math.max(0, v.duration - 0.4);
 }
 (async () => {
