@@ -102,18 +102,20 @@ def _write_partials(clip: Path, folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser(media) -> dict[str, dict]:
-    if chromium() is None:
+def browser(request) -> dict[str, dict]:
+    if chromium() is None:  # asked before the outputs are made: a skip costs nothing
         pytest.skip("chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
+    media = request.getfixturevalue("media")
     names = [*FINISHED, "in.mp4", "vfr_in.mp4", "cam.mp4", *PARTIAL, "fixed.mp4"]
     return browse(media, [n for n in names if not n.endswith(".avi")])
 
 
 @pytest.fixture(scope="module")
-def gstreamer(media) -> dict[str, dict]:
+def gstreamer(request) -> dict[str, dict]:
     why = discoverer_missing()
     if why:
         pytest.skip(why)
+    media = request.getfixturevalue("media")
     return discover(sorted(p for p in media.iterdir() if p.suffix in CONTAINERS))
 
 
@@ -133,7 +135,7 @@ def last_frame_time(path: Path) -> float:
 
 
 @pytest.mark.parametrize("name", [n for n in FINISHED if Path(n).suffix in BROWSER_PLAYS])
-def test_the_browser_reads_the_real_duration_and_plays_the_last_frame(media, browser, name):
+def test_the_browser_reads_the_real_duration_and_plays_the_last_frame(browser, media, name):
     source, frame = media / FINISHED[name], frame_time(media / FINISHED[name])
     expected = browser[FINISHED[name]]["stream"]["duration"]  # the input's, as the browser reads it
     assert expected == pytest.approx(ffmpeg_seconds(source), abs=frame)
@@ -141,7 +143,7 @@ def test_the_browser_reads_the_real_duration_and_plays_the_last_frame(media, bro
 
 
 @pytest.mark.parametrize("name", list(FINISHED))
-def test_the_discoverer_reads_the_real_duration(media, gstreamer, name):
+def test_the_discoverer_reads_the_real_duration(gstreamer, media, name):
     read, source = gstreamer[name], gstreamer[FINISHED[name]]
     assert read["result"] == "ok" and source["result"] == "ok", (read, source)
     assert source["duration"] == pytest.approx(ffmpeg_seconds(media / FINISHED[name]), abs=frame_time(media / name))
@@ -149,7 +151,7 @@ def test_the_discoverer_reads_the_real_duration(media, gstreamer, name):
     assert read["video"] == [[SIZE[1], SIZE[0]]] and read["audio"] == 1
 
 
-def test_a_camera_recording_is_read_right_by_both(media, browser, gstreamer):
+def test_a_camera_recording_is_read_right_by_both(browser, gstreamer, media):
     path = media / "cam.mp4"
     seconds, frame = ffmpeg_seconds(path), frame_time(path)
     assert_plays_to_the_end(browser["cam.mp4"], seconds, last_frame_time(path), frame)
@@ -158,7 +160,7 @@ def test_a_camera_recording_is_read_right_by_both(media, browser, gstreamer):
 
 
 @pytest.mark.parametrize("name", PARTIAL)
-def test_a_partial_output_still_opens_in_both(media, browser, gstreamer, name):
+def test_a_partial_output_still_opens_in_both(browser, gstreamer, media, name):
     # Its duration may be wrong in these two (that is what --remux-only fixes), but it opens and plays.
     stream = browser[name]["stream"]
     assert "error" not in stream and (stream["width"], stream["height"]) == (SIZE[1], SIZE[0]), stream
@@ -166,7 +168,7 @@ def test_a_partial_output_still_opens_in_both(media, browser, gstreamer, name):
     assert gstreamer[name]["result"] == "ok" and gstreamer[name]["video"] == [[SIZE[1], SIZE[0]]], gstreamer[name]
 
 
-def test_remux_only_makes_a_killed_runs_file_whole_for_both(media, browser, gstreamer):
+def test_remux_only_makes_a_killed_runs_file_whole_for_both(browser, gstreamer, media):
     fixed = media / "fixed.mp4"
     frames = probe(fixed)["frames"]
     assert 12 <= frames <= 45  # every whole fragment of the 45 frames written before the kill
