@@ -394,3 +394,186 @@ def test_resume_refuses_changed_settings(prepared, tmp_path):
     assert_clean_error(
         run_cli("facecam-train", *common, "--size", "64", "--width", "8", "--epochs", "2", "--resume"), "model_kwargs"
     )
+
+
+def test_every_nth_and_the_holdout_rule():
+    from facecam.training.splits import every_nth, holdout_val_train
+
+    picked, rest = every_nth([str(i) for i in range(12)], 5)
+    assert picked == ["4", "9"] and rest == [str(i) for i in range(12) if i not in (4, 9)]
+    with pytest.raises(ValueError):
+        every_nth(["a"], 1)
+    names = [f"p{i}" for i in range(100)]
+    shuffled = list(reversed(names))
+    splits = holdout_val_train(shuffled)
+    assert splits == holdout_val_train(names)  # the source's order does not matter
+    ordered = sorted(names)
+    assert splits["all"] == ordered
+    assert splits["holdout"] == [n for i, n in enumerate(ordered) if i % 5 == 4] and len(splits["holdout"]) == 20
+    assert len(splits["val"]) == 8 and len(splits["train"]) == 72
+    assert not set(splits["holdout"]) & (set(splits["train"]) | set(splits["val"]))
+    assert not set(splits["val"]) & set(splits["train"])
+    assert sorted(splits["train"] + splits["val"] + splits["holdout"]) == ordered
+
+
+def sfa_skin_mask(h: int = 96, w: int = 64) -> np.ndarray:
+    """A synthetic SFA-style skin mask: a face with eye and mouth holes, a neck cut off by a
+    beard, a stray skin speck; (H, W) uint8 0/1."""
+    skin = np.zeros((h, w), np.uint8)
+    cv2.ellipse(skin, (32, 36), (18, 24), 0, 0, 360, 1, -1)
+    skin[30:33, 22:28] = skin[30:33, 36:42] = 0  # eyes
+    skin[48:51, 27:37] = 0  # mouth
+    skin[72:94, 22:42] = 1  # the neck, below a beard
+    skin[2:4, 2:4] = 1  # a speck
+    return skin
+
+
+def test_sfa_face_label_fills_the_face_and_keeps_the_rest_apart():
+    from facecam.training.sfa import sfa_face_label
+
+    skin = sfa_skin_mask()
+    label = sfa_face_label(skin > 0)
+    face_area = np.zeros_like(skin)
+    cv2.ellipse(face_area, (32, 36), (18, 24), 0, 0, 360, 1, -1)
+    inner = cv2.erode(face_area, np.ones((7, 7), np.uint8)) > 0
+    assert (label[inner] == 1).all()  # eyes and mouth filled
+    assert label[31, 24] == 1 and label[49, 30] == 1
+    assert (label[76:90, 26:38] == 255).all()  # the neck cut off by the beard: ignored, not taught "not face"
+    assert (label[2:4, 2:4] == 254).all()  # a speck of skin: not face
+    assert label[0, 63] == 254 and label[60, 5] == 254  # background
+    outline = (cv2.dilate(face_area, np.ones((3, 3), np.uint8)) > 0) & ~inner
+    assert (label[outline] != 254).all() and (label[outline] == 255).any()  # the ignore ring on the outline
+    assert set(np.unique(sfa_face_label(skin > 0, ring=0))) == {1, 254, 255}  # the neck stays ignored
+    assert (sfa_face_label(np.zeros((8, 8), bool)) == 254).all()
+    # where the neck region is the largest, the face above it is still taken
+    big_neck = skin.copy()
+    big_neck[66:96, 12:52] = 1
+    label = sfa_face_label(big_neck > 0)
+    assert label[40, 32] == 1 and label[85, 32] == 255
+
+
+def test_prepare_sfa_writes_the_layout_and_the_held_out_split(tmp_path):
+    src = tmp_path / "sfa-skin"
+    (src / "images").mkdir(parents=True)
+    (src / "labels").mkdir()
+    names = [f"sfa_{i}" for i in range(1, 13)]
+    rng = np.random.default_rng(0)
+    for name in names:
+        cv2.imwrite(str(src / "images" / f"{name}.jpg"), rng.integers(0, 255, (96, 64, 3), dtype=np.uint8))
+        cv2.imwrite(str(src / "labels" / f"{name}.png"), sfa_skin_mask())
+    (src / "all.txt").write_text("".join(f"{n}\n" for n in names))
+    out = tmp_path / "sfa"
+    r = run_cli("facecam-train", "prepare", "sfa", "--src", str(src), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "9 train, 1 val, 2 held out" in r.stdout
+    held = (out / "holdout.txt").read_text().split()
+    assert held == [n for i, n in enumerate(sorted(names)) if i % 5 == 4]
+    assert not set(held) & set((out / "train.txt").read_text().split() + (out / "val.txt").read_text().split())
+    assert (out / "images" / "sfa_1.jpg").read_bytes() == (src / "images" / "sfa_1.jpg").read_bytes()
+    image, label = read_pair(out, "sfa_1")
+    assert image.shape == (96, 64, 3) and label[40, 32] == 1
+    assert not list(tmp_path.glob(".sfa*"))  # no staging folder left
+    assert_clean_error(run_cli("facecam-train", "prepare", "sfa", "--src", str(src), "--out", str(out)), "exists")
+    # a mask with a value other than 0/1 stops the run by name and leaves nothing behind
+    bad = sfa_skin_mask()
+    bad[0, 0] = 2
+    cv2.imwrite(str(src / "labels" / "sfa_7.png"), bad)
+    out2 = tmp_path / "sfa2"
+    assert_clean_error(run_cli("facecam-train", "prepare", "sfa", "--src", str(src), "--out", str(out2)), "sfa_7")
+    assert not out2.exists() and not list(tmp_path.glob(".sfa2*"))
+    (src / "labels" / "sfa_7.png").unlink()
+    assert_clean_error(run_cli("facecam-train", "prepare", "sfa", "--src", str(src), "--out", str(out2)), "sfa_7")
+
+
+def test_darken_is_deterministic_and_darker():
+    from facecam.training.light import LIGHTS, darken, lights_for
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    assert darken(image, "none") is image
+    for light in LIGHTS:
+        out = darken(image, light)
+        assert out.shape == image.shape and out.dtype == np.uint8
+        assert (out == darken(image.copy(), light)).all()  # the same photo gives the same copy
+        assert not (out == darken(image[::-1].copy(), light)[::-1]).all()  # noise differs between photos
+    assert darken(image, "very_dim").mean() < darken(image, "dim").mean() < image.mean()
+    grey = np.full((101, 101, 3), 128, np.uint8)
+    backlit = darken(grey, "backlit").astype(float)
+    assert backlit[45:56, 45:56].mean() < 60 < 170 < backlit[:5, :5].mean()  # a dark subject, a bright edge
+    assert lights_for("all") == ("none", *LIGHTS) and lights_for("dim") == ("dim",)
+    with pytest.raises(ValueError):
+        darken(image, "moonlight")
+
+
+def test_iou_distribution_known_answers():
+    from facecam.training.metrics import iou_distribution
+
+    spread = iou_distribution(np.array([0.5, 0.7, 0.9, 0.95, 1.0]))
+    assert spread["mean"] == pytest.approx(0.81)
+    assert spread["p10"] == pytest.approx(0.58)
+    assert spread["share_under_0.80"] == pytest.approx(0.4)
+
+
+def test_evaluate_a_model_through_the_runtime_in_every_light(prepared, tmp_path, tiny_model):
+    r = run_cli(
+        "facecam-train", "evaluate", "--model", str(tiny_model), "--data", str(prepared), "--split", "val",
+        "--light", "all",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["images"] == 2 and result["model"] == str(tiny_model) and result["light"] == "all"
+    assert list(result["by_light"]) == ["none", "dim", "very_dim", "backlit"]
+    for figures in result["by_light"].values():
+        assert 0 <= figures["face_iou_p10"] <= 1 and 0 <= figures["share_iou_under_0.80"] <= 1
+        assert 0 <= figures["face_iou"] <= figures["face_dice"] <= 1
+    r = run_cli(
+        "facecam-train",
+        "evaluate",
+        "--model",
+        str(tiny_model),
+        "--data",
+        str(prepared),
+        "--split",
+        "val",
+        "--light",
+        "dim",
+    )
+    assert r.returncode == 0, r.stderr
+    single = json.loads(r.stdout)
+    assert single["light"] == "dim" and "face_iou_p10" in single and "by_light" not in single
+    assert_clean_error(run_cli("facecam-train", "evaluate", "--data", str(prepared)), "--checkpoint", "--model")
+    assert_clean_error(
+        run_cli("facecam-train", "evaluate", "--model", str(tiny_model), "--data", str(prepared), "--light", "x"),
+        "--light",
+    )
+
+
+def test_runtime_evaluation_scores_the_runtime_mask(prepared, tiny_model):
+    """evaluate --model compares the Segmenter's probability > 0.5 with the label at the inference size."""
+    from facecam.realtime.segmenter import Segmenter
+    from facecam.training.runtime_eval import evaluate_onnx
+
+    names = FaceSegDataset(prepared, "val").names
+    with Segmenter(tiny_model, provider="cpu") as seg:
+        result = evaluate_onnx(tiny_model, prepared, "val", segmenter=seg)
+        ious = []
+        for name in names:
+            rgb, label = read_pair(prepared, name)
+            pred = (seg.probability(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)) > 0.5).astype(np.uint8)
+            target = cv2.resize(label, pred.shape[::-1], interpolation=cv2.INTER_NEAREST)
+            ious.append(face_dice_iou(pred, target)[1][0])
+    assert result["iou_per_image"] == pytest.approx(ious) and result["iou"] == pytest.approx(np.mean(ious))
+
+
+def test_evaluate_a_checkpoint_in_every_light(prepared, tmp_path):
+    from conftest import tiny_checkpoint
+
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
+    args = ("facecam-train", "evaluate", "--checkpoint", str(ckpt), "--data", str(prepared), "--split", "val")
+    r = run_cli(*args, "--light", "all")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["size"] == 64 and list(result["by_light"]) == ["none", "dim", "very_dim", "backlit"]
+    plain = json.loads(run_cli(*args).stdout)
+    assert plain["light"] == "none" and plain["face_iou"] == result["by_light"]["none"]["face_iou"]
+    assert {"loss", "face_iou_p10", "share_iou_under_0.80"} <= set(plain)

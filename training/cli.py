@@ -3,7 +3,9 @@
 facecam-train --data DIR --model NAME --epochs N --batch-size B --lr LR --size S --out RUN
 facecam-train prepare celebamask --src DIR --out DIR
 facecam-train prepare person --src DIR --out DIR
-facecam-train evaluate --checkpoint RUN/best.pt --data DIR --split test
+facecam-train prepare sfa --src ../shared/data/sfa-skin --out DIR
+facecam-train evaluate --checkpoint RUN/best.pt --data DIR --split test [--light all]
+facecam-train evaluate --model weights/facecam_face.onnx --data DIR --split test [--light all]
 facecam-train blend --base A.pt --tuned B.pt --alpha 0.7 --out C.pt --data DIR
 """
 
@@ -85,24 +87,33 @@ def prepare_parser() -> OneLineErrorParser:
     p = OneLineErrorParser(prog="facecam-train prepare", description="Convert a data set to the facecam layout.")
     p.add_argument(
         "dataset",
-        choices=["celebamask", "person"],
+        choices=["celebamask", "person", "sfa"],
         help="celebamask: CelebAMask-HQ parts -> face/hair labels; person: person masks -> background and "
-        "not-face labels for rooms and bodies, face labels where a teacher model is sure",
+        "not-face labels for rooms and bodies, face labels where a teacher model is sure; sfa: SFA skin masks "
+        "-> face (the face's skin with its holes filled) and not-face labels, every 5th photo held out",
     )
     p.add_argument(
         "--src",
         required=True,
         type=Path,
         help="CelebAMask-HQ folder (CelebA-HQ-img/, CelebAMask-HQ-mask-anno/), or for person a folder with "
-        "images/, labels/ (0 background, >0 person) and a split list",
+        "images/, labels/ (0 background, >0 person) and a split list, or for sfa one with images/, labels/ "
+        "(0 not skin, 1 skin) and all.txt",
     )
     p.add_argument("--out", required=True, type=Path, help="output folder")
     person = p.add_argument_group("person")
     person.add_argument(
         "--teacher", default="facecam_face", help="model that finds the heads: sure faces labelled, the rest ignored"
     )
-    person.add_argument("--split", default="all", help="split list of the source to convert")
+    person.add_argument("--split", default="all", help="person, sfa: split list of the source to convert")
     person.add_argument("--holdout", type=non_negative_int, default=0, help="photos kept out of train.txt")
+    sfa = p.add_argument_group("sfa")
+    sfa.add_argument(
+        "--ring",
+        type=non_negative_int,
+        default=2,
+        help="ignored (255) pixels on each side of the face's outline; 0 = none (every edge pixel scored)",
+    )
     p.add_argument("--face-parts", default=",".join(FACE_PARTS), help="comma-separated parts that form the face")
     p.add_argument("--hair-parts", default=",".join(HAIR_PARTS), help="comma-separated parts that form hair")
     p.add_argument("--cutout-parts", default=",".join(CUTOUT_PARTS), help="parts cut out of face and hair")
@@ -119,13 +130,34 @@ def prepare_parser() -> OneLineErrorParser:
 
 
 def evaluate_parser() -> OneLineErrorParser:
-    p = OneLineErrorParser(prog="facecam-train evaluate", description="Face Dice and IoU of a checkpoint on a split.")
-    p.add_argument("--checkpoint", required=True, type=Path)
+    from facecam.training.light import LIGHT_CHOICES
+
+    p = OneLineErrorParser(
+        prog="facecam-train evaluate",
+        description="Face Dice and IoU (mean, 10th percentile, share of photos under 0.80) of a checkpoint or an "
+        "exported model on a split, in the photos' own light or darkened copies of them.",
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", type=Path, help="a training checkpoint, scored at its square input size")
+    which.add_argument(
+        "--model",
+        help="an exported .onnx (or a model name in weights/), scored through the runtime's Segmenter: aspect "
+        "kept, long side at the model's size, face = probability > 0.5",
+    )
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--split", default="test")
-    p.add_argument("--size", type=positive_int, default=0, help="input size (0 = the checkpoint's)")
-    p.add_argument("--batch-size", type=positive_int, default=8)
-    p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--light",
+        default="none",
+        choices=LIGHT_CHOICES,
+        help="darken each photo first (deterministic; see facecam.training.light.darken): dim, very_dim, backlit; "
+        "all = the photos as they are and each darkened setting, one entry each under by_light",
+    )
+    p.add_argument("--size", type=positive_int, default=0, help="--checkpoint: input size (0 = the checkpoint's)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="--checkpoint: batch size")
+    p.add_argument("--device", default="auto", help="--checkpoint: auto, cpu, cuda or cuda:N")
+    p.add_argument("--provider", default="cpu", help="--model: onnxruntime provider (auto, cpu, cuda, tensorrt)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="--model: onnxruntime threads (0 = its default)")
     return p
 
 
@@ -152,6 +184,15 @@ def run_prepare(argv: list[str]) -> int:
     from facecam.training.celebamask import PrepareConfig, prepare_celebamask
 
     a = prepare_parser().parse_args(argv)
+    if a.dataset == "sfa":
+        from facecam.training.sfa import SfaPrepareConfig, prepare_sfa
+
+        counts = prepare_sfa(SfaPrepareConfig(src=a.src, out=a.out, split=a.split, ring=a.ring))
+        print(
+            f"wrote {a.out}: {counts['train']} train, {counts['val']} val, {counts['holdout']} held out "
+            f"(holdout.txt: never train on it)"
+        )
+        return 0
     if a.dataset == "person":
         from facecam.training.person import PersonPrepareConfig, prepare_person
 
@@ -179,8 +220,19 @@ def run_prepare(argv: list[str]) -> int:
     return 0
 
 
-def _evaluate_checkpoint(ckpt: dict, data: Path, split: str, device_name: str, size: int = 0, batch_size: int = 8):
-    """Metrics of a loaded checkpoint on a split (at ``size``, 0 = its own input size), and the image count."""
+def _evaluate_checkpoint(
+    ckpt: dict,
+    data: Path,
+    split: str,
+    device_name: str,
+    size: int = 0,
+    batch_size: int = 8,
+    light: str = "none",
+    per_image: bool = False,
+):
+    """Metrics of a loaded checkpoint on a split (at ``size``, 0 = its own input size), and the image count.
+
+    ``light`` darkens each photo at its own size before the resize (:func:`facecam.training.light.darken`)."""
     from torch.utils.data import DataLoader
 
     from facecam.training.augment import build_eval_transform
@@ -192,10 +244,19 @@ def _evaluate_checkpoint(ckpt: dict, data: Path, split: str, device_name: str, s
     card = ckpt["card"]
     device = pick_device(device_name)
     transform = build_eval_transform(size or card["input_size"][0])
+    if light != "none":
+        from facecam.training.light import darken
+
+        resize = transform
+
+        def transform(image, label):
+            return resize(darken(image, light), label)
+
     dataset = FaceSegDataset(data, split, transform, card["mean"], card["std"])
     model = model_from_checkpoint(ckpt).to(device)
     loader = DataLoader(dataset, batch_size)
-    return evaluate(model, loader, device, tuple(card["face_classes"]), progress=sys.stderr.isatty()), len(dataset)
+    metrics = evaluate(model, loader, device, tuple(card["face_classes"]), sys.stderr.isatty(), per_image)
+    return metrics, len(dataset)
 
 
 def run_blend(argv: list[str]) -> int:
@@ -221,29 +282,58 @@ def run_blend(argv: list[str]) -> int:
     return 0
 
 
+def _figures(metrics: dict) -> dict:
+    """The JSON figures of one evaluation: Dice, IoU and its distribution, loss, not-face painted."""
+    from facecam.training.metrics import iou_distribution
+
+    spread = iou_distribution(metrics["iou_per_image"])
+    figures = {
+        "face_dice": round(metrics["dice"], 4),
+        "face_iou": round(metrics["iou"], 4),
+        "face_iou_p10": round(spread["p10"], 4),
+        "share_iou_under_0.80": round(spread["share_under_0.80"], 4),
+    }
+    if "loss" in metrics:
+        figures["loss"] = round(metrics["loss"], 4)
+    painted = metrics["not_face_painted"]
+    figures["not_face_painted"] = None if math.isnan(painted) else round(painted, 4)
+    return figures
+
+
 def run_evaluate(argv: list[str]) -> int:
-    from facecam.training.checkpoint import load_checkpoint
+    from facecam.training.light import lights_for
 
     a = evaluate_parser().parse_args(argv)
-    ckpt = load_checkpoint(a.checkpoint)
-    size = a.size or ckpt["card"]["input_size"][0]
-    metrics, images = _evaluate_checkpoint(ckpt, a.data, a.split, a.device, size, a.batch_size)
-    print(
-        json.dumps(
-            {
-                "checkpoint": str(a.checkpoint),
+    lights = lights_for(a.light)
+    results = {}
+    if a.checkpoint is not None:
+        from facecam.training.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(a.checkpoint)
+        size = a.size or ckpt["card"]["input_size"][0]
+        head = {"checkpoint": str(a.checkpoint), "split": a.split, "size": size}
+        for light in lights:
+            metrics, images = _evaluate_checkpoint(ckpt, a.data, a.split, a.device, size, a.batch_size, light, True)
+            results[light] = _figures(metrics)
+    else:
+        from facecam.realtime.segmenter import Segmenter
+        from facecam.training.runtime_eval import evaluate_onnx
+
+        with Segmenter(a.model, provider=a.provider, threads=a.threads) as segmenter:
+            head = {
+                "model": str(segmenter.path),
                 "split": a.split,
-                "images": images,
-                "size": size,
-                "face_dice": round(metrics["dice"], 4),
-                "face_iou": round(metrics["iou"], 4),
-                "loss": round(metrics["loss"], 4),
-                "not_face_painted": None
-                if math.isnan(metrics["not_face_painted"])
-                else round(metrics["not_face_painted"], 4),
+                "size": f"long side {max(segmenter.card.input_size)}, aspect kept (the runtime's)",
             }
-        )
-    )
+            for light in lights:
+                metrics = evaluate_onnx(a.model, a.data, a.split, light, segmenter=segmenter)
+                images = metrics["images"]
+                results[light] = _figures(metrics)
+    head["images"] = images
+    if a.light == "all":
+        print(json.dumps({**head, "light": "all", "by_light": results}))
+    else:
+        print(json.dumps({**head, "light": a.light, **results[a.light]}))
     return 0
 
 

@@ -73,9 +73,17 @@ def train_one_epoch(
 
 @torch.no_grad()
 def evaluate(
-    model: torch.nn.Module, loader, device: torch.device, face_classes: tuple[int, ...], progress: bool = False
-) -> dict[str, float]:
-    """Mean loss, per-image face Dice / IoU, and the share of not-face pixels painted as face over ``loader``."""
+    model: torch.nn.Module,
+    loader,
+    device: torch.device,
+    face_classes: tuple[int, ...],
+    progress: bool = False,
+    per_image: bool = False,
+) -> dict:
+    """Mean loss, per-image face Dice / IoU, and the share of not-face pixels painted as face over ``loader``.
+
+    With ``per_image`` the result also holds ``iou_per_image``, an ``(N,)`` float64 array in
+    the loader's order."""
     from tqdm import tqdm
 
     model.eval()
@@ -92,9 +100,12 @@ def evaluate(
         dices.append(dice)
         ious.append(iou)
     n = sum(len(d) for d in dices)
-    return {
+    result = {
         "loss": float(sum(losses) / max(n, 1)),
         "dice": float(np.concatenate(dices).mean()) if n else 0.0,
         "iou": float(np.concatenate(ious).mean()) if n else 0.0,
         "not_face_painted": painted / labelled if labelled else float("nan"),  # nothing labelled: no figure
     }
+    if per_image:
+        result["iou_per_image"] = np.concatenate(ious) if n else np.zeros(0)
+    return result

@@ -47,3 +47,20 @@ def not_face_painted(pred: np.ndarray, target: np.ndarray, face_classes: tuple[i
     pred, target = np.asarray(pred), np.asarray(target)
     known_not_face = (target != LABEL_IGNORE) & ~np.isin(target, face_classes)
     return int((np.isin(pred, face_classes) & known_not_face).sum()), int(known_not_face.sum())
+
+
+#: an image under this face IoU counts as a failure in the IoU distribution
+IOU_FAIL = 0.80
+
+
+def iou_distribution(ious: np.ndarray) -> dict[str, float]:
+    """Per-image face IoUs ``(N,)`` -> their mean, 10th percentile (linear interpolation) and the
+    share of images under :data:`IOU_FAIL` (0.80): a mean hides the few photos a model fails on."""
+    ious = np.asarray(ious, np.float64)
+    if ious.size == 0:
+        return {"mean": float("nan"), "p10": float("nan"), "share_under_0.80": float("nan")}
+    return {
+        "mean": float(ious.mean()),
+        "p10": float(np.percentile(ious, 10)),
+        "share_under_0.80": float((ious < IOU_FAIL).mean()),
+    }
