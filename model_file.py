@@ -80,8 +80,9 @@ def _all_tensors(graph) -> Iterator:
 
 
 def check_io_matches_card(model, card: ModelCard, path: Path) -> None:
-    """One ``(N, 3, H, W)`` float32 input and a ``(N, C, H, W)`` float32 output, C the card's
-    class count, H and W the card's size where the graph fixes them."""
+    """One ``(N, 3, H, W)`` float32 input, H and W the card's size where the graph fixes them, and
+    a ``(N, C, h, w)`` float32 output, C the card's class count (a segmenter's h, w are checked
+    with one inference when it opens; a classifier's are 1 x 1)."""
     import onnx
 
     weights = {t.name for t in model.graph.initializer}
@@ -106,7 +107,7 @@ def check_io_matches_card(model, card: ModelCard, path: Path) -> None:
             problem = f"has {len(dims)} dimensions, not 4 (N, C, H, W)"
         elif dims[1] is not None and dims[1] != channels:
             problem = f"has {dims[1]} channels; the model card says {channels}"
-        elif expected_hw and all(dims[2:]) and tuple(dims[2:]) != expected_hw:
+        elif role == "input" and expected_hw and all(dims[2:]) and tuple(dims[2:]) != expected_hw:
             problem = f"is {dims[2]}x{dims[3]}; the model card says {expected_hw[0]}x{expected_hw[1]}"
         if problem:
             raise FacecamError(f"model {path}: {role} {value.name!r} {problem}")

@@ -247,3 +247,38 @@ def export_onnx(
             if tmp is not None and tmp.exists():
                 tmp.unlink()
     return report
+
+
+def export_classifier(model: torch.nn.Module, card: ModelCard, out: str | Path) -> Path:
+    """Export a crop classifier (``(N, 3, S, S)`` -> ``(N, classes, 1, 1)`` logits, such as the face
+    verifier) with its card, normalisation in the graph, checked against torch like a segmenter."""
+    out = Path(out)
+    if out.suffix != ".onnx" or not out.parent.is_dir():
+        raise FacecamError(f"--out must be a .onnx file in an existing folder, got {out}")
+    wrapped = RawPixelModel(model, card.mean, card.std).eval()
+    sample = sample_pixels(*card.input_size, batch=4)
+    with torch.no_grad():
+        reference = wrapped(torch.from_numpy(sample)).numpy()
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                wrapped,
+                (torch.from_numpy(sample[:1]),),
+                str(tmp),
+                input_names=["pixels"],
+                output_names=["logits"],
+                opset_version=OPSET,
+                dynamo=False,
+                dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
+            )
+        _write_with_card(onnx.load(str(tmp)), card, tmp)
+        got = _run_onnx(tmp, sample)
+        if not np.allclose(got, reference, rtol=FP32_RTOL, atol=FP32_ATOL):
+            raise ExportCheckError(f"ONNX differs from torch: max |diff| {np.abs(got - reference).max():.2e}")
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out

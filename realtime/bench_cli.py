@@ -39,7 +39,9 @@ def parser() -> OneLineErrorParser:
         help="run each of these (a model, model@provider, or @provider) and print them side by side",
     )
     p.add_argument("--threads", type=non_negative_int, default=0, help="inference threads (0 = onnxruntime's default)")
-    p.add_argument("--small-faces", action="store_true", help="time facecam's --small-faces (a second, zoomed pass)")
+    p.add_argument(
+        "--verifier", default="facecam_verifier", metavar="NAME|PATH|none", help="the face verifier (none: no verifier)"
+    )
     p.add_argument("--frames", type=non_negative_int, default=0, help="timed frames (0 = all after warm-up)")
     p.add_argument("--warmup", type=non_negative_int, default=30, help="frames run before timing starts")
     p.add_argument(
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         source=args.source,
         mode=args.mode,
         threads=args.threads,
-        small_faces=args.small_faces,
+        verifier=args.verifier,
         frames=args.frames,
         warmup=args.warmup,
         predecode=args.predecode,

@@ -19,9 +19,10 @@ import numpy as np
 
 from facecam.realtime.camera import PacedFrames, frames_until_end
 from facecam.realtime.compose import ComposeSettings
+from facecam.realtime.faces import FaceFinder, finder_size
 from facecam.realtime.pipeline import STAGES, Frame, Pipeline, RunStats
 from facecam.realtime.segmenter import Segmenter
-from facecam.realtime.smoothing import TemporalSmoother
+from facecam.realtime.verifier import open_verifier
 from facecam.realtime.video_io import VideoReader, VideoWriter
 
 #: the stage the pipeline calls "output" is encoding in a benchmark
@@ -37,7 +38,7 @@ class BenchConfig:
     model: str | None = None
     provider: str = "auto"
     threads: int = 0
-    small_faces: bool = False  # the second, zoomed pass for small faces
+    verifier: str | None = "facecam_verifier"  # keeps the full-frame pass's proposals that are faces; None: all
     frames: int = 0  # timed frames (0 = all the source has after warm-up)
     warmup: int = 30
     predecode: bool = False  # decode into memory first: decode time excluded, as MediaPipe's anchor does
@@ -61,8 +62,8 @@ class BenchResult:
     mode: str
     source: str
     size: list[int]
-    inference_size: list[int]  # the model's own pass
-    small_faces_size: list[int] | None  # the zoomed pass of --small-faces, where it runs
+    finder_size: list[int]  # the full-frame pass (height, width)
+    faces_per_frame: float  # faces tracked, averaged over the timed frames
     config: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -128,7 +129,8 @@ def _summarise(stats: RunStats) -> tuple[dict[str, float], dict[str, float]]:
 def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> BenchResult:
     """Warm up, then time ``cfg``; returns the end-to-end figures."""
     own = segmenter is None
-    seg = segmenter or Segmenter(cfg.model, provider=cfg.provider, threads=cfg.threads, small_faces=cfg.small_faces)
+    seg = segmenter or Segmenter(cfg.model, provider=cfg.provider, threads=cfg.threads)
+    verifier = open_verifier(cfg.verifier, cfg.provider, cfg.threads)
     limit = cfg.warmup + cfg.frames if cfg.frames else 0
     source = _Source(cfg.source, limit)
     try:
@@ -137,9 +139,8 @@ def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> Bench
         if cfg.predecode or cfg.camera_fps:
             frames = iter(list(frames))
         settings = ComposeSettings(mode=cfg.mode)
-        pipeline = Pipeline(
-            seg, settings, TemporalSmoother(cfg.smoothing), queue_size=1 if cfg.camera_fps else 4, measure_flicker=True
-        )
+        finder = FaceFinder(seg, smoothing=cfg.smoothing, fps=float(source.fps), verifier=verifier)
+        pipeline = Pipeline(finder, settings, queue_size=1 if cfg.camera_fps else 4, measure_flicker=True)
         pipeline.run(warm, lambda frame: None)
         pipeline.flicker = type(pipeline.flicker)()  # the figure covers the timed frames only
         with tempfile.TemporaryDirectory(prefix="facecam-bench-") as tmp:
@@ -165,7 +166,6 @@ def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> Bench
         stages, latency = _summarise(stats)
         if not cfg.encode:
             stages.pop("encode", None)  # the sink did nothing; no encode stage ran
-        passes = seg.pass_sizes((source.height, source.width))
         return BenchResult(
             fps=round(stats.fps, 2),
             frames=stats.frames,
@@ -178,14 +178,16 @@ def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> Bench
             mode=cfg.mode,
             source=cfg.source,
             size=[source.width, source.height],
-            inference_size=list(passes[0]),
-            small_faces_size=list(passes[1]) if len(passes) > 1 else None,
-            config={**asdict(cfg), "small_faces": seg.small_faces},  # a segmenter passed in has its own
+            finder_size=list(finder_size((source.height, source.width), finder.crop_size, finder.zoom)),
+            faces_per_frame=round(stats.faces_per_frame, 3),
+            config={**asdict(cfg), "verifier": None if verifier is None else str(verifier.path)},
         )
     finally:
         source.close()
         if own:
             seg.close()
+        if verifier is not None:
+            verifier.close()
 
 
 def format_table(results: list[BenchResult]) -> str:
@@ -201,13 +203,10 @@ def format_table(results: list[BenchResult]) -> str:
         ("latency p95 ms", [f"{r.latency_ms['p95']:.1f}" for r in results]),
         ("frames dropped", [str(r.dropped) for r in results]),
         ("mask flicker", ["-" if r.flicker is None else f"{r.flicker:.4f}" for r in results]),
+        ("faces per frame", [f"{r.faces_per_frame:.2f}" for r in results]),
         (
-            "frame / inference size",
-            [
-                f"{r.size[0]}x{r.size[1]} / {r.inference_size[1]}x{r.inference_size[0]}"
-                + (f" + {r.small_faces_size[1]}x{r.small_faces_size[0]}" if r.small_faces_size else "")
-                for r in results
-            ],
+            "frame / full-frame pass",
+            [f"{r.size[0]}x{r.size[1]} / {r.finder_size[1]}x{r.finder_size[0]}" for r in results],
         ),
     ]
     width0 = max(len(label) for label, _ in rows)

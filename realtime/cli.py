@@ -14,6 +14,7 @@ from facecam.errors import EXIT_INTERRUPTED, FacecamError, cli_entry, stop_on_si
 from facecam.realtime.compose import ANONYMIZE_STYLES, MODES, ComposeSettings, parse_background
 from facecam.realtime.providers import PROVIDER_CHOICES
 from facecam.realtime.segmenter import DEFAULT_MODEL, Segmenter
+from facecam.realtime.verifier import DEFAULT_VERIFIER, open_verifier
 
 
 def parser() -> OneLineErrorParser:
@@ -52,11 +53,16 @@ def parser() -> OneLineErrorParser:
     )
     p.add_argument("--threads", type=non_negative_int, default=0, help="inference threads (0 = onnxruntime's default)")
     p.add_argument(
-        "--small-faces",
-        action="store_true",
-        help="also find faces too small for the model's own size (crowds, group photos), with a second "
-        "pass at twice it: ~5x the inference time (about a third of the FPS), and some hands or logos get marked too; "
-        "for --mode anonymize, where a missed face matters more",
+        "--verifier",
+        default=DEFAULT_VERIFIER,
+        metavar="NAME|PATH|none",
+        help="the face verifier that keeps the full-frame pass's proposals that are faces (none: keep every one)",
+    )
+    p.add_argument(
+        "--anonymize-margin",
+        type=float,
+        default=0.15,
+        help="anonymize mode: grow each face's region this share of its size beyond its outline (0..2)",
     )
     p.add_argument(
         "--smoothing",
@@ -95,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         raise FacecamError("--no-display without --out leaves nothing to show or write; add --out FILE")
     background = parse_background(args.background)  # parsed always: the window can switch to replace
     settings = ComposeSettings(
-        mode=args.mode, background=background, blur_sigma=args.blur_sigma, anonymize_style=args.anonymize_style
+        mode=args.mode,
+        background=background,
+        blur_sigma=args.blur_sigma,
+        anonymize_style=args.anonymize_style,
+        anonymize_margin=args.anonymize_margin,
     )
     opts = JobOptions(
         settings=settings,
@@ -104,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         display=display,
         measure_flicker=args.stats,
     )
-    with Segmenter(args.model, provider=args.provider, threads=args.threads, small_faces=args.small_faces) as segmenter:
+    opts.verifier = open_verifier(args.verifier, args.provider, args.threads)
+    with Segmenter(args.model, provider=args.provider, threads=args.threads) as segmenter:
         card = segmenter.card
         print(
             f"facecam: model {segmenter.path.name} ({card.model_name or 'unnamed'}, {card.precision}) on "

@@ -15,7 +15,9 @@ import cv2
 import numpy as np
 
 from facecam.errors import FacecamError, UnknownNameError
+from facecam.realtime.crops import Box
 from facecam.realtime.processing import upsample_mask
+from facecam.realtime.tracking import HeldFace
 
 MODES = ("overlay", "mask", "blur", "replace", "anonymize")
 ANONYMIZE_STYLES = ("pixelate", "blur")
@@ -38,6 +40,7 @@ class ComposeSettings:
     background: np.ndarray | tuple[int, int, int] | None = None  # replace mode: BGR image or colour
     blur_sigma: float = 8.0  # background blur strength in full-resolution pixels
     anonymize_style: str = "pixelate"
+    anonymize_margin: float = 0.15  # anonymize: each face's region grown this share of its size beyond its outline
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -46,6 +49,10 @@ class ComposeSettings:
         if self.anonymize_style not in ANONYMIZE_STYLES:
             raise UnknownNameError(
                 f"unknown anonymize style {self.anonymize_style!r}; valid: {', '.join(ANONYMIZE_STYLES)}"
+            )
+        if not 0 <= self.anonymize_margin <= 2:
+            raise FacecamError(
+                f"anonymize_margin must be within 0..2 (a share of the face's size), got {self.anonymize_margin}"
             )
         if self.background is None:  # the camera window may switch to replace mode later
             self.background = NAMED_COLORS["green"]
@@ -139,11 +146,26 @@ def face_alpha(
     mode: str,
     gray: np.ndarray | None = None,
     small_gray: np.ndarray | None = None,
+    faces: list[Box] = (),
+    held: list[HeldFace] = (),
+    settings: ComposeSettings | None = None,
 ) -> np.ndarray:
-    """The low-res mask as a full-resolution ``(H, W) float32`` 0..1 alpha for ``mode`` (edge-aware)."""
+    """The low-res mask as a full-resolution ``(H, W) float32`` 0..1 alpha for ``mode`` (edge-aware).
+
+    In anonymize mode privacy errs on the side of covering: the mask grows by a couple of
+    grid pixels, each face (``faces``, frame-pixel boxes) gets an ellipse reaching
+    ``settings.anonymize_margin`` of its size beyond it, and each face just lost (``held``)
+    stays covered by an ellipse at its last place.
+    """
     if mode == "anonymize":
-        # Privacy errs on the side of covering: grow the face by a couple of low-res pixels first.
         mask = cv2.dilate(mask, np.ones((5, 5), np.uint8))
+        margin = settings.anonymize_margin if settings is not None else 0.0
+        scale = mask.shape[1] / frame.shape[1]
+        regions = [f.grown(1 + 2 * margin) for f in faces if margin > 0] + [h.box.grown(1 + 2 * margin) for h in held]
+        for box in regions:
+            cx, cy = box.center
+            axes = (max(1, round((box.x1 - box.x0) * scale / 2)), max(1, round((box.y1 - box.y0) * scale / 2)))
+            cv2.ellipse(mask, (round(cx * scale), round(cy * scale)), axes, 0, 0, 360, 1.0, -1)
     return upsample_mask(mask, frame, gray, small_gray)
 
 

@@ -1,4 +1,4 @@
-"""The threaded pipeline: capture -> inference -> smoothing + upsampling -> compose -> output.
+"""The threaded pipeline: capture -> faces (find, crop, track, smooth) -> upsampling -> compose -> output.
 
 Each stage runs in its own thread, joined to the next by a bounded queue, so decoding,
 inference and composing of consecutive frames overlap. The output stage runs in the
@@ -16,14 +16,17 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from facecam.realtime.compose import ComposeSettings, draw, face_alpha
-from facecam.realtime.segmenter import Segmenter
-from facecam.realtime.smoothing import FlickerMeter, TemporalSmoother
+from facecam.realtime.crops import Box
+from facecam.realtime.faces import FaceFinder
+from facecam.realtime.smoothing import FlickerMeter
+from facecam.realtime.tracking import HeldFace
 
-STAGES = ("decode", "preprocess", "inference", "smoothing", "upsample", "compose", "output")
+#: finder: the full-frame pass that proposes faces; crops: each face segmented in its crop;
+#: merge: per-face smoothing and the crops' masks merged into the frame's mask grid
+STAGES = ("decode", "finder", "crops", "merge", "upsample", "compose", "output")
 _END = object()
 _POLL = 0.1  # seconds between checks of the stop flag while a queue is full or empty
 
@@ -36,16 +39,19 @@ class Frame:
     image: np.ndarray  # (H, W, 3) uint8 BGR
     captured: float  # perf_counter() when it left the source
     mode: str = "overlay"  # the compose mode when it was captured (the window may switch modes)
-    mask: np.ndarray | None = None  # (h, w) float32 0..1, smoothed
+    mask: np.ndarray | None = None  # (h, w) float32 0..1, smoothed, on the mask grid
+    faces: list[Box] = field(default_factory=list)  # the faces tracked in this frame (frame pixels)
+    held: list[HeldFace] = field(default_factory=list)  # faces just lost, still anonymised
     alpha: np.ndarray | None = None  # (H, W) float32 0..1, the mask at full resolution
     output: np.ndarray | None = None  # (H, W, 3) uint8 BGR
 
 
 @dataclass
 class RunStats:
-    """What a run did: frames, wall time, per-stage and end-to-end milliseconds, flicker."""
+    """What a run did: frames, wall time, per-stage and end-to-end milliseconds, flicker, faces."""
 
     frames: int = 0
+    faces: int = 0  # faces tracked, summed over the frames (faces per frame = faces / frames)
     seconds: float = 0.0
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     latency_ms: list[float] = field(default_factory=list)
@@ -57,9 +63,14 @@ class RunStats:
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def faces_per_frame(self) -> float:
+        return self.faces / self.frames if self.frames else 0.0
+
     def summary(self) -> str:
         stages = "  ".join(f"{s} {np.median(v):.1f}" for s, v in self.stage_ms.items() if v)
         text = f"{self.frames} frames in {self.seconds:.1f} s = {self.fps:.1f} FPS; median ms per stage: {stages}"
+        text += f"; faces per frame {self.faces_per_frame:.2f}"
         if self.latency_ms:
             text += f"; latency p50 {np.percentile(self.latency_ms, 50):.0f} ms"
         if self.flicker is not None:
@@ -68,7 +79,7 @@ class RunStats:
 
 
 class Pipeline:
-    """Run frames through a Segmenter, a TemporalSmoother and ``compose``.
+    """Run frames through a FaceFinder (faces found, cropped, segmented, tracked, smoothed) and ``compose``.
 
     ``settings`` may be changed while running (the camera window's mode keys do that).
     ``queue_size``: frames each queue holds (4 for files; use 1 for a camera).
@@ -77,15 +88,13 @@ class Pipeline:
 
     def __init__(
         self,
-        segmenter: Segmenter,
+        finder: FaceFinder,
         settings: ComposeSettings,
-        smoother: TemporalSmoother,
         queue_size: int = 4,
         measure_flicker: bool = False,
     ) -> None:
-        self.segmenter = segmenter
+        self.finder = finder
         self.settings = settings
-        self.smoother = smoother
         self.queue_size = queue_size
         self.flicker = FlickerMeter() if measure_flicker else None
         self._stop = threading.Event()
@@ -146,23 +155,20 @@ class Pipeline:
 
     def _infer(self, item: Frame, stats: RunStats) -> None:
         timings: dict[str, float] = {}
-        item.mask = self.segmenter.probability(item.image, timings)
+        found = self.finder.process(item.image, item.index, timings)
+        item.mask, item.faces, item.held = found.mask, found.faces, found.held
         for stage, ms in timings.items():
             stats.stage_ms[stage].append(ms)
 
     def _refine(self, item: Frame, stats: RunStats) -> None:
-        """Temporal smoothing at low resolution, then the edge-aware full-resolution alpha."""
+        """The edge-aware full-resolution alpha of the (already smoothed) mask."""
         t0 = time.perf_counter()
-        gray = cv2.cvtColor(item.image, cv2.COLOR_BGR2GRAY)
-        h, w = item.mask.shape
-        small_gray = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
-        item.mask = self.smoother.update(item.mask, small_gray)
         if self.flicker is not None:
             self.flicker.add(item.mask)
-        t1 = time.perf_counter()
-        item.alpha = face_alpha(item.image, item.mask, item.mode, gray, small_gray)
-        stats.stage_ms["smoothing"].append((t1 - t0) * 1000)
-        stats.stage_ms["upsample"].append((time.perf_counter() - t1) * 1000)
+        item.alpha = face_alpha(
+            item.image, item.mask, item.mode, faces=item.faces, held=item.held, settings=self.settings
+        )
+        stats.stage_ms["upsample"].append((time.perf_counter() - t0) * 1000)
 
     def _draw(self, item: Frame, stats: RunStats) -> None:
         t0 = time.perf_counter()
@@ -180,7 +186,7 @@ class Pipeline:
         q_in, q_mask, q_alpha, q_out = (queue.Queue(self.queue_size) for _ in range(4))
         self._stop.clear()
         self._errors.clear()
-        self.smoother.reset()
+        self.finder.reset()
         start = time.perf_counter()
         threads = [
             self._stage("capture", lambda: self._capture(source, q_in, stats)),
@@ -196,6 +202,7 @@ class Pipeline:
                 stats.stage_ms["output"].append((done - t0) * 1000)
                 stats.latency_ms.append((done - item.captured) * 1000)
                 stats.frames += 1
+                stats.faces += len(item.faces)
                 if keep_going is False:
                     break
         except KeyboardInterrupt:

@@ -56,10 +56,15 @@ def preprocess(frame: np.ndarray, size: tuple[int, int], card: ModelCard) -> np.
 
 def face_probability(logits: np.ndarray, face_classes: tuple[int, ...]) -> np.ndarray:
     """``(1, C, h, w) float32`` logits -> ``(h, w) float32`` probability of any face class (softmax)."""
-    z = logits[0].astype(np.float32, copy=False)
-    e = np.exp(z - z.max(axis=0, keepdims=True))
-    face = e[list(face_classes)].sum(axis=0)
-    return face / e.sum(axis=0)
+    return face_probabilities(logits, face_classes)[0]
+
+
+def face_probabilities(logits: np.ndarray, face_classes: tuple[int, ...]) -> np.ndarray:
+    """``(N, C, h, w) float32`` logits -> ``(N, h, w) float32`` probability of any face class (softmax)."""
+    z = logits.astype(np.float32, copy=False)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    face = e[:, list(face_classes)].sum(axis=1)
+    return face / e.sum(axis=1)
 
 
 def upsample_mask(
@@ -96,32 +101,3 @@ def upsample_mask(
     out = cv2.multiply(cv2.resize(a, (big_w, big_h), interpolation=cv2.INTER_LINEAR), gray, dtype=cv2.CV_32F)
     cv2.add(out, cv2.resize(b, (big_w, big_h), interpolation=cv2.INTER_LINEAR), dst=out)
     return np.clip(out, 0.0, 1.0, out=out)
-
-
-#: small-faces pass: a blob of the zoomed pass counts as a small face when its longer side is
-#: under this share of the frame's, and when it keeps this share of the frame's side away
-#: from every face of the first pass (around those it paints hair, hands and collars)
-SMALL_FACE_SHARE = 1 / 6
-SMALL_FACE_GAP = 0.016
-
-
-def add_small_faces(coarse: np.ndarray, fine: np.ndarray) -> np.ndarray:
-    """Fuse the model's own pass with a pass at twice its size; ``(h, w) float32`` 0..1 each,
-    ``fine`` the larger. Returns a probability on ``fine``'s grid.
-
-    The model learned faces that fill a good part of the frame: at its own size it misses
-    faces in crowds and group photos; at twice the size it finds them, but paints around the
-    big faces and some hands and logos. So: the first pass, plus each blob of the zoomed pass
-    that is small and apart from every face the first pass found.
-    """
-    h, w = fine.shape
-    base = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
-    gap = max(1, round(SMALL_FACE_GAP * max(h, w)))
-    near = cv2.dilate((base > 0.5).astype(np.uint8), np.ones((2 * gap + 1, 2 * gap + 1), np.uint8)) > 0
-    count, labels, stats, _ = cv2.connectedComponentsWithStats((fine > 0.5).astype(np.uint8))
-    keep = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) < SMALL_FACE_SHARE * max(h, w)
-    keep[0] = False  # the background component
-    keep[np.unique(labels[near])] = False
-    # one pixel more, so a small face keeps the soft rim the model gave it
-    small = cv2.dilate(keep[labels].astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    return np.where(small, np.maximum(base, fine), base).astype(np.float32)

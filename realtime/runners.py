@@ -18,10 +18,11 @@ import numpy as np
 
 from facecam.errors import CameraError, FacecamError
 from facecam.realtime.camera import CameraReader, frames_until_end
-from facecam.realtime.compose import MODES, ComposeSettings, compose
+from facecam.realtime.compose import MODES, ComposeSettings, draw, face_alpha
+from facecam.realtime.faces import FaceFinder
 from facecam.realtime.pipeline import Frame, Pipeline, RunStats
 from facecam.realtime.segmenter import Segmenter
-from facecam.realtime.smoothing import TemporalSmoother
+from facecam.realtime.verifier import Verifier
 from facecam.realtime.video_io import VideoReader, VideoWriter, check_output_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -40,11 +41,12 @@ class JobOptions:
     max_frames: int = 0  # 0 = no limit
     display: bool = False
     measure_flicker: bool = False
+    verifier: Verifier | None = None  # keeps the full-frame pass's proposals that are faces
 
-    def pipeline(self, segmenter: Segmenter, queue_size: int) -> Pipeline:
-        """A pipeline with these options and a fresh smoother."""
-        smoother = TemporalSmoother(self.smoothing)
-        return Pipeline(segmenter, self.settings, smoother, queue_size, measure_flicker=self.measure_flicker)
+    def pipeline(self, segmenter: Segmenter, queue_size: int, fps: float) -> Pipeline:
+        """A pipeline with these options and a fresh face finder for a stream of ``fps`` frames a second."""
+        finder = FaceFinder(segmenter, smoothing=self.smoothing, fps=fps, verifier=self.verifier)
+        return Pipeline(finder, self.settings, queue_size, measure_flicker=self.measure_flicker)
 
 
 def _limited(frames, max_frames: int):
@@ -106,7 +108,7 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
     with VideoReader(source) as reader:
         if out is not None:
             check_output_path(out, (source,))
-        pipeline = opts.pipeline(segmenter, queue_size=4)
+        pipeline = opts.pipeline(segmenter, queue_size=4, fps=float(reader.fps))
         writer = (
             VideoWriter(
                 out,
@@ -180,7 +182,7 @@ def run_camera(segmenter: Segmenter, index: int, out: Path | None, opts: JobOpti
     writer = None
     quit_by_user = False
     try:
-        pipeline = opts.pipeline(segmenter, queue_size=1)  # a camera: hold latency down
+        pipeline = opts.pipeline(segmenter, queue_size=1, fps=camera.fps or 30.0)  # a camera: hold latency down
         fps = _FpsMeter()
         start = time.perf_counter()
 
@@ -257,7 +259,12 @@ def run_images(segmenter: Segmenter, folder: Path, out: Path, opts: JobOptions) 
             unreadable.append(photo.name)
             continue
         t0 = time.perf_counter()
-        result = compose(image, segmenter.probability(image), opts.settings)
+        # each photo is a stream of one frame: its own full-frame pass, no memory of the last photo
+        finder = FaceFinder(segmenter, smoothing=0, find_every=1, verifier=opts.verifier)
+        found = finder.process(image, 0)
+        alpha = face_alpha(image, found.mask, opts.settings.mode, faces=found.faces, settings=opts.settings)
+        result = draw(image, alpha, opts.settings)
+        stats.faces += len(found.faces)
         stats.stage_ms["compose"].append((time.perf_counter() - t0) * 1000)
         if opts.settings.mode == "mask":
             result = np.where(result[..., 0] >= 128, 255, 0).astype(np.uint8)  # a 0/255 PNG

@@ -70,21 +70,15 @@ class Segmenter:
     ``provider``: ``auto`` (default: TensorRT, CUDA, CPU, the first that starts), ``cpu``,
     ``cuda`` or ``tensorrt``. ``threads``: onnxruntime intra-op threads (0 = its default).
     ``.provider`` names the provider that is active; ``.card`` holds the model card.
-    ``small_faces``: a second pass at twice the model's size adds faces too small for the
-    first (crowds, group photos; see :func:`processing.add_small_faces`), at ~5x the inference time.
+    :meth:`probability` is one whole-frame pass at the model's size; for every face at every
+    scale use :class:`facecam.realtime.faces.FaceFinder` around it.
     """
 
-    def __init__(
-        self, model: str | Path | None = None, provider: str = "auto", threads: int = 0, small_faces: bool = False
-    ) -> None:
+    def __init__(self, model: str | Path | None = None, provider: str = "auto", threads: int = 0) -> None:
         files = resolve_model(model)
         self.session, self.provider, self.path, self.card = open_session(files, provider, threads)
         self.input_name = self.session.get_inputs()[0].name  # open_session checked there is one, (N, 3, H, W)
         self._check_output_shape()
-        if small_faces and not self.card.dynamic_size:
-            self.session = None
-            raise FacecamError(f"{self.path.name} takes one fixed input size; small faces need a model that takes any")
-        self.small_faces = small_faces
 
     def _check_output_shape(self) -> None:
         """One inference at the card's size must give ``(1, classes, H, W)``: an exported graph does
@@ -113,51 +107,35 @@ class Segmenter:
         """Release the onnxruntime session."""
         self.session = None
 
-    def pass_sizes(self, frame_hw: tuple[int, int]) -> list[tuple[int, int]]:
-        """``(h, w)`` of each pass for a frame of ``frame_hw``: the model's own, then twice it for
-        small faces, where the frame has the pixels for it (enlarged, a small photo only gets
-        blurry and the model sees faces in hair and hands)."""
-        sizes = [processing.inference_size(frame_hw, self.card)]
-        if self.small_faces and max(frame_hw) >= 2 * max(self.card.input_size):
-            zoomed = processing.inference_size(frame_hw, self.card, zoom=2)
-            if min(zoomed) > min(sizes[0]):  # a very wide frame's short side stays 32: no detail to gain
-                sizes.append(zoomed)
-        return sizes
-
     def inference_size(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
-        """``(h, w)`` of the mask :meth:`probability` returns for a frame of ``frame_hw`` (its last pass)."""
-        return self.pass_sizes(frame_hw)[-1]
+        """``(h, w)`` of the mask :meth:`probability` returns for a frame of ``frame_hw``."""
+        return processing.inference_size(frame_hw, self.card)
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         """``(1, 3, h, w) float32`` -> ``(h, w) float32`` face probability 0..1."""
+        return self.infer_batch(tensor)[0]
+
+    def infer_batch(self, tensor: np.ndarray) -> np.ndarray:
+        """``(N, 3, h, w) float32`` -> ``(N, h, w) float32`` face probability 0..1 (one run for all N)."""
         if self.session is None:
             raise FacecamError("Segmenter is closed")
         try:
             logits = self.session.run(None, {self.input_name: tensor})[0]
         except Exception as exc:  # onnxruntime raises its own exception types
             raise FacecamError(f"inference failed on {self.path.name}: {str(exc).splitlines()[0]}") from exc
-        return processing.face_probability(logits, self.card.face_classes)
+        return processing.face_probabilities(logits, self.card.face_classes)
 
     def probability(self, frame: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray:
-        """``(H, W, 3) uint8 BGR`` -> ``(h, w) float32`` face probability at inference resolution.
+        """``(H, W, 3) uint8 BGR`` -> ``(h, w) float32`` face probability of one whole-frame pass.
 
-        ``timings``, when given, gets the milliseconds spent under "preprocess" and "inference"
-        (the small-faces fusion counts as inference).
+        ``timings``, when given, gets the milliseconds spent under "preprocess" and "inference".
         """
-        spent = {"preprocess": 0.0, "inference": 0.0}
-        passes = []
-        for size in self.pass_sizes(frame.shape[:2]):
-            t0 = time.perf_counter()
-            tensor = processing.preprocess(frame, size, self.card)
-            t1 = time.perf_counter()
-            passes.append(self.infer(tensor))
-            spent["preprocess"] += (t1 - t0) * 1000
-            spent["inference"] += (time.perf_counter() - t1) * 1000
         t0 = time.perf_counter()
-        probability = processing.add_small_faces(*passes) if len(passes) == 2 else passes[0]
-        spent["inference"] += (time.perf_counter() - t0) * 1000
+        tensor = processing.preprocess(frame, self.inference_size(frame.shape[:2]), self.card)
+        t1 = time.perf_counter()
+        probability = self.infer(tensor)
         if timings is not None:
-            timings.update(spent)
+            timings.update({"preprocess": (t1 - t0) * 1000, "inference": (time.perf_counter() - t1) * 1000})
         return probability
 
     def process(self, frame: np.ndarray) -> np.ndarray:

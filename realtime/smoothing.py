@@ -34,6 +34,15 @@ class TemporalSmoother:
         self._mask: np.ndarray | None = None
         self._gray: np.ndarray | None = None
 
+    def warp(self, matrix: np.ndarray) -> None:
+        """Move the remembered mask and frame by a ``(2, 3)`` affine ``matrix`` (old pixels -> new
+        pixels): a face's crop follows the face, and its memory moves with the crop."""
+        if self._mask is None:
+            return
+        h, w = self._mask.shape
+        self._mask = cv2.warpAffine(self._mask, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
+        self._gray = cv2.warpAffine(self._gray, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
     def update(self, mask: np.ndarray, gray: np.ndarray) -> np.ndarray:
         """Smooth one frame's mask.
 

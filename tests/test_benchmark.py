@@ -13,7 +13,8 @@ from facecam.realtime.camera import PacedFrames
 def test_benchmark_reports_every_stage_and_latency(tiny_model, clip):
     result = run_benchmark(BenchConfig(source=str(clip), model=str(tiny_model), warmup=4))
     assert result.frames == 20 and result.fps > 0
-    assert set(result.stages_ms) == {"decode", "preprocess", "inference", "smoothing", "upsample", "compose", "encode"}
+    assert set(result.stages_ms) == {"decode", "finder", "crops", "merge", "upsample", "compose", "encode"}
+    assert result.faces_per_frame >= 0 and len(result.finder_size) == 2
     assert 0 < result.latency_ms["p50"] <= result.latency_ms["p95"]
     assert result.provider == "CPUExecutionProvider" and result.model == "tiny.onnx"
     assert result.flicker is not None and result.size == [160, 120]
@@ -67,7 +68,7 @@ def test_cli_json_compare_and_chart(tiny_model, clip, tmp_path):
     assert report["fps"] == report["runs"][0]["fps"] > 0 and len(report["runs"]) == 2
     assert "encode" not in report["runs"][0]["stages_ms"]  # --no-encode
     assert chart.stat().st_size > 1000
-    assert "inference ms (median)" in result.stdout
+    assert "finder ms (median)" in result.stdout and "crops ms (median)" in result.stdout
 
 
 def test_cli_bad_input(tiny_model, tmp_path):

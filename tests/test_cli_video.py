@@ -73,12 +73,14 @@ def test_joined_recordings_whose_clock_goes_back_play_on(tiny_model, tmp_path):
     assert probe(out)["audio"] == "aac"
 
 
-def test_small_faces_runs_the_whole_pipeline(tiny_model, clip, tmp_path):
+def test_anonymize_with_a_margin_runs_the_whole_pipeline(tiny_model, clip, tmp_path):
     out = tmp_path / "anon.mp4"
-    argv = ("--video", str(clip), "--out", str(out), "--mode", "anonymize", "--small-faces", "--stats")
+    argv = ("--video", str(clip), "--out", str(out), "--mode", "anonymize", "--anonymize-margin", "0.3", "--stats")
     result = run_cli("facecam", *argv, "--model", str(tiny_model))
     assert result.returncode == 0, result.stderr
-    assert probe(out)["frames"] == 24 and "inference" in result.stderr
+    assert probe(out)["frames"] == 24 and "finder" in result.stderr and "faces per frame" in result.stderr
+    bad = run_cli("facecam", *argv[:-3], "--anonymize-margin", "5", "--model", str(tiny_model))
+    assert_clean_error(bad, "anonymize_margin must be within 0..2")
 
 
 def test_portrait_odd_size_clip_without_audio(tiny_model, tmp_path):

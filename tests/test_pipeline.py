@@ -7,9 +7,9 @@ import threading
 import numpy as np
 
 from facecam.realtime.compose import ComposeSettings
+from facecam.realtime.faces import FaceFinder
 from facecam.realtime.pipeline import Pipeline
 from facecam.realtime.segmenter import Segmenter
-from facecam.realtime.smoothing import TemporalSmoother
 
 
 def test_a_stage_that_does_not_stop_is_named(tiny_model):
@@ -20,7 +20,7 @@ def test_a_stage_that_does_not_stop_is_named(tiny_model):
         released.wait()  # a driver that never returns the next frame
 
     with Segmenter(tiny_model) as seg:
-        pipeline = Pipeline(seg, ComposeSettings("blur"), TemporalSmoother(0.6))
+        pipeline = Pipeline(FaceFinder(seg), ComposeSettings("blur"))
         pipeline.join_timeout = 1.0
         stats = pipeline.run(hanging_camera(), lambda frame: False)  # the user quits after one frame
         assert stats.frames == 1 and stats.stuck == ["facecam-capture"]

@@ -84,21 +84,6 @@ def test_upsample_mask_snaps_to_image_edge():
     assert np.abs(edge_aware - truth).mean() < 0.5 * np.abs(bilinear - truth).mean()
 
 
-def test_small_faces_come_from_the_zoomed_pass_only_away_from_the_big_ones():
-    coarse = np.zeros((150, 200), np.float32)
-    coarse[20:100, 20:80] = 1.0  # a big face the model's own pass found: rows 40-199, cols 40-159 on the fine grid
-    fine = np.zeros((300, 400), np.float32)  # the zoomed pass; the gap kept from big faces is 6 px here
-    fine[40:240, 40:160] = 1.0  # the same face, painted further down (the neck) by the zoomed pass
-    fine[100:120, 165:175] = 0.9  # a separate small blob 5 px beside it (a hand, a collar)
-    fine[250:280, 300:330] = 0.9  # a small face far from it
-    fine[0:100, 250:400] = 0.9  # a blob too big to be a face the first pass missed
-    fused = processing.add_small_faces(coarse, fine)
-    assert fused.shape == (300, 400) and fused.dtype == np.float32
-    assert fused[265, 315] == pytest.approx(0.9)  # the small face is added
-    assert fused[110, 170] < 0.5 and fused[50, 320] < 0.5  # the blob beside the face and the big one are not
-    assert fused[140, 100] > 0.9 and fused[230, 100] < 0.5  # the big face keeps the first pass's shape
-
-
 def test_smoothing_off_is_identity_and_still_scene_is_steady():
     gray = np.full((8, 8), 100, np.uint8)
     a, b = np.zeros((8, 8), np.float32), np.ones((8, 8), np.float32)

@@ -53,26 +53,3 @@ def test_model_without_card_is_a_clear_error(tiny_model, tmp_path):
     onnx.save(model, str(tmp_path / "bare.onnx"))
     with pytest.raises(FacecamError, match="no facecam model card"):
         Segmenter(tmp_path / "bare.onnx")
-
-
-def test_small_faces_add_a_zoomed_pass_only_where_the_frame_has_the_pixels(tiny_model, tmp_path):
-    import onnx
-
-    with Segmenter(tiny_model, small_faces=True) as seg:  # the tiny model's own size: 64
-        assert seg.pass_sizes((120, 160)) == [(64, 64), (96, 128)]
-        assert seg.pass_sizes((100, 120)) == [(64, 64)]  # enlarging a small picture finds nothing new
-        assert seg.pass_sizes((40, 480)) == [(32, 64)]  # a very wide frame's short side would not grow
-        timings: dict[str, float] = {}
-        frame = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
-        runs = []
-        real_infer = seg.infer
-        seg.infer = lambda tensor: runs.append(tensor.shape) or real_infer(tensor)
-        assert seg.probability(frame, timings).shape == (96, 128) == seg.inference_size((120, 160))
-        assert runs == [(1, 3, 64, 64), (1, 3, 96, 128)] and set(timings) == {"preprocess", "inference"}
-    model = onnx.load(str(tiny_model))
-    for prop in model.metadata_props:
-        if prop.key == "facecam.dynamic_size":
-            prop.value = "false"
-    onnx.save(model, str(tmp_path / "fixed.onnx"))
-    with pytest.raises(FacecamError, match="fixed input size"):
-        Segmenter(tmp_path / "fixed.onnx", small_faces=True)

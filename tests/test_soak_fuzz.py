@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from facecam.errors import FacecamError, one_line
 from facecam.realtime import cli
 from facecam.realtime.compose import MODES, ComposeSettings
+from facecam.realtime.faces import FaceFinder
 from facecam.realtime.pipeline import Pipeline
 from facecam.realtime.segmenter import Segmenter
-from facecam.realtime.smoothing import TemporalSmoother
 
 SOAK_FRAMES_PER_MODE = 5000
 
@@ -39,7 +39,7 @@ def test_soak_every_mode_memory_threads_and_fps(tiny_model):
     with Segmenter(tiny_model) as seg:
         for mode in MODES:
             times: list[float] = []
-            pipeline = Pipeline(seg, ComposeSettings(mode), TemporalSmoother(0.6), measure_flicker=True)
+            pipeline = Pipeline(FaceFinder(seg), ComposeSettings(mode), measure_flicker=True)
             pipeline.run(frames(300), lambda f: None)  # warm-up: allocator pools, onnxruntime arenas
             start_rss = rss_mib()
             # CPU time of this process (all its threads), so other programs' load cannot fake a decay

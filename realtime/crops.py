@@ -1,0 +1,168 @@
+"""Face crops: where a face is, the square crop the model sees it in, and the way back.
+
+The model segments a face best when the face fills a good part of its input. A face of 30 px
+in a street scene gets the same model pixels as a webcam face by cutting a square around it
+(``CROP_MARGIN`` times the face's size), resizing that to the model's input, and warping the
+crop's mask back into the frame. Everything here is a pure function of its arguments.
+
+Coordinates are in frame pixels ``(x, y)``, x to the right, y down; a crop is a square given
+by its centre and side, and may reach past the frame's edges (the edge pixels are repeated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+#: side of the square crop as a multiple of the face's size (its skin box's longer side): the
+#: model was trained on faces that fill about half of its input, with hair and neck around
+CROP_MARGIN = 2.2
+#: smallest crop side in frame pixels (a face blob of a few pixels still gets context)
+MIN_CROP_SIDE = 24.0
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in frame pixels, ``x0 <= x1``, ``y0 <= y1``."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (self.x0 + self.x1) / 2, (self.y0 + self.y1) / 2
+
+    @property
+    def size(self) -> float:
+        """The longer side."""
+        return max(self.x1 - self.x0, self.y1 - self.y0)
+
+    def grown(self, factor: float) -> Box:
+        """The same centre, each side ``factor`` times as long."""
+        cx, cy = self.center
+        hw, hh = (self.x1 - self.x0) * factor / 2, (self.y1 - self.y0) * factor / 2
+        return Box(cx - hw, cy - hh, cx + hw, cy + hh)
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0 when they do not touch)."""
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a.x1 - a.x0) * (a.y1 - a.y0) + (b.x1 - b.x0) * (b.y1 - b.y0) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A square region of the frame: centre ``(cx, cy)`` and ``side`` in frame pixels."""
+
+    cx: float
+    cy: float
+    side: float
+
+    @classmethod
+    def around(cls, face: Box, margin: float = CROP_MARGIN) -> Crop:
+        cx, cy = face.center
+        return cls(cx, cy, max(MIN_CROP_SIDE, margin * face.size))
+
+    def to_crop(self, size: int) -> np.ndarray:
+        """``(2, 3) float64`` affine matrix: frame pixels -> pixels of a ``size x size`` crop."""
+        s = size / self.side
+        return np.array([[s, 0.0, size / 2 - self.cx * s], [0.0, s, size / 2 - self.cy * s]])
+
+    def box(self) -> Box:
+        half = self.side / 2
+        return Box(self.cx - half, self.cy - half, self.cx + half, self.cy + half)
+
+
+def crop_pixels(frame: np.ndarray, crop: Crop, size: int) -> np.ndarray:
+    """``(H, W, 3) uint8`` frame -> ``(size, size, 3) uint8`` crop (edge pixels repeated past the frame).
+
+    A crop much larger than ``size`` (a big face) is taken from a frame shrunk by area
+    averaging first: a bilinear warp alone would alias like a nearest-neighbour resize.
+    """
+    factor = int(crop.side / size)
+    if factor >= 2:
+        frame = cv2.resize(frame, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
+        crop = Crop(crop.cx / factor, crop.cy / factor, crop.side / factor)
+    return cv2.warpAffine(frame, crop.to_crop(size), (size, size), borderMode=cv2.BORDER_REPLICATE)
+
+
+def boxes_of_blobs(probability: np.ndarray, scale: tuple[float, float], threshold: float, min_pixels: int) -> list[Box]:
+    """Boxes, in frame pixels, of the blobs of ``probability`` above ``threshold``.
+
+    ``probability``: ``(h, w) float32`` on a grid ``scale = (sx, sy)`` frame pixels per grid
+    pixel. Blobs under ``min_pixels`` grid pixels are noise and are left out.
+    """
+    count, _, stats, _ = cv2.connectedComponentsWithStats((probability > threshold).astype(np.uint8))
+    sx, sy = scale
+    boxes = []
+    for x, y, w, h, area in stats[1:count]:
+        if area >= min_pixels:
+            boxes.append(Box(x * sx, y * sy, (x + w) * sx, (y + h) * sy))
+    return boxes
+
+
+def keep_blobs_touching(probability: np.ndarray, seed: np.ndarray, threshold: float) -> np.ndarray:
+    """``probability`` ``(s, s) float32`` with every blob (above ``threshold``) that does not
+    touch ``seed`` (``(s, s) bool``) set to 0, so a crop adds only the face it was cut for,
+    not a neighbour's face or a hand in its corner. The soft rim of a kept blob stays."""
+    count, labels = cv2.connectedComponents((probability > threshold).astype(np.uint8))
+    if count <= 1:
+        return np.zeros_like(probability)
+    keep = np.zeros(count, bool)
+    keep[np.unique(labels[seed & (labels > 0)])] = True
+    if not keep.any():
+        return np.zeros_like(probability)
+    # the rim below the threshold belongs to the blob it surrounds: grow the kept blobs by 2 px
+    kept = cv2.dilate(keep[labels].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    return np.where(kept, probability, 0).astype(np.float32)
+
+
+def blob_box(probability: np.ndarray, threshold: float) -> tuple[float, float, float, float] | None:
+    """``(x0, y0, x1, y1)`` of the pixels above ``threshold`` in ``probability``'s grid; None if none."""
+    ys, xs = np.nonzero(probability > threshold)
+    if xs.size == 0:
+        return None
+    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+
+
+def crop_box_to_frame(box: tuple[float, float, float, float], crop: Crop, size: int) -> Box:
+    """A box in the pixels of a ``size`` crop, back in frame pixels."""
+    s = crop.side / size
+    x0, y0, x1, y1 = box
+    left, top = crop.cx - crop.side / 2, crop.cy - crop.side / 2
+    return Box(left + x0 * s, top + y0 * s, left + x1 * s, top + y1 * s)
+
+
+def paste_max(grid: np.ndarray, crop_probability: np.ndarray, crop: Crop, grid_scale: float) -> None:
+    """Warp a crop's ``(s, s) float32`` mask into ``grid`` (``(h, w) float32``, ``grid_scale``
+    grid pixels per frame pixel) and keep the larger value there, in place. Only the crop's
+    footprint on the grid is touched, so the cost grows with the face, not the frame."""
+    size = crop_probability.shape[0]
+    h, w = grid.shape
+    footprint = crop.box()
+    x0, y0 = max(0, int(footprint.x0 * grid_scale)), max(0, int(footprint.y0 * grid_scale))
+    x1, y1 = min(w, int(np.ceil(footprint.x1 * grid_scale))), min(h, int(np.ceil(footprint.y1 * grid_scale)))
+    if x1 <= x0 or y1 <= y0:
+        return
+    # grid ROI pixel -> crop pixel: grid (u, v) is frame ((u + x0) / g, (v + y0) / g)
+    to_crop = crop.to_crop(size)
+    g = grid_scale
+    matrix = to_crop @ np.array([[1 / g, 0, x0 / g], [0, 1 / g, y0 / g], [0, 0, 1]])
+    warped = cv2.warpAffine(
+        crop_probability,
+        matrix,
+        (x1 - x0, y1 - y0),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+    np.maximum(grid[y0:y1, x0:x1], warped, out=grid[y0:y1, x0:x1])

@@ -1,0 +1,133 @@
+"""Face tracks: which faces are in the frame, where each one's crop goes next, and the faces
+that were just lost (held for a short memory so that anonymisation never lets one slip).
+
+The tracker knows nothing of the model: :class:`facecam.realtime.faces.FaceFinder` tells it
+what the full-frame pass proposed (:meth:`FaceTracker.propose`) and what each crop found
+(:meth:`FaceTracker.seen` / :meth:`FaceTracker.missed`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from facecam.realtime.crops import CROP_MARGIN, Box, Crop, iou
+from facecam.realtime.smoothing import TemporalSmoother
+
+#: a proposal overlapping a track's face this much (IoU) is that face, not a new one
+SAME_FACE_IOU = 0.2
+#: two tracks whose faces overlap this much have converged on one face: the younger goes
+DUPLICATE_IOU = 0.5
+#: a face lost this many frames in a row ends its track (a blink of the model is forgiven)
+MISS_LIMIT = 2
+#: share of the way the crop moves towards where the face now is, each frame: damps jitter
+#: (a crop that shakes makes the mask shake); a face that jumps further than
+#: ``JUMP_SHARE`` of its crop is followed at once
+CROP_FOLLOW = 0.6
+JUMP_SHARE = 0.25
+#: a lost face is held (anonymised at its last place) grown by this factor
+HELD_GROWTH = 1.25
+
+
+@dataclass
+class Track:
+    """One face followed from frame to frame."""
+
+    id: int
+    crop: Crop  # where the model looks for it in the next frame
+    face: Box  # its skin box in the last frame it was seen (frame pixels)
+    smoother: TemporalSmoother = field(repr=False)
+    misses: int = 0
+    frames: int = 0  # frames it was seen in
+
+
+@dataclass(frozen=True)
+class HeldFace:
+    """A face the model lost: kept anonymised at ``box`` up to and including frame ``until``."""
+
+    box: Box
+    until: int
+    track_id: int
+
+
+class FaceTracker:
+    """Tracks plus the memory of lost faces. ``memory_frames``: how long a lost face is held;
+    ``smoothing``: the strength of each track's own temporal smoothing (0..1)."""
+
+    def __init__(self, memory_frames: int, smoothing: float = 0.6, margin: float = CROP_MARGIN) -> None:
+        if memory_frames < 0:
+            raise ValueError(f"memory_frames must be >= 0, got {memory_frames}")
+        self.memory_frames = memory_frames
+        self.smoothing = smoothing
+        self.margin = margin
+        self.tracks: list[Track] = []
+        self.held: list[HeldFace] = []
+        self._next_id = 0
+
+    def reset(self) -> None:
+        """Forget every face and every held one: a scene cut, or a new stream."""
+        self.tracks.clear()
+        self.held.clear()
+
+    def follows(self, face: Box) -> bool:
+        """Whether a track already follows the face at ``face``."""
+        return any(iou(face, t.face) > SAME_FACE_IOU or _inside(face.center, t.face) for t in self.tracks)
+
+    def propose(self, faces: list[Box]) -> list[Track]:
+        """Start a track for each proposed face that no track follows yet; returns the new ones."""
+        new = []
+        for face in faces:
+            if self.follows(face):
+                continue
+            track = Track(self._next_id, Crop.around(face, self.margin), face, TemporalSmoother(self.smoothing))
+            self._next_id += 1
+            self.tracks.append(track)
+            new.append(track)
+        return new
+
+    def seen(self, track: Track, face: Box) -> None:
+        """``track``'s crop found its face at ``face``: aim the next crop there (damped)."""
+        target = Crop.around(face, self.margin)
+        old = track.crop
+        jump = max(abs(target.cx - old.cx), abs(target.cy - old.cy)) > JUMP_SHARE * old.side
+        follow = 1.0 if jump else CROP_FOLLOW
+        track.crop = Crop(
+            old.cx + follow * (target.cx - old.cx),
+            old.cy + follow * (target.cy - old.cy),
+            old.side + follow * (target.side - old.side),
+        )
+        track.face = face
+        track.misses = 0
+        track.frames += 1
+
+    def missed(self, track: Track, frame_index: int) -> None:
+        """``track``'s crop found no face in frame ``frame_index``; after MISS_LIMIT misses in a
+        row the track ends and its face is held for ``memory_frames`` frames from then."""
+        track.misses += 1
+        if track.misses >= MISS_LIMIT:
+            self.tracks.remove(track)
+            self.hold(track, frame_index)
+
+    def hold(self, track: Track, frame_index: int) -> None:
+        if self.memory_frames > 0:
+            self.held.append(HeldFace(track.face.grown(HELD_GROWTH), frame_index + self.memory_frames, track.id))
+
+    def drop_duplicates(self) -> None:
+        """Two tracks on one face (they converged): keep the one seen longer."""
+        keep: list[Track] = []
+        for track in sorted(self.tracks, key=lambda t: -t.frames):
+            if all(iou(track.face, k.face) <= DUPLICATE_IOU for k in keep):
+                keep.append(track)
+        self.tracks = [t for t in self.tracks if t in keep]
+
+    def expire(self, frame_index: int) -> None:
+        """Forget held faces whose memory ended before ``frame_index``, and those a track found again."""
+        self.held = [
+            h
+            for h in self.held
+            if h.until >= frame_index and not any(iou(h.box, t.face) > SAME_FACE_IOU for t in self.tracks)
+        ]
+
+
+def _inside(point: tuple[float, float], box: Box) -> bool:
+    x, y = point
+    return box.x0 <= x <= box.x1 and box.y0 <= y <= box.y1

@@ -1,0 +1,65 @@
+"""The face verifier at run time: keeps the full-frame pass's proposals that are faces.
+
+    verifier = Verifier()                       # weights/facecam_verifier.onnx
+    scores = verifier.scores([crop, ...])       # (S, S, 3) uint8 BGR crops -> (N,) face probability
+
+Trained by ``facecam-train verifier`` (see ``facecam.training.verifier``); its model card says
+its input size and classes, like a segmenter's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from facecam.errors import FacecamError
+from facecam.realtime import processing
+from facecam.realtime.crops import Crop, crop_pixels
+from facecam.realtime.providers import open_session
+from facecam.realtime.segmenter import WEIGHTS_DIR, resolve_model
+
+DEFAULT_VERIFIER = "facecam_verifier"
+
+
+class Verifier:
+    """A crop classifier: ``(N, 3, S, S)`` -> ``(N, classes, 1, 1)`` logits, S the card's fixed size."""
+
+    def __init__(self, model: str | Path = DEFAULT_VERIFIER, provider: str = "cpu", threads: int = 0) -> None:
+        self.session, self.provider, self.path, self.card = open_session(resolve_model(model), provider, threads)
+        if self.card.dynamic_size:
+            self.session = None
+            raise FacecamError(f"model {self.path}: a verifier takes one fixed input size; its card says any")
+        self.size = int(self.card.input_size[0])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def scores_of(self, frame: np.ndarray, crops: list[Crop]) -> np.ndarray:
+        """``(N,)`` face probability of each square ``crop`` of a ``(H, W, 3) uint8 BGR`` frame."""
+        if not crops:
+            return np.zeros(0, np.float32)
+        pixels = [crop_pixels(frame, c, self.size) for c in crops]
+        return self.scores(pixels)
+
+    def scores(self, crops: list[np.ndarray]) -> np.ndarray:
+        """``(S, S, 3) uint8 BGR`` crops -> ``(N,)`` face probability."""
+        if self.session is None:
+            raise FacecamError("Verifier is closed")
+        batch = np.concatenate([processing.preprocess(c, (self.size, self.size), self.card) for c in crops])
+        try:
+            logits = self.session.run(None, {self.input_name: batch})[0]
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise FacecamError(f"inference failed on {self.path.name}: {str(exc).splitlines()[0]}") from exc
+        return processing.face_probabilities(logits, self.card.face_classes)[:, 0, 0]
+
+    def close(self) -> None:
+        self.session = None
+
+
+def open_verifier(spec: str | Path | None, provider: str = "cpu", threads: int = 0) -> Verifier | None:
+    """``--verifier``: None or ``"none"`` for no verifier; the default name when its file is not
+    shipped also gives none (every proposal is then followed); any other name must exist."""
+    if spec is None or str(spec).lower() == "none":
+        return None
+    if str(spec) == DEFAULT_VERIFIER and not (WEIGHTS_DIR / f"{DEFAULT_VERIFIER}.onnx").is_file():
+        return None
+    return Verifier(spec, provider="cpu" if provider == "auto" else provider, threads=threads)

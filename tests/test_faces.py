@@ -1,0 +1,167 @@
+"""Every face in the frame: crops and their way back, the full-frame pass, tracking, the memory of lost faces.
+
+A colour-keyed stand-in for the model (skin-toned pixels are "face") makes the geometry and
+the bookkeeping exact; the shipped model is exercised in the slow tier.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from facecam.model_card import ModelCard
+from facecam.realtime.crops import Box, Crop, boxes_of_blobs, crop_pixels, iou, keep_blobs_touching, paste_max
+from facecam.realtime.faces import FaceFinder, grid_shape, is_scene_cut
+from facecam.realtime.tracking import FaceTracker
+
+SKIN_BGR = (120, 160, 220)
+
+
+class ColourKeyedSegmenter:
+    """Paints as face every pixel close to SKIN_BGR: a model whose answer the test knows."""
+
+    card = ModelCard(input_size=(64, 64), normalization_in_graph=True, color_order="BGR")
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def infer_batch(self, tensor: np.ndarray) -> np.ndarray:
+        self.runs += 1
+        distance = np.abs(tensor - np.asarray(SKIN_BGR, np.float32)[None, :, None, None]).max(axis=1)
+        return np.clip(1.5 - distance / 20, 0, 1).astype(np.float32)
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        return self.infer_batch(tensor)[0]
+
+
+def scene(faces: list[tuple[int, int, int]], size: tuple[int, int] = (360, 640), shade: int = 90) -> np.ndarray:
+    """A grey frame with a skin-toned ellipse (a 'face') of each ``(cx, cy, height)``."""
+    frame = np.full((*size, 3), shade, np.uint8)
+    for cx, cy, height in faces:
+        cv2.ellipse(frame, (cx, cy), (int(height * 0.4), height // 2), 0, 0, 360, SKIN_BGR, -1)
+    return frame
+
+
+def test_a_crop_and_its_mask_come_back_to_the_same_place():
+    frame = scene([(300, 200, 40)])
+    crop = Crop.around(Box(284, 180, 316, 220))
+    pixels = crop_pixels(frame, crop, 64)
+    assert pixels.shape == (64, 64, 3)
+    assert tuple(pixels[32, 32]) == SKIN_BGR  # the face is at the crop's centre
+    probability = (np.abs(pixels.astype(int) - SKIN_BGR).max(axis=2) < 10).astype(np.float32)
+    grid = np.zeros((180, 320), np.float32)  # half the frame's size
+    paste_max(grid, probability, crop, 0.5)
+    truth = cv2.resize((np.abs(frame.astype(int) - SKIN_BGR).max(axis=2) < 10).astype(np.float32), (320, 180))
+    assert iou_of(grid > 0.5, truth > 0.5) > 0.85
+    assert not grid[:, :100].any()  # nothing outside the crop's footprint
+
+
+def test_a_crop_past_the_frame_edge_pastes_only_inside():
+    grid = np.zeros((100, 100), np.float32)
+    paste_max(grid, np.ones((64, 64), np.float32), Crop(5, 5, 40), 1.0)
+    assert grid[:25, :25].all() and not grid[30:, :].any() and not grid[:, 30:].any()
+
+
+def iou_of(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def test_only_the_blob_at_the_crop_centre_is_kept():
+    probability = np.zeros((64, 64), np.float32)
+    cv2.circle(probability, (32, 32), 10, 1.0, -1)  # the face the crop was cut for
+    cv2.circle(probability, (5, 5), 4, 1.0, -1)  # a neighbour's face in the corner
+    seed = np.zeros((64, 64), bool)
+    seed[28:36, 28:36] = True
+    kept = keep_blobs_touching(probability, seed, 0.5)
+    assert kept[32, 32] == 1.0 and kept[5, 5] == 0.0
+
+
+def test_blobs_become_boxes_in_frame_pixels():
+    probability = np.zeros((50, 100), np.float32)
+    probability[10:20, 30:40] = 1
+    probability[0:1, 0:1] = 1  # one pixel: noise
+    (box,) = boxes_of_blobs(probability, (2.0, 2.0), 0.5, min_pixels=4)
+    assert (box.x0, box.y0, box.x1, box.y1) == (60, 20, 80, 40)
+
+
+@pytest.mark.parametrize("sizes", [[120], [20, 40, 80], [16, 24, 32, 48, 64, 96, 128]])
+def test_n_faces_of_different_sizes_give_n_faces(sizes):
+    xs = np.cumsum([0] + [0.4 * (a + b) + 12 for a, b in zip(sizes, sizes[1:], strict=False)]) + 70
+    positions = [(int(x), 120 + 100 * (i % 2), h) for i, (x, h) in enumerate(zip(xs, sizes, strict=True))]
+    frame = scene(positions, size=(360, 640))
+    result = FaceFinder(ColourKeyedSegmenter(), smoothing=0, find_every=1).process(frame, 0)
+    assert len(result.faces) == len(sizes)
+    for cx, cy, _height in positions:
+        assert any(f.x0 <= cx <= f.x1 and f.y0 <= cy <= f.y1 for f in result.faces)
+    (gh, gw), scale = grid_shape(frame.shape[:2])
+    assert result.mask.shape == (gh, gw)
+    truth = cv2.resize((np.abs(frame.astype(int) - SKIN_BGR).max(axis=2) < 10).astype(np.uint8), (gw, gh)) > 0
+    assert iou_of(result.mask > 0.5, truth) > 0.8  # every face painted, nothing else
+
+
+def test_the_full_frame_pass_runs_every_few_frames_and_crops_follow_the_face_between():
+    segmenter = ColourKeyedSegmenter()
+    finder = FaceFinder(segmenter, smoothing=0.6, find_every=5)
+    ids = []
+    for i in range(12):
+        result = finder.process(scene([(200 + 6 * i, 180, 60)]), i)
+        assert len(result.faces) == 1
+        face = result.faces[0]
+        assert abs((face.x0 + face.x1) / 2 - (200 + 6 * i)) < 4  # the crop followed the moving face
+        ids.append(finder.tracker.tracks[0].id)
+    assert len(set(ids)) == 1  # one track, handed from frame to frame
+    assert segmenter.runs == 12 + 3  # a crop run every frame, the full-frame pass at frames 0, 5, 10
+
+
+def test_a_new_face_is_picked_up_at_the_next_full_frame_pass():
+    finder = FaceFinder(ColourKeyedSegmenter(), smoothing=0, find_every=4)
+    counts = [
+        len(finder.process(scene([(150, 180, 60)] + ([(450, 180, 60)] if i >= 2 else [])), i).faces) for i in range(6)
+    ]
+    assert counts == [1, 1, 1, 1, 2, 2]
+
+
+def test_a_lost_face_is_held_for_the_memory_and_no_longer():
+    finder = FaceFinder(ColourKeyedSegmenter(), smoothing=0, find_every=100, fps=10, memory_seconds=0.5)
+    finder.process(scene([(300, 180, 60)]), 0)
+    held_at = []
+    for i in range(1, 12):
+        result = finder.process(scene([], shade=92), i)  # the face is gone; same light, no cut
+        assert not result.faces or i < 2
+        held_at.append(bool(result.held))
+    # lost after MISS_LIMIT (2) empty frames, at frame 2; held through frame 2 + 5, then forgotten
+    assert held_at == [False, True, True, True, True, True, True, False, False, False, False]
+    box = finder.tracker.held[0].box if finder.tracker.held else None
+    assert box is None
+
+
+def test_a_held_face_covers_where_the_face_was_grown_a_little():
+    tracker = FaceTracker(memory_frames=3)
+    (track,) = tracker.propose([Box(100, 100, 140, 150)])
+    tracker.missed(track, 7)
+    tracker.missed(track, 8)
+    (held,) = tracker.held
+    assert held.until == 11 and held.box.size > 50 and iou(held.box, Box(100, 100, 140, 150)) > 0.6
+
+
+def test_a_scene_cut_drops_the_faces_and_their_memory():
+    finder = FaceFinder(ColourKeyedSegmenter(), smoothing=0, find_every=100, fps=10, memory_seconds=1)
+    finder.process(scene([(300, 180, 60)]), 0)
+    finder.process(scene([], shade=92), 1)
+    finder.process(scene([], shade=92), 2)
+    assert finder.tracker.held  # lost, held
+    result = finder.process(scene([], shade=250), 3)  # a cut: everything far brighter
+    assert not result.held and not result.faces
+    assert is_scene_cut(np.zeros((8, 8), np.uint8), np.full((8, 8), 200, np.uint8))
+    assert not is_scene_cut(np.zeros((8, 8), np.uint8), np.full((8, 8), 20, np.uint8))
+
+
+def test_two_tracks_on_one_face_become_one():
+    tracker = FaceTracker(memory_frames=0)
+    a, b = tracker.propose([Box(0, 0, 40, 40), Box(100, 0, 140, 40)])
+    tracker.seen(a, Box(0, 0, 40, 40))
+    tracker.seen(a, Box(0, 0, 40, 40))
+    tracker.seen(b, Box(2, 0, 42, 40))  # b drifted onto a's face
+    tracker.drop_duplicates()
+    assert [t.id for t in tracker.tracks] == [a.id]
