@@ -19,7 +19,7 @@ import numpy as np
 
 from facecam.realtime.camera import PacedFrames, frames_until_end
 from facecam.realtime.compose import ComposeSettings
-from facecam.realtime.faces import FaceFinder, finder_size
+from facecam.realtime.faces import FaceFinder, finder_settings, finder_size
 from facecam.realtime.pipeline import STAGES, Frame, Pipeline, RunStats
 from facecam.realtime.segmenter import Segmenter
 from facecam.realtime.verifier import open_verifier
@@ -139,7 +139,8 @@ def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> Bench
         if cfg.predecode or cfg.camera_fps:
             frames = iter(list(frames))
         settings = ComposeSettings(mode=cfg.mode)
-        finder = FaceFinder(seg, smoothing=cfg.smoothing, fps=float(source.fps), verifier=verifier)
+        mode = finder_settings(cfg.mode)
+        finder = FaceFinder(seg, smoothing=cfg.smoothing, fps=float(source.fps), verifier=verifier, **mode)
         pipeline = Pipeline(finder, settings, queue_size=1 if cfg.camera_fps else 4, measure_flicker=True)
         pipeline.run(warm, lambda frame: None)
         pipeline.flicker = type(pipeline.flicker)()  # the figure covers the timed frames only

@@ -82,6 +82,19 @@ class Crop:
         return Box(self.cx - half, self.cy - half, self.cx + half, self.cy + half)
 
 
+def fit_crop(crop: Crop, frame_hw: tuple[int, int]) -> Crop:
+    """``crop`` no larger than the frame's long side, moved inside the frame along each axis the
+    frame covers. A face that fills the frame is then seen as the whole frame (as the model was
+    trained), not shrunk into a crop of mostly repeated edge pixels."""
+    height, width = frame_hw
+    side = min(crop.side, float(max(height, width)))
+
+    def clamp(centre: float, extent: int) -> float:
+        return extent / 2 if extent <= side else min(max(centre, side / 2), extent - side / 2)
+
+    return Crop(clamp(crop.cx, width), clamp(crop.cy, height), side)
+
+
 def crop_pixels(frame: np.ndarray, crop: Crop, size: int) -> np.ndarray:
     """``(H, W, 3) uint8`` frame -> ``(size, size, 3) uint8`` crop (edge pixels repeated past the frame).
 

@@ -30,28 +30,45 @@ from facecam.realtime.crops import (
     boxes_of_blobs,
     crop_box_to_frame,
     crop_pixels,
+    fit_crop,
+    iou,
     keep_blobs_touching,
     paste_max,
 )
-from facecam.realtime.tracking import FaceTracker, HeldFace, Track
+from facecam.realtime.tracking import SAME_FACE_IOU, FaceTracker, HeldFace, Track
 
 #: the full-frame pass sees the frame this many times larger than its own pixels (small faces
 #: get model pixels), with the long side at most FINDER_MAX_SIDE (cost) and at least the model's
 FINDER_ZOOM = 2.0
 FINDER_MAX_SIDE = 1280
-#: full-frame pass every this many frames (and at the start, on a scene cut, while no face is tracked)
+#: the full-frame pass at the model's size every this many frames, the zoomed one for small
+#: faces every FINE_EVERY (it costs ~20 crops); both at the start and on a scene cut
 FIND_EVERY = 6
+FINE_EVERY = 48
+#: a crop goes to the model at this many model pixels per frame pixel (a small face is enlarged
+#: a little, not to the model's full size: the cost then grows with the face), at least
+#: MIN_CROP_INPUT, at most the model's own size, a multiple of 32
+CROP_DETAIL = 1.0
+MIN_CROP_INPUT = 96
 #: the merged mask's grid: the frame with its long side at most this (finer than the model's
 #: own 224, so a small face keeps a shape); the edge-aware upsampling takes it to full size
-GRID_SIDE = 384
+GRID_SIDE = 256
 #: probability above which a pixel is face (the runtime's one definition)
 FACE_THRESHOLD = 0.5
-#: finder blobs smaller than this (finder pixels) are noise
+#: the zoomed pass adds faces smaller than this share of the frame's long side (bigger ones are
+#: the first pass's, and the zoomed pass breaks them into pieces)
+SMALL_FACE_SHARE = 1 / 3
+#: finder blobs smaller than this (finder pixels), or whose box is under MIN_FACE_SIDE frame
+#: pixels, are noise: the smallest face to find (16 px) paints a blob of ~10 px or more
 MIN_BLOB_PIXELS = 12
+MIN_FACE_SIDE = 8
 #: a crop keeps only blobs touching its centre disc of this radius (share of the crop side)
 SEED_RADIUS = 0.12
 #: a mean grey change (0..255) this large between frames is a scene cut: every face is dropped
 SCENE_CUT = 40.0
+#: the verifier's face probability a proposal needs to be followed; lower in anonymize mode
+VERIFY_THRESHOLD = 0.5
+ANONYMIZE_VERIFY_THRESHOLD = 0.2
 #: how long a lost face stays anonymised, in seconds (converted with the stream's frame rate)
 MEMORY_SECONDS = 0.5
 
@@ -86,11 +103,23 @@ def finder_size(frame_hw: tuple[int, int], model_side: int, zoom: float = FINDER
     return snap(height), snap(width)
 
 
-def seed_disc(size: int, radius_share: float = SEED_RADIUS) -> np.ndarray:
-    """``(size, size) bool``: the disc at a crop's centre where the face it was cut for lies."""
-    yy, xx = np.mgrid[0:size, 0:size]
+def finder_settings(mode: str) -> dict:
+    """FaceFinder settings for a compose mode. In anonymize a missed face is a privacy failure
+    and a patch of skin pixelated costs little: a small face coming into view is looked for 4x
+    as often and the verifier keeps doubtful proposals. Elsewhere a wrong face shows (a blurred
+    arm, a sharp patch of carpet) and the CPU is spared."""
+    if mode == "anonymize":
+        return {"fine_every": FINE_EVERY // 4, "verify_threshold": ANONYMIZE_VERIFY_THRESHOLD}
+    return {"fine_every": FINE_EVERY, "verify_threshold": VERIFY_THRESHOLD}
+
+
+def seed_disc(size: int, centre: tuple[float, float], radius_share: float = SEED_RADIUS) -> np.ndarray:
+    """``(size, size) bool``: the disc around ``centre`` (crop pixels) where the face the crop
+    was cut for lies (its centre in the last frame; a crop pushed inside the frame is not
+    centred on its face)."""
+    yy, xx = np.ogrid[0:size, 0:size]
     r = radius_share * size
-    return (xx - size / 2 + 0.5) ** 2 + (yy - size / 2 + 0.5) ** 2 <= r * r
+    return (xx + 0.5 - centre[0]) ** 2 + (yy + 0.5 - centre[1]) ** 2 <= r * r
 
 
 def is_scene_cut(previous: np.ndarray | None, current: np.ndarray, threshold: float = SCENE_CUT) -> bool:
@@ -107,7 +136,8 @@ class FaceFinder:
     rate (converts the memory of lost faces to frames); ``find_every``: frames between
     full-frame passes (1 = every frame; photos use 1); ``zoom``: the full-frame pass's zoom;
     ``verifier``: a :class:`~facecam.realtime.verifier.Verifier` that keeps only the proposals
-    that are faces (without one, every blob of the full-frame pass is followed).
+    it scores above ``verify_threshold`` (without one, every blob of the full-frame pass is
+    followed).
     """
 
     def __init__(
@@ -116,29 +146,32 @@ class FaceFinder:
         smoothing: float = 0.6,
         fps: float = 30.0,
         find_every: int = FIND_EVERY,
+        fine_every: int = FINE_EVERY,
         zoom: float = FINDER_ZOOM,
         memory_seconds: float = MEMORY_SECONDS,
         verifier=None,
+        verify_threshold: float = 0.5,
     ) -> None:
-        if find_every < 1:
-            raise ValueError(f"find_every must be >= 1, got {find_every}")
+        if find_every < 1 or fine_every < 1:
+            raise ValueError(f"find_every and fine_every must be >= 1, got {find_every} and {fine_every}")
         if not 0 <= smoothing <= 1:
             raise ValueError(f"smoothing must be within 0..1, got {smoothing}")
         self.segmenter = segmenter
         self.verifier = verifier
+        self.verify_threshold = verify_threshold
         self.find_every = find_every
+        self.fine_every = fine_every
         self.zoom = zoom
         self.crop_size = int(max(segmenter.card.input_size))
         self.tracker = FaceTracker(round(memory_seconds * fps), smoothing)
-        self._seed = seed_disc(self.crop_size)
         self._thumb: np.ndarray | None = None
-        self._last_find = -(10**9)
+        self._last_find = self._last_fine = -(10**9)
 
     def reset(self) -> None:
         """A new stream: forget every face."""
         self.tracker.reset()
         self._thumb = None
-        self._last_find = -(10**9)
+        self._last_find = self._last_fine = -(10**9)
 
     def process(self, frame: np.ndarray, index: int, timings: dict[str, float] | None = None) -> FrameFaces:
         """Find, crop, segment, track and merge the faces of one ``(H, W, 3) uint8 BGR`` frame.
@@ -154,55 +187,120 @@ class FaceFinder:
         if cut:
             self.tracker.reset()
         found_new = 0
-        if cut or index - self._last_find >= self.find_every:
-            found_new = len(self.tracker.propose(self.verified(frame, self.find(frame))))
+        fine = cut or index - self._last_fine >= self.fine_every
+        candidates = []
+        if fine or index - self._last_find >= self.find_every:
+            candidates = self.find(frame, fine)
+            found_new = len(self.tracker.propose(self.verified(frame, candidates), frame.shape[:2]))
             self._last_find = index
+            self._last_fine = index if fine else self._last_fine
         t1 = time.perf_counter()
         spent["finder"] = (t1 - t0) * 1000
-        probabilities, grays = self._segment_crops(frame, self.tracker.tracks)
-        t2 = time.perf_counter()
-        spent["crops"] = (t2 - t1) * 1000
         (gh, gw), scale = grid_shape(frame.shape[:2])
         mask = np.zeros((gh, gw), np.float32)
-        for track, probability, gray in zip(list(self.tracker.tracks), probabilities, grays, strict=True):
-            self._update_track(track, probability, gray, index, mask, scale)
+        merge_ms = self._segment_and_merge(frame, list(self.tracker.tracks), index, mask, scale)
+        if candidates:
+            # A proposal inside a track's box was taken for that track's face; now that the crop
+            # pass has fitted each box to its face, one that no box covers is a face of its own
+            # (several faces merged into one blob at the model's size, say).
+            new = self.tracker.propose(self.verified(frame, candidates), frame.shape[:2])
+            found_new += len(new)
+            merge_ms += self._segment_and_merge(frame, new, index, mask, scale)
+        t2 = time.perf_counter()
+        spent["crops"] = (t2 - t1) * 1000
         self.tracker.drop_duplicates()
         self.tracker.expire(index)
-        spent["merge"] = (time.perf_counter() - t2) * 1000
+        spent["merge"] = merge_ms + (time.perf_counter() - t2) * 1000
+        spent["crops"] -= merge_ms
         if timings is not None:
             timings.update(spent)
         return FrameFaces(mask, [t.face for t in self.tracker.tracks], list(self.tracker.held), found_new)
 
-    def find(self, frame: np.ndarray) -> list[Box]:
-        """The full-frame pass: boxes (frame pixels) of the face blobs the model sees."""
+    def find(self, frame: np.ndarray, fine: bool = True) -> list[Box]:
+        """The full-frame pass: boxes (frame pixels) of the faces the model sees, at two scales.
+
+        At the model's own size big faces come out whole; at ``zoom`` times the frame small
+        faces get pixels, but a big face there breaks into pieces (a cheek, a forehead), so the
+        zoomed pass adds only small faces that the first pass did not find (``fine``: run it).
+        """
         height, width = frame.shape[:2]
-        size = finder_size((height, width), self.crop_size, self.zoom)
+        card = self.segmenter.card
+        coarse = self._blobs(frame, processing.inference_size((height, width), card))
+        fine_size = finder_size((height, width), self.crop_size, self.zoom)
+        if not fine or max(fine_size) < 1.5 * max(processing.inference_size((height, width), card)):
+            return coarse
+        small = SMALL_FACE_SHARE * max(height, width)
+        extra = [
+            box
+            for box in self._blobs(frame, fine_size)
+            if box.size < small and not any(iou(box, c) > SAME_FACE_IOU for c in coarse)
+        ]
+        return coarse + extra
+
+    def _blobs(self, frame: np.ndarray, size: tuple[int, int]) -> list[Box]:
         probability = self.segmenter.infer(processing.preprocess(frame, size, self.segmenter.card))
         ph, pw = probability.shape
-        return boxes_of_blobs(probability, (width / pw, height / ph), FACE_THRESHOLD, MIN_BLOB_PIXELS)
+        height, width = frame.shape[:2]
+        boxes = boxes_of_blobs(probability, (width / pw, height / ph), FACE_THRESHOLD, MIN_BLOB_PIXELS)
+        return [box for box in boxes if box.size >= MIN_FACE_SIDE]
+
+    def _segment_and_merge(
+        self, frame: np.ndarray, tracks: list[Track], index: int, mask: np.ndarray, scale: float
+    ) -> float:
+        """The crop pass for ``tracks``; each track's face then goes into ``mask`` (in place).
+        Returns the milliseconds spent merging (the rest is the crop pass)."""
+        if not tracks:
+            return 0.0
+        probabilities, grays = self._segment_crops(frame, tracks)
+        t0 = time.perf_counter()
+        for track, probability, gray in zip(tracks, probabilities, grays, strict=True):
+            self._update_track(track, probability, gray, index, mask, scale, frame.shape[:2])
+        return (time.perf_counter() - t0) * 1000
 
     def verified(self, frame: np.ndarray, proposals: list[Box]) -> list[Box]:
         """The proposals no track follows yet that the verifier takes for faces (all without one)."""
         new = [box for box in proposals if not self.tracker.follows(box)]
         if self.verifier is None or not new:
             return new
-        scores = self.verifier.scores_of(frame, [Crop.around(box) for box in new])
-        return [box for box, score in zip(new, scores, strict=True) if score > FACE_THRESHOLD]
+        scores = self.verifier.scores_of(frame, [fit_crop(Crop.around(box), frame.shape[:2]) for box in new])
+        return [box for box, score in zip(new, scores, strict=True) if score > self.verify_threshold]
 
-    def _segment_crops(self, frame: np.ndarray, tracks: list[Track]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """``(N, s, s) float32`` face probability of each track's crop, in one batched run, and
-        each crop in grey ``(s, s) uint8`` (for its smoothing)."""
-        if not tracks:
-            return np.zeros((0, self.crop_size, self.crop_size), np.float32), []
-        crops = [crop_pixels(frame, t.crop, self.crop_size) for t in tracks]
-        batch = np.concatenate([processing.preprocess(c, c.shape[:2], self.segmenter.card) for c in crops])
-        return self.segmenter.infer_batch(batch), [cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops]
+    def crop_input(self, crop: Crop) -> int:
+        """The side, in model pixels, a crop is segmented at (see CROP_DETAIL)."""
+        side = int(np.ceil(crop.side * CROP_DETAIL / 32)) * 32
+        return max(min(MIN_CROP_INPUT, self.crop_size), min(self.crop_size, side))
+
+    def _segment_crops(self, frame: np.ndarray, tracks: list[Track]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The ``(s, s) float32`` face probability of each track's crop (one batched run per crop
+        size) and each crop in grey ``(s, s) uint8`` (for its smoothing)."""
+        sizes = [self.crop_input(t.crop) for t in tracks]
+        crops = [crop_pixels(frame, t.crop, s) for t, s in zip(tracks, sizes, strict=True)]
+        probabilities: list[np.ndarray] = [np.empty(0)] * len(tracks)
+        for size in sorted(set(sizes)):
+            picked = [i for i, s in enumerate(sizes) if s == size]
+            batch = np.concatenate([processing.preprocess(crops[i], (size, size), self.segmenter.card) for i in picked])
+            for i, probability in zip(picked, self.segmenter.infer_batch(batch), strict=True):
+                probabilities[i] = probability
+        return probabilities, [cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops]
 
     def _update_track(
-        self, track: Track, probability: np.ndarray, gray: np.ndarray, index: int, mask: np.ndarray, scale: float
+        self,
+        track: Track,
+        probability: np.ndarray,
+        gray: np.ndarray,
+        index: int,
+        mask: np.ndarray,
+        scale: float,
+        frame_hw: tuple[int, int],
     ) -> None:
         """Keep the crop's own face, smooth it in the crop, paste it into ``mask``, aim the next crop."""
-        kept = keep_blobs_touching(probability, self._seed, FACE_THRESHOLD)
+        # past the frame's edge the crop repeats the edge pixels: a neck at the bottom edge would
+        # run on as a streak and the face's box (and the next crop) grow without end
+        size = probability.shape[0]
+        probability = probability * inside_frame(track.crop, frame_hw, size)
+        fx, fy = track.face.center
+        (cx, cy) = track.crop.to_crop(size) @ np.array([fx, fy, 1.0])
+        kept = keep_blobs_touching(probability, seed_disc(size, (cx, cy)), FACE_THRESHOLD)
         box = blob_box(kept, FACE_THRESHOLD)
         if box is None:
             self.tracker.missed(track, index)
@@ -210,9 +308,18 @@ class FaceFinder:
         smoothed = track.smoother.update(kept, gray)
         paste_max(mask, smoothed, track.crop, scale)
         crop = track.crop
-        self.tracker.seen(track, crop_box_to_frame(box, crop, self.crop_size))
+        self.tracker.seen(track, crop_box_to_frame(box, crop, size), frame_hw)
         # the smoother's memory moves with the crop: old crop pixels -> frame -> new crop pixels
-        track.smoother.warp(_between(crop, track.crop, self.crop_size))
+        track.smoother.warp(_between(crop, track.crop, size))
+
+
+def inside_frame(crop: Crop, frame_hw: tuple[int, int], size: int) -> np.ndarray:
+    """``(size, size) float32``: 1 where a crop's pixel lies inside the frame, 0 past its edges."""
+    height, width = frame_hw
+    left, top, step = crop.cx - crop.side / 2, crop.cy - crop.side / 2, crop.side / size
+    xs = left + (np.arange(size) + 0.5) * step
+    ys = top + (np.arange(size) + 0.5) * step
+    return (((ys >= 0) & (ys < height))[:, None] & ((xs >= 0) & (xs < width))[None, :]).astype(np.float32)
 
 
 def _between(old: Crop, new: Crop, size: int) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 from facecam.errors import CameraError, FacecamError
 from facecam.realtime.camera import CameraReader, frames_until_end
 from facecam.realtime.compose import MODES, ComposeSettings, draw, face_alpha
-from facecam.realtime.faces import FaceFinder
+from facecam.realtime.faces import FaceFinder, finder_settings
 from facecam.realtime.pipeline import Frame, Pipeline, RunStats
 from facecam.realtime.segmenter import Segmenter
 from facecam.realtime.verifier import Verifier
@@ -45,7 +45,8 @@ class JobOptions:
 
     def pipeline(self, segmenter: Segmenter, queue_size: int, fps: float) -> Pipeline:
         """A pipeline with these options and a fresh face finder for a stream of ``fps`` frames a second."""
-        finder = FaceFinder(segmenter, smoothing=self.smoothing, fps=fps, verifier=self.verifier)
+        mode = finder_settings(self.settings.mode)
+        finder = FaceFinder(segmenter, smoothing=self.smoothing, fps=fps, verifier=self.verifier, **mode)
         return Pipeline(finder, self.settings, queue_size, measure_flicker=self.measure_flicker)
 
 
@@ -260,7 +261,8 @@ def run_images(segmenter: Segmenter, folder: Path, out: Path, opts: JobOptions) 
             continue
         t0 = time.perf_counter()
         # each photo is a stream of one frame: its own full-frame pass, no memory of the last photo
-        finder = FaceFinder(segmenter, smoothing=0, find_every=1, verifier=opts.verifier)
+        mode = {**finder_settings(opts.settings.mode), "find_every": 1}
+        finder = FaceFinder(segmenter, smoothing=0, verifier=opts.verifier, **mode)
         found = finder.process(image, 0)
         alpha = face_alpha(image, found.mask, opts.settings.mode, faces=found.faces, settings=opts.settings)
         result = draw(image, alpha, opts.settings)

@@ -37,8 +37,9 @@ class ModelFiles:
 
 
 def available_models(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
-    """Names of the shipped models (FP32 files in ``weights_dir``)."""
-    return sorted(p.stem for p in weights_dir.glob("*.onnx") if not p.stem.endswith("_fp16"))
+    """Names of the shipped segmentation models (FP32 files in ``weights_dir``)."""
+    # the face verifier (NAME_verifier.onnx) is a crop classifier, not a segmentation model
+    return sorted(p.stem for p in weights_dir.glob("*.onnx") if not p.stem.endswith(("_fp16", "_verifier")))
 
 
 def resolve_model(spec: str | Path | None, weights_dir: Path = WEIGHTS_DIR) -> ModelFiles:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from facecam.realtime.crops import CROP_MARGIN, Box, Crop, iou
+from facecam.realtime.crops import CROP_MARGIN, Box, Crop, fit_crop, iou
 from facecam.realtime.smoothing import TemporalSmoother
 
 #: a proposal overlapping a track's face this much (IoU) is that face, not a new one
@@ -70,23 +70,24 @@ class FaceTracker:
 
     def follows(self, face: Box) -> bool:
         """Whether a track already follows the face at ``face``."""
-        return any(iou(face, t.face) > SAME_FACE_IOU or _inside(face.center, t.face) for t in self.tracks)
+        return any(iou(face, t.face) > SAME_FACE_IOU or inside(face.center, t.face) for t in self.tracks)
 
-    def propose(self, faces: list[Box]) -> list[Track]:
+    def propose(self, faces: list[Box], frame_hw: tuple[int, int]) -> list[Track]:
         """Start a track for each proposed face that no track follows yet; returns the new ones."""
         new = []
         for face in faces:
             if self.follows(face):
                 continue
-            track = Track(self._next_id, Crop.around(face, self.margin), face, TemporalSmoother(self.smoothing))
+            crop = fit_crop(Crop.around(face, self.margin), frame_hw)
+            track = Track(self._next_id, crop, face, TemporalSmoother(self.smoothing))
             self._next_id += 1
             self.tracks.append(track)
             new.append(track)
         return new
 
-    def seen(self, track: Track, face: Box) -> None:
+    def seen(self, track: Track, face: Box, frame_hw: tuple[int, int]) -> None:
         """``track``'s crop found its face at ``face``: aim the next crop there (damped)."""
-        target = Crop.around(face, self.margin)
+        target = fit_crop(Crop.around(face, self.margin), frame_hw)
         old = track.crop
         jump = max(abs(target.cx - old.cx), abs(target.cy - old.cy)) > JUMP_SHARE * old.side
         follow = 1.0 if jump else CROP_FOLLOW
@@ -128,6 +129,6 @@ class FaceTracker:
         ]
 
 
-def _inside(point: tuple[float, float], box: Box) -> bool:
+def inside(point: tuple[float, float], box: Box) -> bool:
     x, y = point
     return box.x0 <= x <= box.x1 and box.y0 <= y <= box.y1

@@ -102,7 +102,7 @@ def test_n_faces_of_different_sizes_give_n_faces(sizes):
 
 def test_the_full_frame_pass_runs_every_few_frames_and_crops_follow_the_face_between():
     segmenter = ColourKeyedSegmenter()
-    finder = FaceFinder(segmenter, smoothing=0.6, find_every=5)
+    finder = FaceFinder(segmenter, smoothing=0.6, find_every=5, fine_every=10)
     ids = []
     for i in range(12):
         result = finder.process(scene([(200 + 6 * i, 180, 60)]), i)
@@ -111,7 +111,8 @@ def test_the_full_frame_pass_runs_every_few_frames_and_crops_follow_the_face_bet
         assert abs((face.x0 + face.x1) / 2 - (200 + 6 * i)) < 4  # the crop followed the moving face
         ids.append(finder.tracker.tracks[0].id)
     assert len(set(ids)) == 1  # one track, handed from frame to frame
-    assert segmenter.runs == 12 + 3  # a crop run every frame, the full-frame pass at frames 0, 5, 10
+    # a crop run every frame; the full-frame pass at 0, 5 and 10, its zoomed second scale at 0 and 10
+    assert segmenter.runs == 12 + 3 + 2
 
 
 def test_a_new_face_is_picked_up_at_the_next_full_frame_pass():
@@ -138,7 +139,7 @@ def test_a_lost_face_is_held_for_the_memory_and_no_longer():
 
 def test_a_held_face_covers_where_the_face_was_grown_a_little():
     tracker = FaceTracker(memory_frames=3)
-    (track,) = tracker.propose([Box(100, 100, 140, 150)])
+    (track,) = tracker.propose([Box(100, 100, 140, 150)], (480, 640))
     tracker.missed(track, 7)
     tracker.missed(track, 8)
     (held,) = tracker.held
@@ -159,9 +160,9 @@ def test_a_scene_cut_drops_the_faces_and_their_memory():
 
 def test_two_tracks_on_one_face_become_one():
     tracker = FaceTracker(memory_frames=0)
-    a, b = tracker.propose([Box(0, 0, 40, 40), Box(100, 0, 140, 40)])
-    tracker.seen(a, Box(0, 0, 40, 40))
-    tracker.seen(a, Box(0, 0, 40, 40))
-    tracker.seen(b, Box(2, 0, 42, 40))  # b drifted onto a's face
+    a, b = tracker.propose([Box(0, 0, 40, 40), Box(100, 0, 140, 40)], (480, 640))
+    tracker.seen(a, Box(0, 0, 40, 40), (480, 640))
+    tracker.seen(a, Box(0, 0, 40, 40), (480, 640))
+    tracker.seen(b, Box(2, 0, 42, 40), (480, 640))  # b drifted onto a's face
     tracker.drop_duplicates()
     assert [t.id for t in tracker.tracks] == [a.id]

@@ -40,3 +40,18 @@ def test_readme_first_command_on_the_sample(tmp_path):
     result = run_cli("facecam", "--video", str(SAMPLE), "--out", str(out), "--mode", "blur")
     assert result.returncode == 0, result.stderr
     assert probe(out)["frames"] == probe(SAMPLE)["frames"] == 240
+
+
+def test_shipped_verifier_tells_a_face_crop_from_a_plain_one():
+    from facecam.realtime.segmenter import available_models
+    from facecam.realtime.verifier import DEFAULT_VERIFIER, Verifier
+
+    assert DEFAULT_VERIFIER not in available_models()  # not offered as a segmentation model
+    assert (WEIGHTS_DIR / f"{DEFAULT_VERIFIER}.onnx").stat().st_size < 25 * 1024 * 1024
+    verifier = Verifier()
+    assert verifier.card.class_names == ("not_face", "face") and verifier.card.metrics["holdout_face_kept"] > 0.8
+    frame = _sample_frame()
+    face = frame[40:200, 150:310]  # the astronaut's face at t = 2 s, about half the crop
+    wall = np.full_like(face, 128)
+    scores = verifier.scores([face, wall])
+    assert scores[0] > 0.5 > scores[1]

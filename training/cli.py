@@ -7,6 +7,7 @@ facecam-train prepare sfa --src ../shared/data/sfa-skin --out DIR
 facecam-train evaluate --checkpoint RUN/best.pt --data DIR --split test [--light all]
 facecam-train evaluate --model weights/facecam_face.onnx --data DIR --split test [--light all]
 facecam-train blend --base A.pt --tuned B.pt --alpha 0.7 --out C.pt --data DIR
+facecam-train verifier --photos DIR BOXES.json HOLDOUT --out weights/facecam_verifier.onnx
 """
 
 from __future__ import annotations
@@ -400,6 +401,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_evaluate(argv[1:])
     if argv and argv[0] == "blend":
         return run_blend(argv[1:])
+    if argv and argv[0] == "verifier":
+        from facecam.training.verifier_cli import run_verifier
+
+        return run_verifier(argv[1:])
     return run_train(argv)
 
 

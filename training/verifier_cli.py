@@ -82,13 +82,12 @@ def collect_all(photo_sets: list[list[str]], segmenter_name: str | None):
     return crops, labels, held_crops, held_labels
 
 
-@cli_entry
-def main(argv: list[str] | None = None) -> int:
+def run_verifier(argv: list[str]) -> int:
     from facecam.export.onnx_export import export_classifier
     from facecam.training.train import command_line
     from facecam.training.verifier import VerifierData, face_scores, train_verifier, verifier_card
 
-    a = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    a = parser().parse_args(argv)
     if a.cache is not None and a.cache.is_file():
         with np.load(a.cache) as cached:
             crops, labels, held_crops, held_labels = (
@@ -111,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     export_classifier(model, card, a.out)
     print(f"wrote {a.out}")
     return 0
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    return run_verifier(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":
