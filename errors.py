@@ -72,13 +72,18 @@ def interrupts_deferred() -> Iterator[None]:
         yield
     finally:
         # Both blocked while the handlers go back, so a signal arriving now waits for its own.
-        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        # Windows has no signal masks: there the handlers go back unblocked (a Ctrl-C in that
+        # instant goes to the held list's handler and is dropped; the run still stops soon after).
+        mask = getattr(signal, "pthread_sigmask", None)
+        if mask is not None:
+            mask(signal.SIG_BLOCK, held)
         try:
             for sig, handler in held.items():
                 signal.signal(sig, handler)
             _deferring = False
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+            if mask is not None:
+                mask(signal.SIG_UNBLOCK, held)
     if received:
         held[received[0]](received[0], None)
 

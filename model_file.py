@@ -30,9 +30,9 @@ def checked_card(path: Path) -> ModelCard:
 
     path = Path(path)
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise FacecamError(f"cannot read model {path} ({exc.strerror})") from exc
+        size = path.resolve(strict=True).stat().st_size
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a link loop
+        raise FacecamError(f"cannot read model {path} ({getattr(exc, 'strerror', None) or exc})") from exc
     if size > MAX_MODEL_BYTES:
         raise FacecamError(
             f"model {path} is {size >> 20} MiB, larger than any facecam model ({MAX_MODEL_BYTES >> 20} MiB)"
@@ -48,35 +48,66 @@ def checked_card(path: Path) -> ModelCard:
 
 
 def check_external_data(model, path: Path) -> None:
-    """Refuse tensors whose external data is not a file inside the model's own folder."""
+    """Refuse tensors whose external data is not a regular file inside the model's own folder.
+
+    The folder is the real one (links resolved): onnxruntime is handed the resolved path too
+    (see ``providers.open_session``), so both look in the same place. A location with ``*``
+    (onnxruntime's in-memory marker) or a NUL byte is refused outright.
+    """
     folder = path.resolve().parent
-    for tensor in _all_tensors(model.graph):
+    for tensor in all_tensors(model):
         if tensor.data_location != tensor.EXTERNAL:
             continue
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        target = (folder / location).resolve()
-        if not location or Path(location).is_absolute() or folder not in target.parents:
+        if not _inside_folder(location, folder):
             raise FacecamError(
                 f"model {path}: tensor {tensor.name!r} reads its data from {location!r}, outside the model's "
-                "folder; refused (a model may only read files beside it)"
+                "folder or not a file there; refused (a model may only read files beside it)"
             )
 
 
-def _all_tensors(graph) -> Iterator:
-    """Every tensor a graph holds: initializers, sparse ones, node attributes and subgraphs."""
+def _inside_folder(location: str, folder: Path) -> bool:
+    if not location or "*" in location or "\x00" in location or Path(location).is_absolute() or ":" in location:
+        return False
+    try:
+        target = (folder / location).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):  # missing, a link loop, an unusable name
+        return False
+    return folder in target.parents and target.is_file()
+
+
+def all_tensors(model) -> Iterator:
+    """Every tensor a model holds: its graph's and its functions' (initializers, sparse ones,
+    node attributes and subgraphs, recursively)."""
+    yield from _graph_tensors(model.graph)
+    for function in model.functions:
+        yield from _node_tensors(function.node)
+
+
+def _graph_tensors(graph) -> Iterator:
     yield from graph.initializer
     for sparse in graph.sparse_initializer:
         yield sparse.values
         yield sparse.indices
-    for node in graph.node:
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes) -> Iterator:
+    for node in nodes:
         for attribute in node.attribute:
             if attribute.HasField("t"):
                 yield attribute.t
             yield from attribute.tensors
+            sparse = list(attribute.sparse_tensors)
+            if attribute.HasField("sparse_tensor"):
+                sparse.append(attribute.sparse_tensor)
+            for tensor in sparse:
+                yield tensor.values
+                yield tensor.indices
             if attribute.HasField("g"):
-                yield from _all_tensors(attribute.g)
+                yield from _graph_tensors(attribute.g)
             for sub in attribute.graphs:
-                yield from _all_tensors(sub)
+                yield from _graph_tensors(sub)
 
 
 def check_io_matches_card(model, card: ModelCard, path: Path) -> None:

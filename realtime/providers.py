@@ -107,7 +107,8 @@ def open_session(files: ModelFiles, requested: str = "auto", threads: int = 0):
         chain = [_provider_config(name)] + ([] if name == PROVIDERS["cpu"] else [PROVIDERS["cpu"]])
         ort.set_default_logger_severity(_QUIET if name != candidates[-1] else _NORMAL)
         try:
-            session = ort.InferenceSession(str(path), _session_options(threads), providers=chain)
+            # the resolved path: external data is then looked for where checked_card looked
+            session = ort.InferenceSession(str(path.resolve()), _session_options(threads), providers=chain)
         except Exception as exc:  # onnxruntime raises several types for unreadable models
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if name == PROVIDERS["cpu"] or requested != "auto":

@@ -15,6 +15,7 @@ FIXED`` does.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import av
@@ -68,8 +69,8 @@ def trim_incomplete_boxes(path: Path) -> int:
 
 
 def free_bytes(folder: Path) -> int:
-    stat = os.statvfs(folder)
-    return stat.f_bavail * stat.f_frsize
+    # shutil.disk_usage works on Windows too (os.statvfs is Unix-only)
+    return shutil.disk_usage(folder).free
 
 
 def remux(source: Path, target: Path, fmt: str, reserve: int = SPACE_RESERVE) -> int:

@@ -27,11 +27,25 @@ class Verifier:
 
     def __init__(self, model: str | Path = DEFAULT_VERIFIER, provider: str = "cpu", threads: int = 0) -> None:
         self.session, self.provider, self.path, self.card = open_session(resolve_model(model), provider, threads)
-        if self.card.dynamic_size:
+        height, width = self.card.input_size
+        if self.card.dynamic_size or height != width:
             self.session = None
-            raise FacecamError(f"model {self.path}: a verifier takes one fixed input size; its card says any")
-        self.size = int(self.card.input_size[0])
+            raise FacecamError(f"model {self.path}: a verifier takes one fixed square input; its card says otherwise")
+        self.size = int(height)
         self.input_name = self.session.get_inputs()[0].name
+        self._check_output_shape()
+
+    def _check_output_shape(self) -> None:
+        """One inference must give ``(1, classes, 1, 1)``, as the card promises."""
+        try:
+            logits = self.session.run(None, {self.input_name: np.zeros((1, 3, self.size, self.size), np.float32)})[0]
+        except Exception as exc:  # onnxruntime raises its own exception types
+            self.session = None
+            raise FacecamError(f"model {self.path}: fails on an input of the card's size ({exc})") from exc
+        expected = (1, len(self.card.class_names), 1, 1)
+        if logits.shape != expected:
+            self.session = None
+            raise FacecamError(f"model {self.path}: output is {tuple(logits.shape)}; a verifier's is {expected}")
 
     def scores_of(self, frame: np.ndarray, crops: list[Crop]) -> np.ndarray:
         """``(N,)`` face probability of each square ``crop`` of a ``(H, W, 3) uint8 BGR`` frame."""

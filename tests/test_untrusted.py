@@ -106,6 +106,8 @@ def test_checkpoints_facecam_writes_hold_only_plain_values(tmp_path):
         ({"state_dict": {"w": "not a tensor"}}, "state_dict"),
         ({"model_kwargs": {"width": [4]}}, "model_kwargs"),
         ({"card": {"input_size": [10**6, 64]}}, "card"),
+        ({"model_kwargs": {"width": 200_000}}, "model_kwargs numbers"),
+        ({"model_kwargs": {"width": -3}}, "model_kwargs numbers"),
     ],
 )
 def test_a_checkpoint_with_wrong_values_is_refused_in_one_line(change, fragment, tmp_path):
@@ -166,7 +168,7 @@ def test_a_bad_model_file_is_refused_before_onnxruntime_opens_it(case, tiny_mode
     assert "bad.onnx" in str(info.value)
 
 
-@pytest.mark.parametrize("case", ["external data outside", "absurd input size"])
+@pytest.mark.parametrize("case", ["external data outside", "absurd input size", "card of a wrong type"])
 def test_bad_model_files_are_one_line_errors_in_facecam_and_the_bench(case, tiny_model, clip, tmp_path):
     edit, fragment = BAD_MODELS[case]
     bad = _edited_model(tiny_model, tmp_path / "bad.onnx", edit)
@@ -211,3 +213,65 @@ def test_card_fields_are_checked_when_built_too():
         ModelCard(std=(0.2, 0.0, 0.2))
     with pytest.raises(FacecamError, match="'precision'"):
         ModelCard(precision="int4")
+
+
+def _external(location: str):
+    def edit(model) -> None:
+        tensor = max(model.graph.initializer, key=lambda t: len(t.raw_data))
+        tensor.ClearField("raw_data")
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        for key, value in (("location", location), ("offset", "0"), ("length", "64")):
+            tensor.external_data.add(key=key, value=value)
+
+    return edit
+
+
+@pytest.mark.parametrize("location", ["bad\x00name", "*/_ORT_MEM_ADDR_/*", "missing.bin", "C:/Windows/x"])
+def test_external_data_names_that_are_not_a_file_beside_the_model_are_refused(location, tiny_model, tmp_path):
+    bad = _edited_model(tiny_model, tmp_path / "bad.onnx", _external(location))
+    with pytest.raises(FacecamError, match="outside the model's folder"):
+        checked_card(bad)
+
+
+def test_a_linked_model_reads_nothing_beside_the_link(tiny_model, tmp_path):
+    # the link sits beside a private file; the model it points to names that file as its data
+    (tmp_path / "home").mkdir()
+    (tmp_path / "download").mkdir()
+    (tmp_path / "home" / "secret.bin").write_bytes(bytes(4096))
+    _edited_model(tiny_model, tmp_path / "download" / "m.onnx", _external("secret.bin"))
+    (tmp_path / "home" / "model.onnx").symlink_to(tmp_path / "download" / "m.onnx")
+    with pytest.raises(FacecamError, match="outside the model's folder"):
+        Segmenter(tmp_path / "home" / "model.onnx", provider="cpu")
+
+
+def test_sparse_and_function_tensors_are_checked_too(tiny_model):
+    from onnx import helper
+
+    values = helper.make_tensor("v", onnx.TensorProto.FLOAT, [1], [0.0])
+    values.ClearField("float_data")
+    values.data_location = onnx.TensorProto.EXTERNAL
+    values.external_data.add(key="location", value="../../etc/passwd")
+    sparse = helper.make_sparse_tensor(values, helper.make_tensor("i", onnx.TensorProto.INT64, [1], [0]), [4])
+    node = helper.make_node("Constant", [], ["c"], sparse_value=sparse)
+    model = onnx.load(str(tiny_model))
+    model.graph.node.append(node)
+    from facecam.model_file import all_tensors
+
+    assert any(t.name == "v" for t in all_tensors(model))
+    function = helper.make_function("local", "f", [], ["c"], [node], [helper.make_opsetid("", 17)])
+    assert any(
+        t.name == "v" for t in all_tensors(helper.make_model(helper.make_graph([], "g", [], []), functions=[function]))
+    )
+
+
+def test_a_verifier_whose_card_is_not_square_is_refused(tmp_path):
+    from facecam.realtime.segmenter import WEIGHTS_DIR
+    from facecam.realtime.verifier import Verifier
+
+    def wide(model) -> None:
+        _set_card(model, input_size=[64, 96])
+        _set_card(model, dynamic_size=False)
+
+    bad = _edited_model(WEIGHTS_DIR / "facecam_verifier.onnx", tmp_path / "wide_verifier.onnx", wide)
+    with pytest.raises(FacecamError, match="fixed square input|the model card says 64x96"):
+        Verifier(bad)

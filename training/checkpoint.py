@@ -25,6 +25,9 @@ from facecam.training.models import MODELS, build_model
 REQUIRED_KEYS = ("model_name", "num_classes", "state_dict", "card")
 #: what a checkpoint may hold besides tensors: plain values only, so that reading one runs no code
 PLAIN_TYPES = (dict, list, tuple, str, int, float, bool, type(None))
+#: the largest number a checkpoint's model_kwargs may hold (widths are 16-64): a crafted
+#: width of 200,000 would ask for hundreds of GB before anything could refuse it
+MAX_MODEL_ARGUMENT = 1024
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
@@ -113,6 +116,8 @@ def checkpoint_problem(payload: Any) -> str | None:
     kwargs = payload.get("model_kwargs", {})
     if not isinstance(kwargs, dict) or any(type(v) not in (int, float, bool, str) for v in kwargs.values()):
         return "model_kwargs must map names to plain numbers or texts"
+    if any(type(v) in (int, float) and not 0 <= v <= MAX_MODEL_ARGUMENT for v in kwargs.values()):
+        return f"model_kwargs numbers must be within 0..{MAX_MODEL_ARGUMENT} (a width, a count)"
     return card_problem(payload["card"], payload["num_classes"])
 
 
@@ -134,7 +139,7 @@ def model_from_checkpoint(payload: dict[str, Any]) -> torch.nn.Module:
     """Rebuild the model a checkpoint describes and load its weights (eval mode)."""
     try:
         model = build_model(payload["model_name"], payload["num_classes"], **payload.get("model_kwargs", {}))
-    except (TypeError, ValueError) as exc:  # an argument the architecture does not take
+    except (TypeError, ValueError, RuntimeError) as exc:  # an argument the architecture does not take
         raise FacecamError(f"checkpoint model_kwargs do not fit model {payload['model_name']!r}: {exc}") from exc
     try:
         model.load_state_dict(payload["state_dict"])
