@@ -42,9 +42,11 @@ from facecam.realtime.tracking import SAME_FACE_IOU, FaceTracker, HeldFace, Trac
 FINDER_ZOOM = 2.0
 FINDER_MAX_SIDE = 1280
 #: the full-frame pass at the model's size every this many frames, the zoomed one for small
-#: faces every FINE_EVERY (it costs ~20 crops); both at the start and on a scene cut
+#: faces every FINE_EVERY (3 s at 30 fps: it costs ~20 crops), ANONYMIZE_FINE_EVERY in
+#: anonymize; both at the start and on a scene cut
 FIND_EVERY = 6
-FINE_EVERY = 48
+FINE_EVERY = 90
+ANONYMIZE_FINE_EVERY = 12
 #: a crop goes to the model at this many model pixels per frame pixel (a small face is enlarged
 #: a little, not to the model's full size: the cost then grows with the face), at least
 #: MIN_CROP_INPUT, at most the model's own size, a multiple of 32
@@ -105,11 +107,11 @@ def finder_size(frame_hw: tuple[int, int], model_side: int, zoom: float = FINDER
 
 def finder_settings(mode: str) -> dict:
     """FaceFinder settings for a compose mode. In anonymize a missed face is a privacy failure
-    and a patch of skin pixelated costs little: a small face coming into view is looked for 4x
-    as often and the verifier keeps doubtful proposals. Elsewhere a wrong face shows (a blurred
+    and a patch of skin pixelated costs little: a small face coming into view is looked for
+    every 12 frames, not 90, and the verifier keeps doubtful proposals. Elsewhere a wrong face shows (a blurred
     arm, a sharp patch of carpet) and the CPU is spared."""
     if mode == "anonymize":
-        return {"fine_every": FINE_EVERY // 4, "verify_threshold": ANONYMIZE_VERIFY_THRESHOLD}
+        return {"fine_every": ANONYMIZE_FINE_EVERY, "verify_threshold": ANONYMIZE_VERIFY_THRESHOLD}
     return {"fine_every": FINE_EVERY, "verify_threshold": VERIFY_THRESHOLD}
 
 

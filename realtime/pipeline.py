@@ -21,6 +21,7 @@ import numpy as np
 from facecam.realtime.compose import ComposeSettings, draw, face_alpha
 from facecam.realtime.crops import Box
 from facecam.realtime.faces import FaceFinder
+from facecam.realtime.holes import close_pockets
 from facecam.realtime.smoothing import FlickerMeter
 from facecam.realtime.tracking import HeldFace
 
@@ -161,8 +162,9 @@ class Pipeline:
             stats.stage_ms[stage].append(ms)
 
     def _refine(self, item: Frame, stats: RunStats) -> None:
-        """The edge-aware full-resolution alpha of the (already smoothed) mask."""
+        """Pockets inside each face filled, then the edge-aware full-resolution alpha."""
         t0 = time.perf_counter()
+        item.mask = close_pockets(item.mask)  # a lit cheek, the lips: the second line behind the model
         if self.flicker is not None:
             self.flicker.add(item.mask)
         item.alpha = face_alpha(

@@ -20,6 +20,7 @@ from facecam.errors import CameraError, FacecamError
 from facecam.realtime.camera import CameraReader, frames_until_end
 from facecam.realtime.compose import MODES, ComposeSettings, draw, face_alpha
 from facecam.realtime.faces import FaceFinder, finder_settings
+from facecam.realtime.holes import close_pockets
 from facecam.realtime.pipeline import Frame, Pipeline, RunStats
 from facecam.realtime.segmenter import Segmenter
 from facecam.realtime.verifier import Verifier
@@ -264,7 +265,8 @@ def run_images(segmenter: Segmenter, folder: Path, out: Path, opts: JobOptions) 
         mode = {**finder_settings(opts.settings.mode), "find_every": 1}
         finder = FaceFinder(segmenter, smoothing=0, verifier=opts.verifier, **mode)
         found = finder.process(image, 0)
-        alpha = face_alpha(image, found.mask, opts.settings.mode, faces=found.faces, settings=opts.settings)
+        mask = close_pockets(found.mask)  # as the pipeline does: pockets inside each face filled
+        alpha = face_alpha(image, mask, opts.settings.mode, faces=found.faces, settings=opts.settings)
         result = draw(image, alpha, opts.settings)
         stats.faces += len(found.faces)
         stats.stage_ms["compose"].append((time.perf_counter() - t0) * 1000)
