@@ -50,7 +50,7 @@ ANONYMIZE_FINE_EVERY = 12
 #: a crop goes to the model at this many model pixels per frame pixel (a small face is enlarged
 #: a little, not to the model's full size: the cost then grows with the face), at least
 #: MIN_CROP_INPUT, at most the model's own size, a multiple of 32
-CROP_DETAIL = 1.0
+CROP_DETAIL = 1.5
 MIN_CROP_INPUT = 96
 #: the merged mask's grid: the frame with its long side at most this (finer than the model's
 #: own 224, so a small face keeps a shape); the edge-aware upsampling takes it to full size
