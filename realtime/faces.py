@@ -30,7 +30,6 @@ from facecam.realtime.crops import (
     boxes_of_blobs,
     crop_box_to_frame,
     crop_pixels,
-    fit_crop,
     iou,
     keep_blobs_touching,
     paste_max,
@@ -264,7 +263,8 @@ class FaceFinder:
         new = [box for box in proposals if not self.tracker.follows(box)]
         if self.verifier is None or not new:
             return new
-        scores = self.verifier.scores_of(frame, [fit_crop(Crop.around(box), frame.shape[:2]) for box in new])
+        # centred on the face, as the verifier was trained (a crop fitted into the frame is not)
+        scores = self.verifier.scores_of(frame, [Crop.around(box) for box in new])
         return [box for box, score in zip(new, scores, strict=True) if score > self.verify_threshold]
 
     def crop_input(self, crop: Crop) -> int:
