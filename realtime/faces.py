@@ -191,6 +191,7 @@ class FaceFinder:
         fine = cut or index - self._last_fine >= self.fine_every
         candidates = []
         if fine or index - self._last_find >= self.find_every:
+            self._recheck_tracks(frame)
             candidates = self.find(frame, fine)
             found_new = len(self.tracker.propose(self.verified(frame, candidates), frame.shape[:2]))
             self._last_find = index
@@ -257,6 +258,18 @@ class FaceFinder:
         for track, probability, gray in zip(tracks, probabilities, grays, strict=True):
             self._update_track(track, probability, gray, index, mask, scale, frame.shape[:2])
         return (time.perf_counter() - t0) * 1000
+
+    def _recheck_tracks(self, frame: np.ndarray) -> None:
+        """Drop the tracks the verifier now scores under half its threshold: a patch that passed
+        once (a helmet ring in one frame's light) is not followed for ever; a real face turning
+        away for a moment stays (hysteresis). Dropped, not held: it was not a face."""
+        if self.verifier is None or not self.tracker.tracks:
+            return
+        tracks = list(self.tracker.tracks)
+        scores = self.verifier.scores_of(frame, [Crop.around(t.face) for t in tracks])
+        for track, score in zip(tracks, scores, strict=True):
+            if score < self.verify_threshold / 2:
+                self.tracker.tracks.remove(track)
 
     def verified(self, frame: np.ndarray, proposals: list[Box]) -> list[Box]:
         """The proposals no track follows yet that the verifier takes for faces (all without one)."""

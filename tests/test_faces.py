@@ -166,3 +166,26 @@ def test_two_tracks_on_one_face_become_one():
     tracker.seen(b, Box(2, 0, 42, 40), (480, 640))  # b drifted onto a's face
     tracker.drop_duplicates()
     assert [t.id for t in tracker.tracks] == [a.id]
+
+
+class ScriptedVerifier:
+    """A verifier whose scores the test sets: ``score`` for every crop."""
+
+    def __init__(self, score: float) -> None:
+        self.score = score
+
+    def scores_of(self, frame, crops):
+        return np.full(len(crops), self.score, np.float32)
+
+
+def test_the_verifier_keeps_faces_and_drops_a_track_it_no_longer_believes():
+    verifier = ScriptedVerifier(0.1)
+    finder = FaceFinder(ColourKeyedSegmenter(), smoothing=0, find_every=2, verifier=verifier)
+    assert not finder.process(scene([(300, 180, 60)]), 0).faces  # proposed, not believed: not followed
+    verifier.score = 0.9
+    assert len(finder.process(scene([(300, 180, 60)]), 2).faces) == 1
+    verifier.score = 0.3  # doubtful, above half the threshold: kept (a face turning away)
+    assert len(finder.process(scene([(300, 180, 60)]), 4).faces) == 1
+    verifier.score = 0.1  # under half the threshold at the next full-frame pass: dropped, not held
+    result = finder.process(scene([(300, 180, 60)]), 6)
+    assert not result.faces and not result.held
