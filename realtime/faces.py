@@ -67,6 +67,9 @@ MIN_FACE_SIDE = 8
 SEED_RADIUS = 0.12
 #: a mean grey change (0..255) this large between frames is a scene cut: every face is dropped
 SCENE_CUT = 40.0
+#: proposals at least this share of the frame's long side are faces as the segmenter sees them
+#: (it was trained on such framings); the verifier checks the smaller ones
+TRUSTED_FACE_SHARE = 1 / 3
 #: the verifier's face probability a proposal needs to be followed; lower in anonymize mode
 VERIFY_THRESHOLD = 0.5
 ANONYMIZE_VERIFY_THRESHOLD = 0.2
@@ -265,7 +268,10 @@ class FaceFinder:
         away for a moment stays (hysteresis). Dropped, not held: it was not a face."""
         if self.verifier is None or not self.tracker.tracks:
             return
-        tracks = list(self.tracker.tracks)
+        big = TRUSTED_FACE_SHARE * max(frame.shape[:2])
+        tracks = [t for t in self.tracker.tracks if t.face.size < big]  # big faces are trusted
+        if not tracks:
+            return
         scores = self.verifier.scores_of(frame, [Crop.around(t.face) for t in tracks])
         for track, score in zip(tracks, scores, strict=True):
             if score < self.verify_threshold / 2:
@@ -276,9 +282,16 @@ class FaceFinder:
         new = [box for box in proposals if not self.tracker.follows(box)]
         if self.verifier is None or not new:
             return new
+        # A face a third of the frame or more is what the segmenter was trained on (a portrait, a
+        # webcam): trusted as it is. The verifier is for the small blobs of the zoomed pass.
+        big = TRUSTED_FACE_SHARE * max(frame.shape[:2])
+        trusted = [box for box in new if box.size >= big]
+        new = [box for box in new if box.size < big]
+        if not new:
+            return trusted
         # centred on the face, as the verifier was trained (a crop fitted into the frame is not)
         scores = self.verifier.scores_of(frame, [Crop.around(box) for box in new])
-        return [box for box, score in zip(new, scores, strict=True) if score > self.verify_threshold]
+        return trusted + [box for box, score in zip(new, scores, strict=True) if score > self.verify_threshold]
 
     def crop_input(self, crop: Crop) -> int:
         """The side, in model pixels, a crop is segmented at (see CROP_DETAIL)."""
