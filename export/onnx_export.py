@@ -104,6 +104,26 @@ def sample_pixels(height: int, width: int, batch: int = 2, seed: int = 0) -> np.
     return out
 
 
+def _torch_export(wrapped: torch.nn.Module, sample: np.ndarray, path: Path, spatial_dims: bool) -> None:
+    """``wrapped`` to ONNX at ``path``: input "pixels", output "logits", a dynamic batch, and with
+    ``spatial_dims`` a dynamic height and width too."""
+    axes = {0: "batch", 2: "height", 3: "width"} if spatial_dims else {0: "batch"}
+    with warnings.catch_warnings():
+        # torch 2.14 steers towards its dynamo exporter; the TorchScript one is kept on purpose:
+        # it writes one self-contained file with dynamic batch/height/width, and is checked after.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            wrapped,
+            (torch.from_numpy(sample[:1]),),
+            str(path),
+            input_names=["pixels"],
+            output_names=["logits"],
+            opset_version=OPSET,
+            dynamo=False,
+            dynamic_axes={"pixels": axes, "logits": axes},
+        )
+
+
 def _face_mask(logits: np.ndarray, face_classes: tuple[int, ...]) -> np.ndarray:
     return np.isin(logits.argmax(1), face_classes)
 
@@ -184,23 +204,7 @@ def export_onnx(
     tmp16 = fp16_path.with_name(fp16_path.name + ".tmp") if fp16_path else None
     report = ExportReport(fp32_path=out, fp16_path=fp16_path)
     try:
-        with warnings.catch_warnings():
-            # torch 2.14 steers towards its dynamo exporter; the TorchScript one is kept on purpose:
-            # it writes one self-contained file with dynamic batch/height/width, and is checked below.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(
-                wrapped,
-                (torch.from_numpy(sample[:1]),),
-                str(tmp32),
-                input_names=["pixels"],
-                output_names=["logits"],
-                opset_version=OPSET,
-                dynamo=False,
-                dynamic_axes={
-                    "pixels": {0: "batch", 2: "height", 3: "width"},
-                    "logits": {0: "batch", 2: "height", 3: "width"},
-                },
-            )
+        _torch_export(wrapped, sample, tmp32, spatial_dims=True)
         model32 = onnx.load(str(tmp32))
         if simplify:
             try:
@@ -261,18 +265,7 @@ def export_classifier(model: torch.nn.Module, card: ModelCard, out: str | Path) 
         reference = wrapped(torch.from_numpy(sample)).numpy()
     tmp = out.with_name(out.name + ".tmp")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(
-                wrapped,
-                (torch.from_numpy(sample[:1]),),
-                str(tmp),
-                input_names=["pixels"],
-                output_names=["logits"],
-                opset_version=OPSET,
-                dynamo=False,
-                dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
-            )
+        _torch_export(wrapped, sample, tmp, spatial_dims=False)
         _write_with_card(onnx.load(str(tmp)), card, tmp)
         got = _run_onnx(tmp, sample)
         if not np.allclose(got, reference, rtol=FP32_RTOL, atol=FP32_ATOL):

@@ -145,10 +145,11 @@ def train_verifier(data: VerifierData, epochs: int = 12, batch: int = 64, lr: fl
     rng = np.random.default_rng(seed)
     model = VerifierNet()
     optimizer = torch.optim.AdamW(model.parameters(), lr, weight_decay=1e-4)
+    batch = min(batch, len(data.labels))  # a small set still trains
     steps = epochs * max(1, len(data.labels) // batch)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps)
     positives = max(1, int(data.labels.sum()))
-    weight = torch.tensor([1.0, 2 * (len(data.labels) - positives) / positives])
+    weight = torch.tensor([1.0, max(1.0, 2 * (len(data.labels) - positives) / positives)])
     loss_fn = nn.CrossEntropyLoss(weight=weight)
     model.train()
     for _ in range(epochs):

@@ -103,8 +103,11 @@ def run_verifier(argv: list[str]) -> int:
     metrics = {"train_seconds": round(time.perf_counter() - t0, 1)}
     if len(held_labels):
         kept = face_scores(model, held_crops) > 0.5
-        metrics["holdout_face_kept"] = round(float(kept[held_labels == 1].mean()), 4)
-        metrics["holdout_not_face_rejected"] = round(float((~kept[held_labels == 0]).mean()), 4)
+        faces, others = kept[held_labels == 1], kept[held_labels == 0]
+        if faces.size:  # a figure only where the held-out photos have crops of that kind
+            metrics["holdout_face_kept"] = round(float(faces.mean()), 4)
+        if others.size:
+            metrics["holdout_not_face_rejected"] = round(float((~others).mean()), 4)
     dataset = "; ".join(f"{f} (held out: {h})" for f, _, h in a.photos)
     card = verifier_card(dataset, a.epochs, metrics, command_line())
     export_classifier(model, card, a.out)
