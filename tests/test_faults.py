@@ -8,13 +8,14 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import probe, run_cli, start_cli, write_clip
 
 from facecam.errors import CameraError
 from facecam.realtime import cli, runners
 from facecam.realtime.camera import CameraReader
-from facecam.realtime.segmenter import Segmenter
+from facecam.realtime.faces import FaceFinder
 
 
 def decodable_frames(path: Path) -> int:
@@ -60,17 +61,20 @@ def test_corrupt_frames_are_skipped_and_reported(tiny_model, tmp_path):
     assert 30 < decodable_frames(out) < 60
 
 
+def fail_inference_from_frame(monkeypatch, first: int) -> None:
+    """From frame ``first`` on, the model gets an input onnxruntime refuses (a real inference error)."""
+    real_process = FaceFinder.process
+
+    def failing_process(self, frame, index, timings=None):
+        if index >= first:
+            self.segmenter.infer_batch(np.zeros((1, 2, 64, 64), np.float32))  # 2 channels: refused
+        return real_process(self, frame, index, timings)
+
+    monkeypatch.setattr(FaceFinder, "process", failing_process)
+
+
 def test_inference_error_stops_cleanly_keeping_partial_output(tiny_model, clip, tmp_path, monkeypatch, capsys):
-    real_infer = Segmenter.infer_batch
-    calls = {"n": 0}
-
-    def failing_infer(self, tensor):
-        calls["n"] += 1
-        if calls["n"] > 2:  # the full-frame pass runs every few frames: the third is mid-clip
-            return real_infer(self, tensor[:, :2])  # a wrong input shape: onnxruntime refuses it
-        return real_infer(self, tensor)
-
-    monkeypatch.setattr(Segmenter, "infer_batch", failing_infer)
+    fail_inference_from_frame(monkeypatch, 12)
     out = tmp_path / "out.mp4"
     code = cli.main(["--video", str(clip), "--out", str(out), "--model", str(tiny_model)])
     err = capsys.readouterr().err.strip().splitlines()
@@ -125,18 +129,11 @@ def test_signals_finish_the_file(tiny_model, tmp_path, sig):
 def test_a_partial_result_never_replaces_an_existing_output(tiny_model, clip, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out.mp4"
     out.write_bytes(b"the user's earlier result")
-    real_infer = Segmenter.infer_batch
-    calls = {"n": 0}
-
-    def failing_infer(self, tensor):
-        calls["n"] += 1  # the full-frame pass runs every few frames: the third is mid-clip
-        return real_infer(self, tensor if calls["n"] <= 2 else tensor[:, :2])
-
-    monkeypatch.setattr(Segmenter, "infer_batch", failing_infer)
+    fail_inference_from_frame(monkeypatch, 6)
     assert cli.main(["--video", str(clip), "--out", str(out), "--model", str(tiny_model)]) == 2
     assert out.read_bytes() == b"the user's earlier result"
     partial = tmp_path / "out.partial.mp4"
-    assert "out.partial.mp4" in capsys.readouterr().err and 0 < decodable_frames(partial) < 24
+    assert "out.partial.mp4" in capsys.readouterr().err and 0 < decodable_frames(partial) <= 6
 
 
 def test_photos_that_would_overwrite_each_other_are_refused(tiny_model, tmp_path):
