@@ -151,9 +151,6 @@ def remux_only(source: Path | None, out: Path | None) -> int:
 
     if source is None or out is None:
         raise FacecamError("--remux-only needs --video PARTIAL and --out FIXED.mp4")
-    from facecam.realtime.video_io import check_output_path
-
-    check_output_path(out, (source,))
     copied = remux_file(source, out)
     print(f"facecam: {source} remuxed ({copied} packets copied, none re-encoded) -> {out}", file=sys.stderr)
     return 0

@@ -21,17 +21,23 @@ GUIDE_EPS = 4e-3
 SNAP = 0.02
 
 
-def inference_size(frame_hw: tuple[int, int], card: ModelCard, zoom: int = 1) -> tuple[int, int]:
+def inference_size(frame_hw: tuple[int, int], card: ModelCard) -> tuple[int, int]:
     """``(h, w)`` to run the model at for a frame of ``frame_hw = (H, W)``.
 
     A fixed-size model gets its card size. A dynamic one keeps the frame's aspect ratio with
-    the longer side at ``zoom`` times the card's longer side, each side a multiple of 32, so a
-    portrait phone clip is not squashed into a square.
+    the longer side at the card's longer side (see :func:`scaled_size`), so a portrait phone
+    clip is not squashed into a square.
     """
     if not card.dynamic_size:
         return tuple(card.input_size)
+    return scaled_size(frame_hw, max(card.input_size))
+
+
+def scaled_size(frame_hw: tuple[int, int], long_side: float) -> tuple[int, int]:
+    """``(h, w)``: the frame's aspect ratio with its longer side at ``long_side``, each side a
+    multiple of 32 (the models downsample by 32), at least 32."""
     height, width = frame_hw
-    scale = zoom * max(card.input_size) / max(height, width)
+    scale = long_side / max(height, width)
 
     def snap(v: float) -> int:
         return max(SIZE_MULTIPLE, int(v * scale / SIZE_MULTIPLE + 0.5) * SIZE_MULTIPLE)
@@ -52,11 +58,6 @@ def preprocess(frame: np.ndarray, size: tuple[int, int], card: ModelCard) -> np.
     if not card.normalization_in_graph:
         x = (x / 255.0 - np.asarray(card.mean, np.float32)) / np.asarray(card.std, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
-
-
-def face_probability(logits: np.ndarray, face_classes: tuple[int, ...]) -> np.ndarray:
-    """``(1, C, h, w) float32`` logits -> ``(h, w) float32`` probability of any face class (softmax)."""
-    return face_probabilities(logits, face_classes)[0]
 
 
 def face_probabilities(logits: np.ndarray, face_classes: tuple[int, ...]) -> np.ndarray:

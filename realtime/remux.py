@@ -144,6 +144,26 @@ def _is_iso_media(path: Path) -> bool:
         return f.read(8)[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")
 
 
+def check_output_file(path: Path, inputs: tuple[Path, ...], suffixes) -> None:
+    """Fail before any work when ``path`` (a file with one of ``suffixes``) cannot be written or
+    would overwrite one of ``inputs``."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise FacecamError(f"output {path}: unsupported suffix; use one of {', '.join(suffixes)}")
+    for source in inputs:
+        if path.resolve() == Path(source).resolve() or (path.exists() and os.path.samefile(path, source)):
+            raise FacecamError(f"--out {path} is the input file; choose another output path")
+    if path.is_dir():
+        raise FacecamError(
+            f"--out {path} is a folder; give a file name such as {path / ('out' + next(iter(suffixes)))}"
+        )
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise FacecamError(f"output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise FacecamError(f"output folder {parent} is not writable")
+
+
 def remux_file(source: Path, out: Path) -> int:
     """``facecam --video SOURCE --remux-only --out OUT``: the packets copied.
 
@@ -152,18 +172,10 @@ def remux_file(source: Path, out: Path) -> int:
     nor a file already at ``out`` is ever lost.
     """
     source, out = Path(source), Path(out)
-    fmt = FASTSTART_FORMATS.get(out.suffix.lower())
-    if fmt is None:
-        raise FacecamError(f"--remux-only writes {', '.join(FASTSTART_FORMATS)}; got --out {out}")
     if not source.is_file():
         raise FacecamError(f"video {source} does not exist")
-    if out.resolve() == source.resolve() or (out.exists() and os.path.samefile(out, source)):
-        raise FacecamError(f"--out {out} is the input file; choose another output path")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise FacecamError(f"output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise FacecamError(f"output folder {parent} is not writable")
+    check_output_file(out, (source,), FASTSTART_FORMATS)
+    fmt = FASTSTART_FORMATS[out.suffix.lower()]
     tmp = remux_temp(out)
     if tmp.resolve() == source.resolve():
         raise FacecamError(f"{source} has the name of facecam's temporary file for {out}; rename it first")

@@ -46,7 +46,6 @@ class HeldFace:
 
     box: Box
     until: int
-    track_id: int
 
 
 class FaceTracker:
@@ -110,7 +109,7 @@ class FaceTracker:
 
     def hold(self, track: Track, frame_index: int) -> None:
         if self.memory_frames > 0:
-            self.held.append(HeldFace(track.face.grown(HELD_GROWTH), frame_index + self.memory_frames, track.id))
+            self.held.append(HeldFace(track.face.grown(HELD_GROWTH), frame_index + self.memory_frames))
 
     def drop_duplicates(self) -> None:
         """Two tracks on one face (they converged): keep the one seen longer."""

@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 from facecam.errors import FacecamError, interrupts_deferred
-from facecam.realtime.remux import free_bytes, remux, remux_temp, trim_incomplete_boxes
+from facecam.realtime.remux import check_output_file, free_bytes, remux, remux_temp, trim_incomplete_boxes
 
 #: output container by file suffix
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
@@ -114,19 +114,7 @@ class VideoReader:
 
 def check_output_path(path: Path, inputs: tuple[Path, ...] = ()) -> None:
     """Fail before any work when ``path`` cannot be written or would overwrite an input."""
-    path = Path(path)
-    if path.suffix.lower() not in CONTAINERS:
-        raise FacecamError(f"output {path}: unsupported suffix; use one of {', '.join(CONTAINERS)}")
-    for source in inputs:
-        if path.resolve() == Path(source).resolve() or (path.exists() and os.path.samefile(path, source)):
-            raise FacecamError(f"--out {path} is the input file; choose another output path")
-    if path.is_dir():
-        raise FacecamError(f"--out {path} is a folder; give a file name such as {path / 'out.mp4'}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise FacecamError(f"output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise FacecamError(f"output folder {parent} is not writable")
+    check_output_file(path, inputs, CONTAINERS)
 
 
 class VideoWriter:

@@ -313,7 +313,7 @@ def test_remux_only_bad_input_fails_cleanly_and_changes_nothing(clip, tmp_path):
         (("--video", str(tmp_path / "nope.mp4"), "--remux-only", "--out", out), "does not exist"),
         (("--video", str(text), "--remux-only", "--out", out), "not a readable video"),
         (("--video", str(clip), "--remux-only", "--out", str(clip)), "is the input"),
-        (("--video", str(clip), "--remux-only", "--out", str(tmp_path / "fixed.mkv")), "writes .mp4"),
+        (("--video", str(clip), "--remux-only", "--out", str(tmp_path / "fixed.mkv")), "use one of .mp4"),
         (("--video", str(clip), "--remux-only", "--out", str(tmp_path / "no" / "fixed.mp4")), "does not exist"),
     ]
     before = sorted(p.name for p in tmp_path.iterdir())

@@ -63,13 +63,13 @@ def test_preprocess_shape_dtype_and_colour_order():
     assert bgr[0, 0].min() == pytest.approx(1.0)  # normalised to 0..1, blue first
 
 
-def test_face_probability_sums_face_classes_softmax():
+def test_face_probabilities_sum_face_classes_softmax():
     logits = np.zeros((1, 3, 2, 2), np.float32)
     logits[0, 1, 0, 0] = 10
-    p = processing.face_probability(logits, (1,))
+    p = processing.face_probabilities(logits, (1,))[0]
     assert p.shape == (2, 2) and p.dtype == np.float32
     assert p[0, 0] > 0.99 and p[1, 1] == pytest.approx(1 / 3)
-    assert processing.face_probability(logits, (0, 1, 2)) == pytest.approx(np.ones((2, 2)))
+    assert processing.face_probabilities(logits, (0, 1, 2))[0] == pytest.approx(np.ones((2, 2)))
 
 
 def test_upsample_mask_snaps_to_image_edge():
