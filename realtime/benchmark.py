@@ -17,9 +17,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facecam.api import FaceStream
 from facecam.realtime.camera import PacedFrames, frames_until_end
 from facecam.realtime.compose import ComposeSettings
-from facecam.realtime.faces import FaceFinder, finder_settings, finder_size
+from facecam.realtime.faces import finder_size
 from facecam.realtime.pipeline import STAGES, Frame, Pipeline, RunStats
 from facecam.realtime.segmenter import Segmenter
 from facecam.realtime.verifier import open_verifier
@@ -90,9 +91,9 @@ def _parse_generated(source: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in source.split(":", 1)[1].lower().split("x"))
     except ValueError as exc:
-        raise FacecamError(f"--source {source!r}: write generated:WIDTHxHEIGHT, e.g. generated:640x480") from exc
+        raise FacecamError(f"source {source!r}: write generated:WIDTHxHEIGHT, e.g. generated:640x480") from exc
     if not (16 <= width <= 8192 and 16 <= height <= 8192):
-        raise FacecamError(f"--source {source!r}: sides must be 16..8192")
+        raise FacecamError(f"source {source!r}: sides must be 16..8192")
     return width, height
 
 
@@ -120,9 +121,9 @@ class _Source:
 
 
 def _summarise(stats: RunStats) -> tuple[dict[str, float], dict[str, float]]:
-    stages = {STAGE_LABELS[s]: round(float(np.median(v)), 3) for s, v in stats.stage_ms.items() if v}
-    lat = stats.latency_ms or [0.0]
-    latency = {"p50": round(float(np.percentile(lat, 50)), 2), "p95": round(float(np.percentile(lat, 95)), 2)}
+    stages = {STAGE_LABELS[s]: round(r.median(), 3) for s, r in stats.stage_ms.items() if r.count}
+    lat = stats.latency_ms
+    latency = {"p50": round(lat.percentile(50), 2), "p95": round(lat.percentile(95), 2)}
     return stages, latency
 
 
@@ -139,9 +140,10 @@ def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> Bench
         if cfg.predecode or cfg.camera_fps:
             frames = iter(list(frames))
         settings = ComposeSettings(mode=cfg.mode)
-        mode = finder_settings(cfg.mode)
-        finder = FaceFinder(seg, smoothing=cfg.smoothing, fps=float(source.fps), verifier=verifier, **mode)
-        pipeline = Pipeline(finder, settings, queue_size=1 if cfg.camera_fps else 4, measure_flicker=True)
+        stream = FaceStream(
+            segmenter=seg, settings=settings, smoothing=cfg.smoothing, fps=float(source.fps), verifier=verifier
+        )
+        pipeline = Pipeline(stream, queue_size=1 if cfg.camera_fps else 4, measure_flicker=True)
         pipeline.run(warm, lambda frame: None)
         pipeline.flicker = type(pipeline.flicker)()  # the figure covers the timed frames only
         with tempfile.TemporaryDirectory(prefix="facecam-bench-") as tmp:
@@ -179,7 +181,7 @@ def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> Bench
             mode=cfg.mode,
             source=cfg.source,
             size=[source.width, source.height],
-            finder_size=list(finder_size((source.height, source.width), finder.crop_size, finder.zoom)),
+            finder_size=list(finder_size((source.height, source.width), stream.finder.crop_size, stream.finder.zoom)),
             faces_per_frame=round(stats.faces_per_frame, 3),
             config={**asdict(cfg), "verifier": None if verifier is None else str(verifier.path)},
         )
@@ -230,7 +232,7 @@ def save_chart(results: list[BenchResult], path: Path) -> None:
         matplotlib.use("Agg")
         from matplotlib import pyplot as plt
     except ImportError as exc:
-        raise FacecamError("--chart needs matplotlib: pip install matplotlib") from exc
+        raise FacecamError("a chart needs matplotlib: pip install matplotlib") from exc
     stages = list(STAGE_LABELS.values())
     fig, ax = plt.subplots(figsize=(8, 4))
     width = 0.8 / len(results)

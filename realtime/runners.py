@@ -16,11 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facecam.api import FaceStream
 from facecam.errors import CameraError, FacecamError
 from facecam.realtime.camera import CameraReader, frames_until_end
-from facecam.realtime.compose import MODES, ComposeSettings, draw, face_alpha
-from facecam.realtime.faces import FaceFinder, finder_settings
-from facecam.realtime.holes import close_pockets
+from facecam.realtime.compose import MODES, ComposeSettings
 from facecam.realtime.pipeline import Frame, Pipeline, RunStats
 from facecam.realtime.segmenter import Segmenter
 from facecam.realtime.verifier import Verifier
@@ -44,11 +43,15 @@ class JobOptions:
     measure_flicker: bool = False
     verifier: Verifier | None = None  # keeps the full-frame pass's proposals that are faces
 
+    def stream(self, segmenter: Segmenter, fps: float = 30.0) -> FaceStream:
+        """The public per-stream object with these options, around the job's models."""
+        return FaceStream(
+            segmenter=segmenter, settings=self.settings, smoothing=self.smoothing, fps=fps, verifier=self.verifier
+        )
+
     def pipeline(self, segmenter: Segmenter, queue_size: int, fps: float) -> Pipeline:
-        """A pipeline with these options and a fresh face finder for a stream of ``fps`` frames a second."""
-        mode = finder_settings(self.settings.mode)
-        finder = FaceFinder(segmenter, smoothing=self.smoothing, fps=fps, verifier=self.verifier, **mode)
-        return Pipeline(finder, self.settings, queue_size, measure_flicker=self.measure_flicker)
+        """A pipeline with these options and a fresh stream of ``fps`` frames a second."""
+        return Pipeline(self.stream(segmenter, fps), queue_size, measure_flicker=self.measure_flicker)
 
 
 def _limited(frames, max_frames: int):
@@ -239,9 +242,9 @@ def run_images(segmenter: Segmenter, folder: Path, out: Path, opts: JobOptions) 
     """One output per photo in ``out``; unreadable photos are reported by name at the end."""
     photos = list_photos(folder)
     if out.resolve() == folder.resolve():
-        raise FacecamError(f"--out {out} is the photo folder; outputs would overwrite the photos")
+        raise FacecamError(f"output folder {out} is the photo folder; outputs would overwrite the photos")
     if out.exists() and not out.is_dir():
-        raise FacecamError(f"--out {out} exists and is not a folder")
+        raise FacecamError(f"output {out} exists and is not a folder")
     if not out.parent.is_dir():
         raise FacecamError(f"output folder's parent {out.parent} does not exist")
     targets: dict[str, Path] = {}
@@ -254,6 +257,7 @@ def run_images(segmenter: Segmenter, folder: Path, out: Path, opts: JobOptions) 
     if not os.access(out, os.W_OK):
         raise FacecamError(f"output folder {out} is not writable")
     stats, unreadable = RunStats(), []
+    stream = opts.stream(segmenter)
     start = time.perf_counter()
     for photo in _limited(photos, opts.max_frames):
         image = cv2.imread(str(photo), cv2.IMREAD_COLOR)
@@ -261,13 +265,8 @@ def run_images(segmenter: Segmenter, folder: Path, out: Path, opts: JobOptions) 
             unreadable.append(photo.name)
             continue
         t0 = time.perf_counter()
-        # each photo is a stream of one frame: its own full-frame pass, no memory of the last photo
-        mode = {**finder_settings(opts.settings.mode), "find_every": 1}
-        finder = FaceFinder(segmenter, smoothing=0, verifier=opts.verifier, **mode)
-        found = finder.process(image, 0)
-        mask = close_pockets(found.mask)  # as the pipeline does: pockets inside each face filled
-        alpha = face_alpha(image, mask, opts.settings.mode, faces=found.faces, settings=opts.settings)
-        result = draw(image, alpha, opts.settings)
+        found = stream.process_photo(image)  # its own full-frame pass, no memory of the last photo
+        result = found.image
         stats.faces += len(found.faces)
         stats.stage_ms["compose"].append((time.perf_counter() - t0) * 1000)
         if opts.settings.mode == "mask":

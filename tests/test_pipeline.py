@@ -6,8 +6,7 @@ import threading
 
 import numpy as np
 
-from facecam.realtime.compose import ComposeSettings
-from facecam.realtime.faces import FaceFinder
+from facecam.api import FaceStream
 from facecam.realtime.pipeline import Pipeline
 from facecam.realtime.segmenter import Segmenter
 
@@ -20,7 +19,7 @@ def test_a_stage_that_does_not_stop_is_named(tiny_model):
         released.wait()  # a driver that never returns the next frame
 
     with Segmenter(tiny_model) as seg:
-        pipeline = Pipeline(FaceFinder(seg), ComposeSettings("blur"))
+        pipeline = Pipeline(FaceStream(segmenter=seg, mode="blur", verifier=None))
         pipeline.join_timeout = 1.0
         stats = pipeline.run(hanging_camera(), lambda frame: False)  # the user quits after one frame
         assert stats.frames == 1 and stats.stuck == ["facecam-capture"]

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from facecam.api import FaceStream
 from facecam.errors import FacecamError, one_line
 from facecam.realtime import cli
-from facecam.realtime.compose import MODES, ComposeSettings
-from facecam.realtime.faces import FaceFinder
+from facecam.realtime.compose import MODES
 from facecam.realtime.pipeline import Pipeline
 from facecam.realtime.segmenter import Segmenter
 
@@ -39,7 +39,7 @@ def test_soak_every_mode_memory_threads_and_fps(tiny_model):
     with Segmenter(tiny_model) as seg:
         for mode in MODES:
             times: list[float] = []
-            pipeline = Pipeline(FaceFinder(seg), ComposeSettings(mode), measure_flicker=True)
+            pipeline = Pipeline(FaceStream(segmenter=seg, mode=mode, verifier=None), measure_flicker=True)
             pipeline.run(frames(300), lambda f: None)  # warm-up: allocator pools, onnxruntime arenas
             start_rss = rss_mib()
             # CPU time of this process (all its threads), so other programs' load cannot fake a decay

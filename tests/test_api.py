@@ -1,0 +1,129 @@
+"""The public API: the README's example runs and gives the command's masks, bit for bit."""
+
+from __future__ import annotations
+
+import re
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import facecam
+from facecam.realtime import cli, runners
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+MAX_FRAMES = 40  # enough for several finder passes, tracking and smoothing; short for CI
+
+
+def readme_example() -> str:
+    section = README.read_text().split("## Use it from Python", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S)[1]
+
+
+def command_mask_frames(monkeypatch, tmp_path: Path, max_frames: int) -> list[np.ndarray]:
+    """The frames `facecam --video SAMPLE --mode mask` hands its video encoder (before H.264's losses)."""
+    written: list[np.ndarray] = []
+    original = runners.VideoWriter.write
+
+    def recording(self, frame, *args, **kwargs):
+        written.append(frame.copy())
+        return original(self, frame, *args, **kwargs)
+
+    monkeypatch.setattr(runners.VideoWriter, "write", recording)
+    argv = ["--video", str(facecam.SAMPLE_VIDEO), "--out", str(tmp_path / "m.mp4"), "--mode", "mask"]
+    assert cli.main([*argv, "--no-display", "--max-frames", str(max_frames)]) == 0
+    return written
+
+
+def test_readme_example_gives_the_commands_masks(monkeypatch, tmp_path, capsys):
+    # the example, limited to the first MAX_FRAMES frames so CI stays short
+    limited = readme_example().replace(
+        "facecam.video_frames(facecam.SAMPLE_VIDEO)",
+        f"itertools.islice(facecam.video_frames(facecam.SAMPLE_VIDEO), {MAX_FRAMES})",
+    )
+    assert limited != readme_example(), "the README example no longer reads the sample clip"
+    scope: dict = {}
+    exec(compile("import itertools\n" + limited, "README example", "exec"), scope)
+    assert f"{MAX_FRAMES} frames; " in capsys.readouterr().out
+    ours = scope["masks"]
+    theirs = command_mask_frames(monkeypatch, tmp_path, MAX_FRAMES)
+    assert len(ours) == len(theirs) == MAX_FRAMES
+    worst = max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(ours, theirs, strict=True))
+    assert worst <= 1, f"the API's mask differs from the command's by {worst} grey levels"
+    assert any(m.max() == 255 for m in ours) and all(m.min() == 0 for m in ours)
+
+
+def test_mask_and_faces_describe_the_same_face(tmp_path):
+    frames = list(facecam.video_frames(facecam.SAMPLE_VIDEO))[:5]
+    with facecam.FaceStream(mode="blur") as stream:
+        results = [stream.process(f) for f in frames]
+    last = results[-1]
+    assert last.mask.shape == frames[-1].shape[:2] and last.mask.dtype == np.float32
+    assert last.image.shape == frames[-1].shape and last.image.dtype == np.uint8
+    assert [r.index for r in results] == list(range(5))
+    face = max(last.faces, key=lambda box: box.size)
+    inside = last.mask[int(face.y0) : int(face.y1), int(face.x0) : int(face.x1)]
+    assert inside.mean() > 0.5 > last.mask.mean()
+    assert not np.array_equal(last.image, frames[-1])  # the background is blurred
+
+
+def test_reset_forgets_the_stream():
+    frames = list(facecam.video_frames(facecam.SAMPLE_VIDEO))[:3]
+    with facecam.FaceStream(mode="mask", smoothing=0.9) as stream:
+        first = stream.process(frames[0])
+        stream.process(frames[1])
+        stream.reset()
+        again = stream.process(frames[0])
+    assert again.index == 0
+    np.testing.assert_array_equal(first.mask, again.mask)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"mode": "sparkle"}, "mode"),
+        ({"smoothing": 1.5}, "smoothing"),
+        ({"fps": 0}, "fps"),
+        ({"anonymize_margin": 3}, "anonymize_margin"),
+        ({"model": "no_such_model"}, "no_such_model"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors_naming_the_argument(kwargs, named):
+    with pytest.raises(facecam.FacecamError) as caught:
+        facecam.FaceStream(**kwargs)
+    message = str(caught.value)
+    assert named in message and "\n" not in message and "--" not in message
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [np.zeros((64, 64), np.uint8), np.zeros((64, 64, 3), np.float32), np.zeros((1, 64, 3), np.uint8), "a frame"],
+)
+def test_a_frame_that_is_not_a_bgr_image_is_refused(frame):
+    with facecam.FaceStream(mode="mask", verifier=None) as stream:
+        with pytest.raises(facecam.FacecamError, match="frame"):
+            stream.process(frame)
+
+
+def test_construction_changes_no_global_state(monkeypatch):
+    import onnxruntime
+
+    calls = []
+    monkeypatch.setattr(onnxruntime, "set_default_logger_severity", lambda level: calls.append(level))
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with facecam.FaceStream(mode="anonymize") as stream:
+        stream.process(np.zeros((120, 160, 3), np.uint8))
+    assert {s: signal.getsignal(s) for s in handlers} == handlers
+    assert calls == []
+
+
+def test_a_shared_segmenter_stays_open_after_its_streams_close():
+    from facecam.realtime.segmenter import Segmenter
+
+    frame = np.zeros((120, 160, 3), np.uint8)
+    with Segmenter(provider="cpu") as shared:
+        for mode in ("mask", "blur"):
+            with facecam.FaceStream(mode=mode, segmenter=shared, verifier=None) as stream:
+                stream.process(frame)
+        assert shared.session is not None
