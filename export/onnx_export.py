@@ -21,6 +21,7 @@ import onnx
 import torch
 
 from facecam.errors import FacecamError
+from facecam.face import face_probability, is_face
 from facecam.model_card import ModelCard
 from facecam.model_file import checked_card
 from facecam.training.checkpoint import load_checkpoint, model_from_checkpoint
@@ -125,7 +126,7 @@ def _torch_export(wrapped: torch.nn.Module, sample: np.ndarray, path: Path, spat
 
 
 def _face_mask(logits: np.ndarray, face_classes: tuple[int, ...]) -> np.ndarray:
-    return np.isin(logits.argmax(1), face_classes)
+    return is_face(face_probability(logits, face_classes))  # the runtime's definition
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:

@@ -60,14 +60,6 @@ def preprocess(frame: np.ndarray, size: tuple[int, int], card: ModelCard) -> np.
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
-def face_probabilities(logits: np.ndarray, face_classes: tuple[int, ...]) -> np.ndarray:
-    """``(N, C, h, w) float32`` logits -> ``(N, h, w) float32`` probability of any face class (softmax)."""
-    z = logits.astype(np.float32, copy=False)
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    face = e[:, list(face_classes)].sum(axis=1)
-    return face / e.sum(axis=1)
-
-
 def upsample_mask(
     mask: np.ndarray, frame: np.ndarray, gray: np.ndarray | None = None, small_gray: np.ndarray | None = None
 ) -> np.ndarray:

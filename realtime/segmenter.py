@@ -11,29 +11,17 @@ A path names exactly one file, which is used as it is.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from facecam.errors import FacecamError, UnknownNameError
+from facecam.face import face_probability
 from facecam.realtime import processing
-from facecam.realtime.providers import GPU_PROVIDERS, open_session
+from facecam.realtime.providers import ModelFiles, open_session
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "facecam_face"
-
-
-@dataclass(frozen=True)
-class ModelFiles:
-    """The FP32 file of a model and its FP16 twin, if any."""
-
-    fp32: Path
-    fp16: Path | None = None
-
-    def for_provider(self, provider: str) -> Path:
-        """FP16 on a GPU provider when it exists, else FP32."""
-        return self.fp16 if self.fp16 is not None and provider in GPU_PROVIDERS else self.fp32
 
 
 def available_models(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
@@ -56,8 +44,8 @@ def resolve_model(spec: str | Path | None, weights_dir: Path = WEIGHTS_DIR) -> M
     names = available_models(weights_dir)
     if spec == DEFAULT_MODEL:
         raise FacecamError(
-            f"the default model {DEFAULT_MODEL!r} is not in {weights_dir}; pass --model PATH.onnx "
-            "(a model exported with facecam-export)" + (f" or one of: {', '.join(names)}" if names else "")
+            f"the default model {DEFAULT_MODEL!r} is not in {weights_dir}; pass a model: the path of a .onnx "
+            "exported with facecam-export" + (f", or one of: {', '.join(names)}" if names else "")
         )
     raise UnknownNameError(
         f"unknown model {spec!r}; models in {weights_dir}: {', '.join(names) or 'none'} "
@@ -70,14 +58,17 @@ class Segmenter:
 
     ``provider``: ``auto`` (default: TensorRT, CUDA, CPU, the first that starts), ``cpu``,
     ``cuda`` or ``tensorrt``. ``threads``: onnxruntime intra-op threads (0 = its default).
-    ``.provider`` names the provider that is active; ``.card`` holds the model card.
+    ``.provider`` names the provider that is active; ``.card`` holds the model card;
+    ``.fallback`` says why the providers ``auto`` tried first did not start ("" when none failed).
     :meth:`probability` is one whole-frame pass at the model's size; for every face at every
     scale use :class:`facecam.realtime.faces.FaceFinder` around it.
     """
 
     def __init__(self, model: str | Path | None = None, provider: str = "auto", threads: int = 0) -> None:
         files = resolve_model(model)
-        self.session, self.provider, self.path, self.card = open_session(files, provider, threads)
+        opened = open_session(files, provider, threads)
+        self.session, self.provider, self.path, self.card = opened.session, opened.provider, opened.path, opened.card
+        self.fallback = opened.fallback
         self.input_name = self.session.get_inputs()[0].name  # open_session checked there is one, (N, 3, H, W)
         self._check_output_shape()
 
@@ -124,7 +115,7 @@ class Segmenter:
             logits = self.session.run(None, {self.input_name: tensor})[0]
         except Exception as exc:  # onnxruntime raises its own exception types
             raise FacecamError(f"inference failed on {self.path.name}: {str(exc).splitlines()[0]}") from exc
-        return processing.face_probabilities(logits, self.card.face_classes)
+        return face_probability(logits, self.card.face_classes)
 
     def probability(self, frame: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray:
         """``(H, W, 3) uint8 BGR`` -> ``(h, w) float32`` face probability of one whole-frame pass.

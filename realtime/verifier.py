@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from facecam.errors import FacecamError
+from facecam.face import face_probability
 from facecam.realtime import processing
 from facecam.realtime.crops import Crop, crop_pixels
 from facecam.realtime.providers import open_session
@@ -26,7 +27,8 @@ class Verifier:
     """A crop classifier: ``(N, 3, S, S)`` -> ``(N, classes, 1, 1)`` logits, S the card's fixed size."""
 
     def __init__(self, model: str | Path = DEFAULT_VERIFIER, provider: str = "cpu", threads: int = 0) -> None:
-        self.session, self.provider, self.path, self.card = open_session(resolve_model(model), provider, threads)
+        opened = open_session(resolve_model(model), provider, threads)
+        self.session, self.provider, self.path, self.card = opened.session, opened.provider, opened.path, opened.card
         height, width = self.card.input_size
         if self.card.dynamic_size or height != width:
             self.session = None
@@ -63,7 +65,7 @@ class Verifier:
             logits = self.session.run(None, {self.input_name: batch})[0]
         except Exception as exc:  # onnxruntime raises its own exception types
             raise FacecamError(f"inference failed on {self.path.name}: {str(exc).splitlines()[0]}") from exc
-        return processing.face_probabilities(logits, self.card.face_classes)[:, 0, 0]
+        return face_probability(logits, self.card.face_classes)[:, 0, 0]
 
     def close(self) -> None:
         self.session = None

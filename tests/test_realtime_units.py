@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from facecam.errors import FacecamError
+from facecam.face import face_probability
 from facecam.model_card import ModelCard
 from facecam.realtime import processing
 from facecam.realtime.compose import MODES, ComposeSettings, compose, halo_free_blur, parse_background
@@ -66,10 +67,10 @@ def test_preprocess_shape_dtype_and_colour_order():
 def test_face_probabilities_sum_face_classes_softmax():
     logits = np.zeros((1, 3, 2, 2), np.float32)
     logits[0, 1, 0, 0] = 10
-    p = processing.face_probabilities(logits, (1,))[0]
+    p = face_probability(logits, (1,))[0]
     assert p.shape == (2, 2) and p.dtype == np.float32
     assert p[0, 0] > 0.99 and p[1, 1] == pytest.approx(1 / 3)
-    assert processing.face_probabilities(logits, (0, 1, 2))[0] == pytest.approx(np.ones((2, 2)))
+    assert face_probability(logits, (0, 1, 2))[0] == pytest.approx(np.ones((2, 2)))
 
 
 def test_upsample_mask_snaps_to_image_edge():

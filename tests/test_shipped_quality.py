@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import cv2
@@ -22,21 +23,26 @@ pytestmark = [
 
 
 def test_default_model_meets_the_iou_floor_on_lfw_test(tmp_path):
+    """The CLI's masks on 100 lfw-parts/test photos meet the floor, and facecam-train evaluate
+    reports the same figures to 4 decimals (one definition of face, one path)."""
     names = (LFW / "test.txt").read_text().split()
     picked = names[:: len(names) // PHOTOS][:PHOTOS]  # spread over the whole split
-    photos = tmp_path / "photos"
-    photos.mkdir()
+    data = tmp_path / "data"
+    for sub in ("images", "labels"):
+        (data / sub).mkdir(parents=True)
     for name in picked:
-        shutil.copy(LFW / "images" / f"{name}.jpg", photos)
+        shutil.copy(LFW / "images" / f"{name}.jpg", data / "images")
+        shutil.copy(LFW / "labels" / f"{name}.png", data / "labels")
+    (data / "picked.txt").write_text("\n".join(picked) + "\n")
     result = run_cli(
-        "facecam", "--images", str(photos), "--out", str(tmp_path / "masks"), "--mode", "mask", timeout=300
+        "facecam", "--images", str(data / "images"), "--out", str(tmp_path / "masks"), "--mode", "mask", timeout=300
     )
     assert result.returncode == 0, result.stderr
     dice, iou = [], []
     for name in picked:
-        pred = cv2.imread(str(tmp_path / "masks" / f"{name}.png"), cv2.IMREAD_UNCHANGED) > 127
+        pred = cv2.imread(str(tmp_path / "masks" / f"{name}.png"), cv2.IMREAD_UNCHANGED) >= 128
         label = cv2.imread(str(LFW / "labels" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
-        d, i = face_dice_iou(pred.astype(np.uint8), label)  # the metric facecam-train evaluate reports
+        d, i = face_dice_iou(pred, label)
         dice.append(d[0])
         iou.append(i[0])
     print(
@@ -44,3 +50,10 @@ def test_default_model_meets_the_iou_floor_on_lfw_test(tmp_path):
         f"IoU {np.mean(iou):.4f}"
     )
     assert np.mean(iou) >= FLOOR_IOU
+    evaluated = run_cli(
+        "facecam-train", "evaluate", "--model", "facecam_face", "--data", str(data), "--split", "picked", timeout=300
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    figures = json.loads(evaluated.stdout)
+    assert figures["face_iou"] == round(float(np.mean(iou)), 4)
+    assert figures["face_dice"] == round(float(np.mean(dice)), 4)

@@ -140,16 +140,16 @@ def test_size_mismatch_is_reported(tmp_path):
 
 
 def test_metrics_known_answers():
-    pred = np.array([[1, 1, 0, 0]] * 4)
+    pred = np.array([[1, 1, 0, 0]] * 4, bool)
     target = np.array([[1, 0, 0, 0]] * 4)
     dice, iou = face_dice_iou(pred, target)
     assert dice[0] == pytest.approx(2 * 4 / (8 + 4)) and iou[0] == pytest.approx(4 / 8)
     target_ignored = target.copy()
     target_ignored[:, 1] = 255  # the disputed column is ignored: perfect
     assert face_dice_iou(pred, target_ignored)[0][0] == pytest.approx(1.0)
-    empty = np.zeros((2, 3, 3))
+    empty = np.zeros((2, 3, 3), bool)
     assert face_dice_iou(empty, empty)[1] == pytest.approx([1.0, 1.0])
-    assert face_dice_iou(np.full((3, 3), 2), np.full((3, 3), 1), face_classes=(1, 2))[1][0] == 1.0
+    assert face_dice_iou(np.ones((3, 3), bool), np.full((3, 3), 2), face_classes=(1, 2))[1][0] == 1.0
     # not-face pixels painted: column 1 is background (0) painted face; 254 counts as not-face, 255 not at all
     assert not_face_painted(pred, target) == (4, 12)
     target_mixed = target.copy()
@@ -548,21 +548,62 @@ def test_evaluate_a_model_through_the_runtime_in_every_light(prepared, tmp_path,
     )
 
 
-def test_runtime_evaluation_scores_the_runtime_mask(prepared, tiny_model):
-    """evaluate --model compares the Segmenter's probability > 0.5 with the label at the inference size."""
-    from facecam.realtime.segmenter import Segmenter
-    from facecam.training.runtime_eval import evaluate_onnx
+@pytest.fixture(scope="module")
+def sample_faces(tmp_path_factory) -> Path:
+    """Frames of the sample clip in the facecam layout, labelled face in a box around the face's
+    place (rough on purpose: the figures below are compared with each other, not with a floor)."""
+    import itertools
 
-    names = FaceSegDataset(prepared, "val").names
-    with Segmenter(tiny_model, provider="cpu") as seg:
-        result = evaluate_onnx(tiny_model, prepared, "val", segmenter=seg)
-        ious = []
-        for name in names:
-            rgb, label = read_pair(prepared, name)
-            pred = (seg.probability(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)) > 0.5).astype(np.uint8)
-            target = cv2.resize(label, pred.shape[::-1], interpolation=cv2.INTER_NEAREST)
-            ious.append(face_dice_iou(pred, target)[1][0])
-    assert result["iou_per_image"] == pytest.approx(ious) and result["iou"] == pytest.approx(np.mean(ious))
+    import facecam
+
+    root = tmp_path_factory.mktemp("sample_faces")
+    (root / "images").mkdir()
+    (root / "labels").mkdir()
+    names = []
+    for i, frame in enumerate(itertools.islice(facecam.video_frames(facecam.SAMPLE_VIDEO), 0, 60, 15)):
+        small = cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA)
+        label = np.zeros(small.shape[:2], np.uint8)
+        label[25:105, 155 - 22 * i : 225 - 22 * i] = 1  # the astronaut's face drifts left
+        label[104:110] = 255  # the chin's edge: left out
+        cv2.imwrite(str(root / "images" / f"f{i}.jpg"), small)
+        cv2.imwrite(str(root / "labels" / f"f{i}.png"), label)
+        names.append(f"f{i}")
+    (root / "all.txt").write_text("\n".join(names) + "\n")
+    return root
+
+
+def test_one_definition_of_face_checkpoint_export_and_command_agree(sample_faces, tmp_path):
+    """evaluate --checkpoint, evaluate --model on its export, and the command's own mask PNGs scored
+    with the same metric give the same figures to 4 decimals: one definition of face, one path.
+    The model is the shipped one, recovered into a checkpoint (facecam-train recover)."""
+    from facecam.export.onnx_export import export_onnx
+    from facecam.training.checkpoint import save_checkpoint
+    from facecam.training.recover import recover_checkpoint
+
+    ckpt, onnx = tmp_path / "shipped.pt", tmp_path / "shipped.onnx"
+    shipped = Path(__file__).resolve().parents[1] / "weights" / "facecam_face.onnx"
+    save_checkpoint(recover_checkpoint(shipped, sample_faces, "all"), ckpt)
+    export_onnx(ckpt, onnx)
+    common = ("--data", str(sample_faces), "--split", "all")
+    figures = []
+    for which in (("--checkpoint", str(ckpt), "--device", "cpu"), ("--model", str(onnx))):
+        r = run_cli("facecam-train", "evaluate", *which, *common, timeout=300)
+        assert r.returncode == 0, r.stderr
+        figures.append(json.loads(r.stdout))
+    masks = tmp_path / "masks"
+    r = run_cli("facecam", "--images", str(sample_faces / "images"), "--out", str(masks), "--mode", "mask",
+                "--model", str(onnx), "--provider", "cpu")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    names = FaceSegDataset(sample_faces, "all").names
+    ious = [
+        face_dice_iou(cv2.imread(str(masks / f"{n}.png"), cv2.IMREAD_UNCHANGED) >= 128, read_pair(sample_faces, n)[1])
+        for n in names
+    ]
+    by_checkpoint, by_model = figures
+    assert 0.3 < by_model["face_iou"] < 0.99, "the rough labels should neither match nor miss the face"
+    for key in ("face_dice", "face_iou", "face_iou_p10", "not_face_painted"):
+        assert by_checkpoint[key] == by_model[key], key
+    assert round(float(np.mean([i[1][0] for i in ious])), 4) == by_model["face_iou"]
 
 
 def test_evaluate_a_checkpoint_in_every_light(prepared, tmp_path):

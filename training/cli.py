@@ -4,6 +4,8 @@ facecam-train --data DIR --model NAME --epochs N --batch-size B --lr LR --size S
 facecam-train prepare celebamask --src DIR --out DIR
 facecam-train prepare person --src DIR --out DIR
 facecam-train prepare sfa --src ../shared/data/sfa-skin --out DIR
+facecam-train prepare crops --src DIR --boxes BOXES.json --split LIST --out DIR
+facecam-train recover --model weights/facecam_face.onnx --data DIR --out shipped.pt
 facecam-train evaluate --checkpoint RUN/best.pt --data DIR --split test [--light all]
 facecam-train evaluate --model weights/facecam_face.onnx --data DIR --split test [--light all]
 facecam-train blend --base A.pt --tuned B.pt --alpha 0.7 --out C.pt --data DIR
@@ -82,69 +84,19 @@ def train_parser() -> OneLineErrorParser:
     return p
 
 
-def prepare_parser() -> OneLineErrorParser:
-    from facecam.training.celebamask import CUTOUT_PARTS, FACE_PARTS, HAIR_PARTS
-
-    p = OneLineErrorParser(prog="facecam-train prepare", description="Convert a data set to the facecam layout.")
-    p.add_argument(
-        "dataset",
-        choices=["celebamask", "person", "sfa"],
-        help="celebamask: CelebAMask-HQ parts -> face/hair labels; person: person masks -> background and "
-        "not-face labels for rooms and bodies, face labels where a teacher model is sure; sfa: SFA skin masks "
-        "-> face (the face's skin with its holes filled) and not-face labels, every 5th photo held out",
-    )
-    p.add_argument(
-        "--src",
-        required=True,
-        type=Path,
-        help="CelebAMask-HQ folder (CelebA-HQ-img/, CelebAMask-HQ-mask-anno/), or for person a folder with "
-        "images/, labels/ (0 background, >0 person) and a split list, or for sfa one with images/, labels/ "
-        "(0 not skin, 1 skin) and all.txt",
-    )
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    person = p.add_argument_group("person")
-    person.add_argument(
-        "--teacher", default="facecam_face", help="model that finds the heads: sure faces labelled, the rest ignored"
-    )
-    person.add_argument("--split", default="all", help="person, sfa: split list of the source to convert")
-    person.add_argument("--holdout", type=non_negative_int, default=0, help="photos kept out of train.txt")
-    sfa = p.add_argument_group("sfa")
-    sfa.add_argument(
-        "--ring",
-        type=non_negative_int,
-        default=2,
-        help="ignored (255) pixels on each side of the face's outline; 0 = none (every edge pixel scored)",
-    )
-    p.add_argument("--face-parts", default=",".join(FACE_PARTS), help="comma-separated parts that form the face")
-    p.add_argument("--hair-parts", default=",".join(HAIR_PARTS), help="comma-separated parts that form hair")
-    p.add_argument("--cutout-parts", default=",".join(CUTOUT_PARTS), help="parts cut out of face and hair")
-    p.add_argument(
-        "--size",
-        type=positive_int,
-        default=512,
-        help="celebamask: side of the written images; person: larger photos are shrunk to this long side",
-    )
-    p.add_argument("--limit", type=non_negative_int, default=0, help="first N images only (original: 5000)")
-    p.add_argument("--val-count", type=non_negative_int, default=0, help="validation images (0 = 10%%; original: 500)")
-    p.add_argument("--seed", type=int, default=0)
-    return p
-
-
 def evaluate_parser() -> OneLineErrorParser:
     from facecam.training.light import LIGHT_CHOICES
 
     p = OneLineErrorParser(
         prog="facecam-train evaluate",
         description="Face Dice and IoU (mean, 10th percentile, share of photos under 0.80) of a checkpoint or an "
-        "exported model on a split, in the photos' own light or darkened copies of them.",
+        "exported model on a split, in the photos' own light or darkened copies of them. Each photo takes the "
+        "runtime's path (facecam --images --mode mask) and face is the mask at or above one half: the one "
+        "definition of face the runtime paints.",
     )
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--checkpoint", type=Path, help="a training checkpoint, scored at its square input size")
-    which.add_argument(
-        "--model",
-        help="an exported .onnx (or a model name in weights/), scored through the runtime's Segmenter: aspect "
-        "kept, long side at the model's size, face = probability > 0.5",
-    )
+    which.add_argument("--checkpoint", type=Path, help="a training checkpoint (run in torch, on the runtime's path)")
+    which.add_argument("--model", help="an exported .onnx, or a model name in weights/")
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--split", default="test")
     p.add_argument(
@@ -154,8 +106,11 @@ def evaluate_parser() -> OneLineErrorParser:
         help="darken each photo first (deterministic; see facecam.training.light.darken): dim, very_dim, backlit; "
         "all = the photos as they are and each darkened setting, one entry each under by_light",
     )
-    p.add_argument("--size", type=positive_int, default=0, help="--checkpoint: input size (0 = the checkpoint's)")
-    p.add_argument("--batch-size", type=positive_int, default=8, help="--checkpoint: batch size")
+    p.add_argument(
+        "--verifier",
+        default="facecam_verifier",
+        help="the face verifier the runtime uses (as facecam --verifier; none: keep every proposal)",
+    )
     p.add_argument("--device", default="auto", help="--checkpoint: auto, cpu, cuda or cuda:N")
     p.add_argument("--provider", default="cpu", help="--model: onnxruntime provider (auto, cpu, cuda, tensorrt)")
     p.add_argument("--threads", type=non_negative_int, default=0, help="--model: onnxruntime threads (0 = its default)")
@@ -177,63 +132,9 @@ def blend_parser() -> OneLineErrorParser:
     return p
 
 
-def _split_parts(text: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in text.split(",") if p.strip())
-
-
-def run_prepare(argv: list[str]) -> int:
-    from facecam.training.celebamask import PrepareConfig, prepare_celebamask
-
-    a = prepare_parser().parse_args(argv)
-    if a.dataset == "sfa":
-        from facecam.training.sfa import SfaPrepareConfig, prepare_sfa
-
-        counts = prepare_sfa(SfaPrepareConfig(src=a.src, out=a.out, split=a.split, ring=a.ring))
-        print(
-            f"wrote {a.out}: {counts['train']} train, {counts['val']} val, {counts['holdout']} held out "
-            f"(holdout.txt: never train on it)"
-        )
-        return 0
-    if a.dataset == "person":
-        from facecam.training.person import PersonPrepareConfig, prepare_person
-
-        counts = prepare_person(
-            PersonPrepareConfig(
-                src=a.src, out=a.out, teacher=a.teacher, split=a.split, max_side=a.size, holdout=a.holdout, seed=a.seed
-            )
-        )
-        note = f" ({counts['no_person']} with no person pixel: all background)" if counts["no_person"] else ""
-        print(f"wrote {a.out}: {counts['train']} train, {counts['holdout']} held out{note}")
-        return 0
-    cfg = PrepareConfig(
-        src=a.src,
-        out=a.out,
-        face_parts=_split_parts(a.face_parts),
-        hair_parts=_split_parts(a.hair_parts),
-        cutout_parts=_split_parts(a.cutout_parts),
-        size=a.size,
-        limit=a.limit,
-        val_count=a.val_count,
-        seed=a.seed,
-    )
-    counts = prepare_celebamask(cfg, progress=sys.stderr.isatty())
-    print(f"wrote {a.out}: {counts['train']} train, {counts['val']} val")
-    return 0
-
-
-def _evaluate_checkpoint(
-    ckpt: dict,
-    data: Path,
-    split: str,
-    device_name: str,
-    size: int = 0,
-    batch_size: int = 8,
-    light: str = "none",
-    per_image: bool = False,
-):
-    """Metrics of a loaded checkpoint on a split (at ``size``, 0 = its own input size), and the image count.
-
-    ``light`` darkens each photo at its own size before the resize (:func:`facecam.training.light.darken`)."""
+def _evaluate_checkpoint(ckpt: dict, data: Path, split: str, device_name: str):
+    """The quick validation figures of a loaded checkpoint on a split (the training log's: the
+    runtime's definition of face, at the checkpoint's square input size), and the image count."""
     from torch.utils.data import DataLoader
 
     from facecam.training.augment import build_eval_transform
@@ -244,19 +145,9 @@ def _evaluate_checkpoint(
 
     card = ckpt["card"]
     device = pick_device(device_name)
-    transform = build_eval_transform(size or card["input_size"][0])
-    if light != "none":
-        from facecam.training.light import darken
-
-        resize = transform
-
-        def transform(image, label):
-            return resize(darken(image, light), label)
-
-    dataset = FaceSegDataset(data, split, transform, card["mean"], card["std"])
+    dataset = FaceSegDataset(data, split, build_eval_transform(card["input_size"][0]), card["mean"], card["std"])
     model = model_from_checkpoint(ckpt).to(device)
-    loader = DataLoader(dataset, batch_size)
-    metrics = evaluate(model, loader, device, tuple(card["face_classes"]), sys.stderr.isatty(), per_image)
+    metrics = evaluate(model, DataLoader(dataset, 8), device, tuple(card["face_classes"]), sys.stderr.isatty())
     return metrics, len(dataset)
 
 
@@ -303,33 +194,30 @@ def _figures(metrics: dict) -> dict:
 
 def run_evaluate(argv: list[str]) -> int:
     from facecam.training.light import lights_for
+    from facecam.training.runtime_eval import evaluate_runtime
 
     a = evaluate_parser().parse_args(argv)
     lights = lights_for(a.light)
     results = {}
     if a.checkpoint is not None:
         from facecam.training.checkpoint import load_checkpoint
+        from facecam.training.runtime_eval import TorchSegmenter
 
-        ckpt = load_checkpoint(a.checkpoint)
-        size = a.size or ckpt["card"]["input_size"][0]
-        head = {"checkpoint": str(a.checkpoint), "split": a.split, "size": size}
-        for light in lights:
-            metrics, images = _evaluate_checkpoint(ckpt, a.data, a.split, a.device, size, a.batch_size, light, True)
-            results[light] = _figures(metrics)
+        segmenter = TorchSegmenter(load_checkpoint(a.checkpoint), a.device)
+        head = {"checkpoint": str(a.checkpoint)}
     else:
         from facecam.realtime.segmenter import Segmenter
-        from facecam.training.runtime_eval import evaluate_onnx
 
-        with Segmenter(a.model, provider=a.provider, threads=a.threads) as segmenter:
-            head = {
-                "model": str(segmenter.path),
-                "split": a.split,
-                "size": f"long side {max(segmenter.card.input_size)}, aspect kept (the runtime's)",
-            }
-            for light in lights:
-                metrics = evaluate_onnx(a.model, a.data, a.split, light, segmenter=segmenter)
-                images = metrics["images"]
-                results[light] = _figures(metrics)
+        segmenter = Segmenter(a.model, provider=a.provider, threads=a.threads)
+        head = {"model": str(segmenter.path)}
+    head.update(split=a.split, path="the runtime's (facecam --images --mode mask), face = mask >= 0.5")
+    try:
+        for light in lights:
+            metrics = evaluate_runtime(segmenter, a.data, a.split, light, verifier=a.verifier)
+            images = metrics["images"]
+            results[light] = _figures(metrics)
+    finally:
+        segmenter.close()
     head["images"] = images
     if a.light == "all":
         print(json.dumps({**head, "light": "all", "by_light": results}))
@@ -396,7 +284,13 @@ def run_train(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "prepare":
+        from facecam.training.prepare_cli import run_prepare
+
         return run_prepare(argv[1:])
+    if argv and argv[0] == "recover":
+        from facecam.training.recover import run_recover
+
+        return run_recover(argv[1:])
     if argv and argv[0] == "evaluate":
         return run_evaluate(argv[1:])
     if argv and argv[0] == "blend":

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from facecam.face import face_probability, is_face
 from facecam.training.dataset import LABEL_IGNORE, LABEL_NOT_FACE
 from facecam.training.metrics import face_dice_iou, not_face_painted
 
@@ -93,9 +94,11 @@ def evaluate(
         images, labels = images.to(device), labels.to(device)
         logits = model(images)
         losses.append(segmentation_loss(logits.float(), labels, face_classes).item() * len(images))
-        pred, target = logits.argmax(1).cpu().numpy(), labels.cpu().numpy()
-        dice, iou = face_dice_iou(pred, target, face_classes)
-        counts = not_face_painted(pred, target, face_classes)
+        # the runtime's definition of face at the model's input size (the full runtime path is
+        # ``facecam-train evaluate``'s; this is the quick figure for choosing an epoch)
+        face, target = is_face(face_probability(logits.float().cpu().numpy(), face_classes)), labels.cpu().numpy()
+        dice, iou = face_dice_iou(face, target, face_classes)
+        counts = not_face_painted(face, target, face_classes)
         painted, labelled = painted + counts[0], labelled + counts[1]
         dices.append(dice)
         ious.append(iou)

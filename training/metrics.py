@@ -1,7 +1,7 @@
 """Face Dice and IoU, the figures the original reported (Dice 0.98 / IoU 0.96 on CelebAMask-HQ).
 
-Both are per image, on the binary face mask (the union of the face classes), with pixels
-labelled 255 left out, then averaged over images. An image with a face in neither the
+Both are per image, on the binary face mask (``facecam.face.is_face`` of the prediction; the
+label's face classes), with pixels labelled 255 left out, then averaged over images. An image with a face in neither the
 prediction nor the truth scores 1 (nothing to find, nothing found).
 """
 
@@ -13,21 +13,22 @@ from facecam.training.dataset import LABEL_IGNORE
 
 
 def face_dice_iou(
-    pred: np.ndarray, target: np.ndarray, face_classes: tuple[int, ...] = (1,)
+    face: np.ndarray, target: np.ndarray, face_classes: tuple[int, ...] = (1,)
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-image face Dice and IoU.
 
-    pred: ``(N, H, W)`` or ``(H, W)`` integer class map; target: same shape, with 255 = ignore.
+    face: ``(N, H, W)`` or ``(H, W)`` bool, the predicted face (``facecam.face.is_face``); target:
+    the same shape of labels, ``face_classes`` its face values, 255 = ignore.
     Returns two ``(N,)`` float64 arrays.
     """
-    pred = np.asarray(pred)
+    pred = np.asarray(face, bool)
     target = np.asarray(target)
     if pred.shape != target.shape:
         raise ValueError(f"pred {pred.shape} and target {target.shape} differ in shape")
     if pred.ndim == 2:
         pred, target = pred[None], target[None]
     valid = target != LABEL_IGNORE
-    p = np.isin(pred, face_classes) & valid
+    p = pred & valid
     t = np.isin(target, face_classes) & valid
     inter = (p & t).sum(axis=(1, 2)).astype(np.float64)
     sum_pt = p.sum(axis=(1, 2)) + t.sum(axis=(1, 2)).astype(np.float64)
@@ -38,15 +39,15 @@ def face_dice_iou(
     return dice, iou
 
 
-def not_face_painted(pred: np.ndarray, target: np.ndarray, face_classes: tuple[int, ...] = (1,)) -> tuple[int, int]:
-    """Pixels labelled as known not-face (background, hair, 254; not ignore) that ``pred`` paints as face.
+def not_face_painted(face: np.ndarray, target: np.ndarray, face_classes: tuple[int, ...] = (1,)) -> tuple[int, int]:
+    """Pixels labelled as known not-face (background, hair, 254; not ignore) that ``face`` (bool) paints.
 
     Returns ``(painted, labelled)`` counts, to pool over a data set: their ratio is the face
     false-positive rate, the figure for arms, clothes and rooms in the person negatives.
     """
-    pred, target = np.asarray(pred), np.asarray(target)
+    target = np.asarray(target)
     known_not_face = (target != LABEL_IGNORE) & ~np.isin(target, face_classes)
-    return int((np.isin(pred, face_classes) & known_not_face).sum()), int(known_not_face.sum())
+    return int((np.asarray(face, bool) & known_not_face).sum()), int(known_not_face.sum())
 
 
 #: an image under this face IoU counts as a failure in the IoU distribution

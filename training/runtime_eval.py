@@ -1,10 +1,12 @@
-"""Score an exported ONNX model as the runtime runs it: ``facecam-train evaluate --model X.onnx``.
+"""Score a model the way the runtime uses it: ``facecam-train evaluate``.
 
-A checkpoint is scored at its square training size (``--checkpoint``); a shipped ``.onnx`` has
-no checkpoint, so this path runs each photo through the runtime's :class:`Segmenter` instead:
-the photo keeps its aspect with the long side at the model's size (each side a multiple of
-32), face = the Segmenter's face probability > 0.5 at that inference size, and the label is
-resized to the same size (nearest) to be compared with it.
+Every figure facecam reports for a model comes from here: each photo goes through
+:meth:`facecam.api.FaceStream.process_photo`, exactly the path of ``facecam --images DIR --mode
+mask`` (faces found at every scale, segmented in their crops, pockets closed, upsampled to the
+photo's size), and face is :func:`facecam.face.is_face` of that mask, compared with the label at
+the photo's own size. A training checkpoint takes the same path: :class:`TorchSegmenter` gives
+its torch model the Segmenter's interface, so a checkpoint and its ONNX export score the same
+to float rounding.
 """
 
 from __future__ import annotations
@@ -15,58 +17,73 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facecam.face import face_probability, is_face
 from facecam.training.dataset import FaceSegDataset, read_pair
 from facecam.training.light import darken
 from facecam.training.metrics import face_dice_iou, not_face_painted
 
-#: the runtime's face threshold on the probability
-FACE_THRESHOLD = 0.5
+
+class TorchSegmenter:
+    """A training checkpoint behind the runtime Segmenter's interface (``card``, ``infer_batch``)."""
+
+    provider = "torch"
+
+    def __init__(self, ckpt: dict, device_name: str = "cpu") -> None:
+        import torch
+
+        from facecam.export.onnx_export import RawPixelModel, card_from_checkpoint
+        from facecam.training.checkpoint import model_from_checkpoint
+        from facecam.training.train import pick_device
+
+        self.card = card_from_checkpoint(ckpt)
+        self.device = pick_device(device_name)
+        model = model_from_checkpoint(ckpt)
+        self.model = RawPixelModel(model, self.card.mean, self.card.std).to(self.device).eval()
+        self.path = Path(ckpt.get("config", {}).get("out", "checkpoint"))
+        self._torch = torch
+
+    def infer_batch(self, tensor: np.ndarray) -> np.ndarray:
+        """``(N, 3, h, w) float32`` raw pixels -> ``(N, h, w) float32`` face probability."""
+        with self._torch.no_grad():
+            logits = self.model(self._torch.from_numpy(tensor).to(self.device)).float().cpu().numpy()
+        return face_probability(logits, self.card.face_classes)
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        return self.infer_batch(tensor)[0]
+
+    def close(self) -> None:
+        self.model = None
 
 
-def runtime_face(segmenter, image_bgr: np.ndarray) -> np.ndarray:
-    """``(H, W, 3) uint8 BGR`` -> ``(h, w) uint8`` face map (1 face, 0 not) at the Segmenter's inference size."""
-    return (segmenter.probability(image_bgr) > FACE_THRESHOLD).astype(np.uint8)
+def runtime_face(stream, image_bgr: np.ndarray) -> np.ndarray:
+    """``(H, W, 3) uint8 BGR`` -> ``(H, W) bool``: the face ``facecam --images --mode mask`` paints."""
+    return is_face(stream.process_photo(image_bgr).mask)
 
 
-def evaluate_onnx(
-    model: str | Path,
-    data: Path,
-    split: str,
-    light: str = "none",
-    provider: str = "cpu",
-    threads: int = 0,
-    segmenter=None,
-) -> dict:
-    """Face Dice / IoU of an ONNX model through the runtime on ``data``'s ``split``, each photo
-    darkened by :func:`facecam.training.light.darken` with ``light`` first.
+def evaluate_runtime(segmenter, data: Path, split: str, light: str = "none", verifier="facecam_verifier") -> dict:
+    """Face Dice / IoU of ``segmenter`` (a runtime Segmenter or a :class:`TorchSegmenter`) through
+    the runtime on ``data``'s ``split``, each photo darkened by :func:`facecam.training.light.darken`
+    with ``light`` first.
 
     Returns ``{"dice", "iou", "not_face_painted", "iou_per_image" ((N,) float64), "images"}``;
-    ``dice`` and ``iou`` are means over images. Pass an open ``segmenter`` to reuse it
-    (``model``, ``provider`` and ``threads`` are then unused).
+    ``dice`` and ``iou`` are means over images.
     """
     from tqdm import tqdm
 
-    from facecam.realtime.segmenter import Segmenter
+    from facecam.api import FaceStream
 
     names = FaceSegDataset(data, split).names  # checks the layout and every file up front
-    own = segmenter is None
-    if own:
-        segmenter = Segmenter(model, provider=provider, threads=threads)
     dices, ious = [], []
     painted = labelled = 0
-    try:
+    with FaceStream(segmenter=segmenter, mode="mask", smoothing=0.0, verifier=verifier) as stream:
         for name in tqdm(names, desc=light, disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True):
             rgb, label = read_pair(data, name)
-            pred = runtime_face(segmenter, cv2.cvtColor(darken(rgb, light), cv2.COLOR_RGB2BGR))
-            target = cv2.resize(label, pred.shape[::-1], interpolation=cv2.INTER_NEAREST)
-            dice, iou = face_dice_iou(pred, target)
-            counts = not_face_painted(pred, target)
+            face = runtime_face(stream, cv2.cvtColor(darken(rgb, light), cv2.COLOR_RGB2BGR))
+            dice, iou = face_dice_iou(face, label)
+            counts = not_face_painted(face, label)
             painted, labelled = painted + counts[0], labelled + counts[1]
             dices.append(float(dice[0]))
             ious.append(float(iou[0]))
-    finally:
-        if own:
-            segmenter.close()
     return {
         "dice": float(np.mean(dices)),
         "iou": float(np.mean(ious)),
