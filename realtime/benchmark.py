@@ -18,11 +18,13 @@ import cv2
 import numpy as np
 
 from facecam.api import FaceStream
+from facecam.errors import close_during_error
 from facecam.realtime.camera import PacedFrames, frames_until_end
 from facecam.realtime.compose import ComposeSettings
 from facecam.realtime.faces import finder_size
-from facecam.realtime.pipeline import STAGES, Frame, Pipeline, RunStats
+from facecam.realtime.pipeline import Frame, Pipeline
 from facecam.realtime.segmenter import Segmenter
+from facecam.realtime.stats import STAGES, RunStats
 from facecam.realtime.verifier import open_verifier
 from facecam.realtime.video_io import VideoReader, VideoWriter
 
@@ -127,6 +129,16 @@ def _summarise(stats: RunStats) -> tuple[dict[str, float], dict[str, float]]:
     return stages, latency
 
 
+def _release(camera: PacedFrames | None, writer: VideoWriter | None) -> None:
+    """Stop the paced camera and remove the timing output (the output even when the camera fails)."""
+    try:
+        if camera is not None:
+            camera.close()
+    finally:
+        if writer is not None:
+            writer.close(keep=False)
+
+
 def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> BenchResult:
     """Warm up, then time ``cfg``; returns the end-to-end figures."""
     own = segmenter is None
@@ -161,11 +173,12 @@ def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> Bench
                     camera = PacedFrames(list(frames), cfg.camera_fps).start()
                     frames = frames_until_end(camera)
                 stats = pipeline.run(frames, sink)
-            finally:
-                if camera is not None:
-                    camera.close()
-                if writer is not None:
-                    writer.close(keep=False)
+            except BaseException as exc:  # the run's error stays the error; a failed release is its note
+                close_during_error(
+                    exc, "releasing the paced camera and the timing output", lambda: _release(camera, writer)
+                )
+                raise
+            _release(camera, writer)
         stages, latency = _summarise(stats)
         if not cfg.encode:
             stages.pop("encode", None)  # the sink did nothing; no encode stage ran

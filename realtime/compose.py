@@ -8,6 +8,9 @@ OpenCV (``cv2.blendLinear``), not in full-frame NumPy float math.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +33,49 @@ NAMED_COLORS = {
     "white": (255, 255, 255),
     "gray": (128, 128, 128),
 }
+#: blur_sigma's upper end: beyond it the background is one flat colour anyway
+MAX_BLUR_SIGMA = 100
+#: full-frame images kept per ComposeSettings (the replace background, the overlay tint at each frame
+#: size): a few sizes in turn (a stream that changes resolution, a mode switch) are drawn without
+#: rebuilding, while a folder of photos of a hundred sizes holds only the last few. Bound: this many
+#: (H, W, 3) uint8 images of the sizes drawn most recently (4 x 36 MB at 4000x3000).
+CACHE_ENTRIES = 4
+
+
+class ImageCache:
+    """Images by key, at most ``entries`` of them: the least recently used is dropped first.
+
+    Thread-safe (the pipeline's compose thread and a caller's thread may draw with one settings).
+    """
+
+    def __init__(self, entries: int = CACHE_ENTRIES) -> None:
+        self.entries = entries
+        self._images: OrderedDict[Hashable, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, make: Callable[[], np.ndarray]) -> np.ndarray:
+        """The image under ``key``, made by ``make()`` the first time (or again after it was dropped)."""
+        with self._lock:
+            image = self._images.get(key)
+            if image is not None:
+                self._images.move_to_end(key)
+                return image
+        image = make()  # outside the lock: a 4K resize should not hold up another thread's hit
+        with self._lock:
+            self._images[key] = image
+            self._images.move_to_end(key)
+            while len(self._images) > self.entries:
+                self._images.popitem(last=False)
+        return image
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the images held."""
+        with self._lock:
+            return sum(image.nbytes for image in self._images.values())
 
 
 @dataclass
@@ -41,7 +87,7 @@ class ComposeSettings:
     blur_sigma: float = 8.0  # background blur strength in full-resolution pixels
     anonymize_style: str = "pixelate"
     anonymize_margin: float = 0.15  # anonymize: each face's region grown this share of its size beyond its outline
-    _cache: dict = field(default_factory=dict, repr=False)
+    _cache: ImageCache = field(default_factory=ImageCache, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -50,12 +96,36 @@ class ComposeSettings:
             raise UnknownNameError(
                 f"unknown anonymize style {self.anonymize_style!r}; valid: {', '.join(ANONYMIZE_STYLES)}"
             )
-        if not 0 <= self.anonymize_margin <= 2:
+        # Checked here, not only by the CLI: a library caller's bad value would otherwise surface
+        # as a raw OpenCV error from the first frame drawn.
+        if not _is_number(self.anonymize_margin) or not 0 <= self.anonymize_margin <= 2:
             raise FacecamError(
-                f"anonymize_margin must be within 0..2 (a share of the face's size), got {self.anonymize_margin}"
+                f"anonymize_margin must be within 0..2 (a share of the face's size), got {self.anonymize_margin!r}"
+            )
+        if not _is_number(self.blur_sigma) or not 0 < self.blur_sigma <= MAX_BLUR_SIGMA:
+            raise FacecamError(
+                f"blur_sigma must be above 0 and at most {MAX_BLUR_SIGMA} (pixels), got {self.blur_sigma!r}"
             )
         if self.background is None:  # the camera window may switch to replace mode later
             self.background = NAMED_COLORS["green"]
+        _check_background(self.background)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _check_background(background) -> None:
+    """A BGR image ``(H, W, 3) uint8`` or a BGR colour of three 0..255 integers, else a FacecamError."""
+    if isinstance(background, np.ndarray):
+        if background.dtype != np.uint8 or background.ndim != 3 or background.shape[2] != 3 or 0 in background.shape:
+            raise FacecamError(
+                f"background image must be an (H, W, 3) uint8 BGR array, got {background.dtype} {background.shape}"
+            )
+        return
+    colour = tuple(background) if isinstance(background, (tuple, list)) else ()
+    if len(colour) != 3 or not all(_is_number(c) and float(c).is_integer() and 0 <= c <= 255 for c in colour):
+        raise FacecamError(f"background colour must be three integers 0..255 (B, G, R), got {background!r}")
 
 
 def parse_background(spec: str) -> np.ndarray | tuple[int, int, int]:
@@ -98,14 +168,14 @@ def _cover(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def _background_image(settings: ComposeSettings, height: int, width: int) -> np.ndarray:
-    key = ("background", height, width)
-    if key not in settings._cache:
-        bg = settings.background
+    bg = settings.background
+
+    def make() -> np.ndarray:
         if isinstance(bg, np.ndarray):
-            settings._cache[key] = _cover(bg, height, width)
-        else:
-            settings._cache[key] = np.full((height, width, 3), bg, np.uint8)
-    return settings._cache[key]
+            return _cover(bg, height, width)
+        return np.full((height, width, 3), bg, np.uint8)
+
+    return settings._cache.get(("background", height, width), make)
 
 
 def halo_free_blur(frame: np.ndarray, face: np.ndarray, sigma: float) -> np.ndarray:
@@ -180,10 +250,10 @@ def draw(frame: np.ndarray, face: np.ndarray, settings: ComposeSettings, mode: s
     if mode == "mask":
         return cv2.cvtColor((face * 255 + 0.5).astype(np.uint8), cv2.COLOR_GRAY2BGR)
     if mode == "overlay":
-        key = ("overlay", height, width)
-        if key not in settings._cache:
-            settings._cache[key] = np.full((height, width, 3), OVERLAY_BGR, np.uint8)
-        tinted = cv2.addWeighted(frame, 1 - OVERLAY_ALPHA, settings._cache[key], OVERLAY_ALPHA, 0)
+        tint = settings._cache.get(
+            ("overlay", height, width), lambda: np.full((height, width, 3), OVERLAY_BGR, np.uint8)
+        )
+        tinted = cv2.addWeighted(frame, 1 - OVERLAY_ALPHA, tint, OVERLAY_ALPHA, 0)
         return _blend(tinted, frame, face)
     if mode == "blur":
         return _blend(frame, halo_free_blur(frame, face, settings.blur_sigma), face)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 
@@ -25,3 +26,29 @@ def test_a_stage_that_does_not_stop_is_named(tiny_model):
         assert stats.frames == 1 and stats.stuck == ["facecam-capture"]
         released.set()
         assert pipeline.run(iter([np.zeros((48, 64, 3), np.uint8)] * 3), lambda frame: None).stuck == []
+
+
+def test_a_stage_abandoned_by_one_run_cannot_stop_or_fail_the_next(tiny_model):
+    released, old_source_done, frame = threading.Event(), threading.Event(), np.zeros((48, 64, 3), np.uint8)
+
+    def hanging_camera():
+        yield frame
+        released.wait()  # a driver that hangs, then fails long after its run gave up on it
+        old_source_done.set()
+        raise RuntimeError("the first run's camera")
+
+    def next_video():
+        yield frame
+        released.set()  # the first run's stuck capture wakes up while this run is going
+        old_source_done.wait(5)
+        time.sleep(0.3)  # its error reaches its own run's list and flag, not this run's
+        yield from [frame] * 5
+
+    with Segmenter(tiny_model) as seg:
+        pipeline = Pipeline(FaceStream(segmenter=seg, mode="blur", verifier=None))
+        pipeline.join_timeout = 0.3
+        assert pipeline.run(hanging_camera(), lambda f: False).stuck == ["facecam-capture"]
+        seen = []
+        stats = pipeline.run(next_video(), lambda f: seen.append(f.index))
+    assert old_source_done.is_set()
+    assert stats.frames == 6 and seen == list(range(6))
