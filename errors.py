@@ -1,7 +1,9 @@
 """User-facing errors and the one place that turns them into a CLI exit.
 
 Every entry point wraps its `main` with :func:`cli_entry`, so bad input ends in one
-line on stderr and a non-zero exit, never a traceback.
+line on stderr and a non-zero exit, never a traceback. Process-wide settings (onnxruntime's
+log level, the SIGTERM handler of :func:`stop_on_sigterm`) are made only by the command-line
+tools, never on import or by a library object: a program that uses facecam keeps its own.
 """
 
 from __future__ import annotations
@@ -88,12 +90,27 @@ def interrupts_deferred() -> Iterator[None]:
         held[received[0]](received[0], None)
 
 
+def quiet_onnxruntime_for_cli() -> None:
+    """A command-line tool's onnxruntime logs fatal errors only: its own one-line error says what
+    failed (a GPU provider that did not start included). With FACECAM_DEBUG set onnxruntime keeps
+    its default log, which shows why a provider's libraries did not load."""
+    if os.environ.get("FACECAM_DEBUG"):
+        return
+    from facecam.realtime.providers import quiet_onnxruntime_log  # onnxruntime only where a tool runs
+
+    quiet_onnxruntime_log()
+
+
 def one_line(exc: BaseException) -> str:
-    """The message of ``exc`` as one line.
+    """The message of ``exc`` as one line, its notes (:func:`add_note`) after it.
 
     torch's DataLoader re-raises a worker's exception with the worker's traceback folded
     into the message; the original message is its last line.
     """
+    return "; ".join([_message(exc), *getattr(exc, "__notes__", ())])
+
+
+def _message(exc: BaseException) -> str:
     lines = [ln for ln in str(exc).splitlines() if ln.strip()]
     if not lines:
         return type(exc).__name__
@@ -103,16 +120,39 @@ def one_line(exc: BaseException) -> str:
     return " ".join(ln.strip() for ln in lines)
 
 
+def add_note(error: BaseException, note: str) -> None:
+    """``error.add_note(note)``, also on Python 3.10 (which has no add_note but keeps the attribute)."""
+    notes = getattr(error, "__notes__", None)
+    if not isinstance(notes, list):
+        notes = []
+        error.__notes__ = notes
+    notes.append(note)
+
+
+def close_during_error(error: BaseException, what: str, close: Callable[[], object]) -> None:
+    """Run ``close`` (a cleanup in a ``finally`` or ``except``) while ``error`` is on its way out.
+
+    A failure of ``close`` must not replace ``error``, which says why the run stopped: it is added
+    to ``error`` as a note ("``what`` failed too: ...") and ``error`` goes on. Ctrl-C is not caught.
+    """
+    try:
+        close()
+    except Exception as exc:
+        add_note(error, f"{what} failed too: {_message(exc)}")
+
+
 def cli_entry(main: Callable[..., int | None]) -> Callable[..., int]:
     """Wrap a CLI `main`: one line on stderr and a non-zero exit instead of a traceback.
 
     FacecamError (bad input) exits 2; Ctrl-C / SIGTERM exit 130; anything else is a bug,
-    reported in one line (with the traceback when FACECAM_DEBUG=1) and exits 1.
+    reported in one line (with the traceback when FACECAM_DEBUG=1) and exits 1. onnxruntime's
+    global log is quietened for the tool (see :func:`quiet_onnxruntime_for_cli`).
     """
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
         try:
+            quiet_onnxruntime_for_cli()
             code = main(*args, **kwargs)
         except FacecamError as exc:
             print(f"facecam: error: {one_line(exc)}", file=sys.stderr)
@@ -123,7 +163,7 @@ def cli_entry(main: Callable[..., int | None]) -> Callable[..., int]:
         except Exception as exc:
             if os.environ.get("FACECAM_DEBUG"):
                 raise
-            message = str(exc).splitlines()[0] if str(exc) else ""
+            message = "; ".join([str(exc).splitlines()[0] if str(exc) else "", *getattr(exc, "__notes__", ())])
             print(
                 f"facecam: unexpected error: {type(exc).__name__}: {message} "
                 "(run with FACECAM_DEBUG=1 for the traceback, and please report it)",

@@ -1,23 +1,26 @@
 """Choosing the onnxruntime execution provider, predictably and without an error flood.
 
-An explicit ``--provider`` wins, and fails loudly when it cannot start. ``auto`` tries
+An explicit ``provider`` wins, and fails loudly when it cannot start. ``auto`` tries
 TensorRT, then CUDA, then the CPU, and keeps the first that really starts: onnxruntime
 quietly falls back to the CPU when a GPU provider fails to load, so the session's active
-provider is checked, not assumed. GPU providers are only tried where an NVIDIA driver is
-present, which keeps a CPU machine with onnxruntime-gpu free of CUDA load errors.
+provider is checked, not assumed, and why the ones before it failed is kept (``fallback``).
+GPU providers are only tried where an NVIDIA driver is present, which keeps a CPU machine
+with onnxruntime-gpu free of CUDA load errors.
+
+onnxruntime's log level is global to the process, so the library leaves it alone (a program
+that uses facecam keeps its own); the command-line tools quieten it through
+:func:`quiet_onnxruntime_log`, as every failure they report is in their own one-line error.
 """
 
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from facecam.errors import FacecamError, UnknownNameError
+from facecam.model_card import ModelCard
 from facecam.model_file import checked_card
-
-if TYPE_CHECKING:
-    from facecam.realtime.segmenter import ModelFiles
 
 #: CLI name -> onnxruntime provider name
 PROVIDERS = {
@@ -27,9 +30,47 @@ PROVIDERS = {
 }
 PROVIDER_CHOICES = ("auto", *PROVIDERS)
 GPU_PROVIDERS = frozenset({PROVIDERS["tensorrt"], PROVIDERS["cuda"]})
-#: onnxruntime log severity while probing providers: 3 = errors only, 4 = fatal only
+#: onnxruntime log severity: 3 = errors only (a session's own log), 4 = fatal only (the CLI's global level)
 _QUIET = 4
 _NORMAL = 3
+#: why a GPU provider "did not start" when onnxruntime fell back to the CPU without an exception
+SILENT_FALLBACK = (
+    "onnxruntime fell back to the CPU (a CUDA, cuDNN or TensorRT library missing or of another version; "
+    "FACECAM_DEBUG=1 shows onnxruntime's own log)"
+)
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The FP32 file of a model and its FP16 twin, if any."""
+
+    fp32: Path
+    fp16: Path | None = None
+
+    def for_provider(self, provider: str) -> Path:
+        """FP16 on a GPU provider when it exists, else FP32 (FP16 on the CPU provider is slow)."""
+        return self.fp16 if self.fp16 is not None and provider in GPU_PROVIDERS else self.fp32
+
+
+@dataclass(frozen=True)
+class OpenedSession:
+    """What :func:`open_session` opened: the session, its active provider, the model file and card,
+    and ``fallback``: why the providers tried before this one did not start ("" when none failed)."""
+
+    session: object  # onnxruntime.InferenceSession
+    provider: str
+    path: Path
+    card: ModelCard
+    fallback: str = ""
+
+
+def quiet_onnxruntime_log() -> None:
+    """For command-line tools only: onnxruntime's global log shows fatal errors only, so probing
+    a GPU provider that cannot start prints no flood of loader errors (the tool's own line says
+    why it fell back). Never called by the library (see :func:`facecam.errors.cli_entry`)."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(_QUIET)
 
 
 def nvidia_driver_present() -> bool:
@@ -46,7 +87,7 @@ def nvidia_driver_present() -> bool:
 
 
 def candidate_providers(requested: str, available: list[str], driver: bool) -> list[str]:
-    """The onnxruntime providers to try, in order, for a ``--provider`` choice.
+    """The onnxruntime providers to try, in order, for a ``provider`` choice.
 
     Pure: ``available`` is ``onnxruntime.get_available_providers()``, ``driver`` whether an
     NVIDIA driver is present. An explicit choice that cannot work raises FacecamError.
@@ -60,10 +101,10 @@ def candidate_providers(requested: str, available: list[str], driver: bool) -> l
     if name not in available:
         raise FacecamError(
             f"provider {requested} is not in this onnxruntime build (available: {', '.join(available)}); "
-            "install onnxruntime-gpu for cuda/tensorrt, or use --provider cpu"
+            "install onnxruntime-gpu for cuda/tensorrt, or use provider 'cpu'"
         )
     if name in GPU_PROVIDERS and not driver:
-        raise FacecamError(f"provider {requested} needs an NVIDIA GPU and driver, none found here; use --provider cpu")
+        raise FacecamError(f"provider {requested} needs an NVIDIA GPU and driver, none found here; use provider 'cpu'")
     return [name]
 
 
@@ -81,21 +122,39 @@ def _session_options(threads: int):
     return options
 
 
+def trt_cache_folder() -> Path:
+    """Where TensorRT keeps its built engines (building one takes a while the first time)."""
+    return Path.home() / ".cache" / "facecam" / "trt"
+
+
 def _provider_config(name: str) -> str | tuple[str, dict]:
+    """The provider entry for onnxruntime; TensorRT's cache folder is made here, so a home that
+    cannot hold it is a failure of that provider (``auto`` goes on to the next), not of the run."""
     if name == PROVIDERS["tensorrt"]:
-        # FP16 kernels and a cached engine: building a TensorRT engine takes a while the first time.
-        cache = Path.home() / ".cache" / "facecam" / "trt"
-        cache.mkdir(parents=True, exist_ok=True)
+        cache = trt_cache_folder()
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FacecamError(
+                f"TensorRT's engine cache folder {cache} cannot be made ({exc.strerror or exc})"
+            ) from exc
+        # FP16 kernels and a cached engine
         return (name, {"trt_fp16_enable": True, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)})
     return name
 
 
-def open_session(files: ModelFiles, requested: str = "auto", threads: int = 0):
+def _first_line(exc: BaseException, limit: int) -> str:
+    message = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return message[:limit]
+
+
+def open_session(files: ModelFiles, requested: str = "auto", threads: int = 0) -> OpenedSession:
     """Open an InferenceSession for ``files`` on the first provider that starts.
 
-    Returns ``(session, active provider name, model path, model card)``. A missing, corrupt or
-    unsafe model file (see :func:`facecam.model_file.checked_card`, run before onnxruntime
-    reads it), or an explicit provider that does not start, raises FacecamError.
+    A missing, corrupt or unsafe model file (see :func:`facecam.model_file.checked_card`, run
+    before onnxruntime reads it), or an explicit provider that does not start, raises
+    FacecamError. With ``auto``, why each provider before the active one failed is in the
+    result's ``fallback``. Changes no global onnxruntime setting.
     """
     import onnxruntime as ort
 
@@ -104,22 +163,23 @@ def open_session(files: ModelFiles, requested: str = "auto", threads: int = 0):
     for name in candidates:
         path = files.for_provider(name)
         card = checked_card(path)
-        chain = [_provider_config(name)] + ([] if name == PROVIDERS["cpu"] else [PROVIDERS["cpu"]])
-        ort.set_default_logger_severity(_QUIET if name != candidates[-1] else _NORMAL)
         try:
+            chain = [_provider_config(name)] + ([] if name == PROVIDERS["cpu"] else [PROVIDERS["cpu"]])
             # the resolved path: external data is then looked for where checked_card looked
             session = ort.InferenceSession(str(path.resolve()), _session_options(threads), providers=chain)
-        except Exception as exc:  # onnxruntime raises several types for unreadable models
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if name == PROVIDERS["cpu"] or requested != "auto":
-                raise FacecamError(f"cannot load model {path}: {message[:300]}") from exc
-            failures.append(f"{name}: {message[:120]}")
+        except FacecamError as exc:  # ours, already one clear line (the TensorRT cache folder)
+            if requested != "auto":
+                raise
+            failures.append(f"{name}: {exc}")
             continue
-        finally:
-            ort.set_default_logger_severity(_NORMAL)
+        except Exception as exc:  # onnxruntime raises several types for unreadable models
+            if name == PROVIDERS["cpu"] or requested != "auto":
+                raise FacecamError(f"cannot load model {path}: {_first_line(exc, 300)}") from exc
+            failures.append(f"{name}: {_first_line(exc, 200)}")
+            continue
         if session.get_providers()[0] == name:
-            return session, name, path, card
-        failures.append(f"{name}: did not start")
+            return OpenedSession(session, name, path, card, "; ".join(failures))
+        failures.append(f"{name}: {SILENT_FALLBACK}")
         if requested != "auto":
-            raise FacecamError(f"provider {requested} did not start on this machine; use --provider cpu")
+            raise FacecamError(f"provider {requested} did not start on this machine: {SILENT_FALLBACK}; use 'cpu'")
     raise FacecamError("no execution provider started: " + "; ".join(failures))

@@ -26,6 +26,8 @@ from facecam.errors import FacecamError
 FASTSTART_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
 #: remux only while this much would stay free after the copy (the writer's own reserve)
 SPACE_RESERVE = 1 << 20
+#: container tags the MP4/MOV muxer sets itself: not copied from the fragmented file
+MUXER_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder"})
 
 
 def complete_length(path: Path) -> int:
@@ -115,6 +117,7 @@ def _copy_packets(source: Path, target: Path, fmt: str) -> dict[str, int]:
         # The template keeps each stream's time base, so every frame keeps its exact time
         # (a variable frame rate survives) and the audio its place beside the video.
         out = {s.index: dst.add_stream_from_template(s) for s in streams}
+        dst.metadata.update(_carried_metadata(src.metadata))
         for packet in src.demux(streams):
             if packet.dts is None:  # the demuxer's end-of-stream marker: no data
                 continue
@@ -127,6 +130,11 @@ def _copy_packets(source: Path, target: Path, fmt: str) -> dict[str, int]:
         if not counts["video"]:  # a killed run's file with not one whole fragment
             raise FacecamError("not one complete frame in it")
     return counts
+
+
+def _carried_metadata(tags: dict[str, str]) -> dict[str, str]:
+    """The file's own tags (a comment, a title), without those the muxer writes itself (brands, encoder)."""
+    return {k: v for k, v in tags.items() if k not in MUXER_TAGS}
 
 
 def _count_packets(path: Path) -> dict[str, int]:
@@ -152,10 +160,10 @@ def check_output_file(path: Path, inputs: tuple[Path, ...], suffixes) -> None:
         raise FacecamError(f"output {path}: unsupported suffix; use one of {', '.join(suffixes)}")
     for source in inputs:
         if path.resolve() == Path(source).resolve() or (path.exists() and os.path.samefile(path, source)):
-            raise FacecamError(f"--out {path} is the input file; choose another output path")
+            raise FacecamError(f"output {path} is the input file; choose another output path")
     if path.is_dir():
         raise FacecamError(
-            f"--out {path} is a folder; give a file name such as {path / ('out' + next(iter(suffixes)))}"
+            f"output {path} is a folder; give a file name such as {path / ('out' + next(iter(suffixes)))}"
         )
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():

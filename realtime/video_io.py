@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from facecam.errors import FacecamError, interrupts_deferred
+from facecam.errors import FacecamError, close_during_error, interrupts_deferred
 from facecam.realtime.remux import check_output_file, free_bytes, remux, remux_temp, trim_incomplete_boxes
 
 #: output container by file suffix
@@ -32,12 +32,23 @@ DISK_CHECK_EVERY = 10
 FRAME_TIMES_KEPT = 1024
 #: audio codecs an MP4/MOV can carry as they are; others are re-encoded to AAC
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
+#: frames a second taken for a video that states no rate (and said so: ``VideoReader.fps_assumed``)
+ASSUMED_FPS = Fraction(30)
+
+
+def frame_rate(average: Fraction | None, guessed: Fraction | None) -> tuple[Fraction, bool]:
+    """The stream's frame rate and whether it was assumed (ASSUMED_FPS: the stream states none)."""
+    for rate in (average, guessed):
+        if rate:  # None or 0 when the container does not say
+            return Fraction(rate), False
+    return ASSUMED_FPS, True
 
 
 class VideoReader:
     """Decode a video file frame by frame.
 
-    ``fps`` (Fraction, the average rate), ``width``, ``height``, ``start_seconds`` (the first
+    ``fps`` (Fraction, the average rate; ASSUMED_FPS with ``fps_assumed`` True where the file
+    states none), ``width``, ``height``, ``start_seconds`` (the first
     video timestamp) and ``time_base`` (the stream's clock tick) describe it. A missing file, a
     non-video or an undecodable one is a FacecamError. Frames that fail to decode mid-stream
     are skipped and counted in ``skipped``, so one corrupt frame does not end a long file.
@@ -63,8 +74,7 @@ class VideoReader:
             self._container.close()
             raise FacecamError(f"{self.path}: video stream has no frame size; is the file complete?")
         self.width, self.height = ctx.width, ctx.height
-        rate = self._stream.average_rate or self._stream.guessed_rate or Fraction(30)
-        self.fps = Fraction(rate)
+        self.fps, self.fps_assumed = frame_rate(self._stream.average_rate, self._stream.guessed_rate)
         start = self._stream.start_time
         # Output frames are timed from 0; the audio is shifted by the same start (MPEG-TS starts late).
         self.start_seconds = Fraction(start * self._stream.time_base) if start is not None else Fraction(0)
@@ -121,7 +131,8 @@ class VideoWriter:
     """Encode frames to ``path`` (H.264) at ``fps``, copying the audio of ``audio_from`` if given.
 
     Frames are timed on a clock of ``time_base`` seconds a tick (1/fps unless given; pass the
-    source's to keep its exact frame times; AVI always ticks at 1/fps).
+    source's to keep its exact frame times; AVI always ticks at 1/fps). ``comment``, when given,
+    is written into the file's metadata (e.g. that its frame rate was assumed).
 
     Use as a context manager or call :meth:`close`. ``close(keep=True)`` finishes the file
     and renames it into place; ``close(keep=False)`` removes it. With no frame written
@@ -140,6 +151,7 @@ class VideoWriter:
         audio_from: Path | None = None,
         audio_offset: Fraction = Fraction(0),
         time_base: Fraction | None = None,
+        comment: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
@@ -165,6 +177,8 @@ class VideoWriter:
             self._out = av.open(str(self.tmp), "w", format=fmt, options=options)
         except (av.error.FFmpegError, OSError) as exc:
             raise FacecamError(f"cannot write {self.path}: {exc}") from exc
+        if comment:
+            self._out.metadata["comment"] = comment
         self._video = self._out.add_stream("libx264", rate=self.fps)
         self._video.width, self._video.height = width, height
         # 4:2:0 needs even sides; odd-sized input keeps its exact size with 4:4:4.
@@ -358,7 +372,10 @@ class VideoWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.close(keep=True)
+        if exc is None:
+            self.close(keep=True)
+        else:  # the block's error says why it stopped; a failure to finish the file is added to it
+            close_during_error(exc, f"finishing {self.path}", lambda: self.close(keep=True))
 
 
 def _copied(src, stream, out_stream, offset: Fraction):

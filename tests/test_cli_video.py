@@ -177,7 +177,7 @@ def test_missing_default_model_says_how_to_pass_model(clip, tmp_path, monkeypatc
     from facecam.realtime import segmenter
 
     monkeypatch.setattr(segmenter, "WEIGHTS_DIR", tmp_path)
-    with pytest.raises(segmenter.FacecamError, match="--model"):
+    with pytest.raises(segmenter.FacecamError, match="pass a model: the path of a .onnx"):
         segmenter.resolve_model(None, weights_dir=tmp_path)
 
 

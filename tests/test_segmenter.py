@@ -22,7 +22,7 @@ def test_resolve_names_and_paths(tiny_model, tmp_path):
     assert resolve_model(str(tiny_model), tmp_path) == ModelFiles(tiny_model)  # a path: that file
     with pytest.raises(UnknownNameError, match="face"):
         resolve_model("nose", tmp_path)
-    with pytest.raises(FacecamError, match=f"{DEFAULT_MODEL}.*--model"):
+    with pytest.raises(FacecamError, match=f"{DEFAULT_MODEL}.*pass a model: the path of a .onnx"):
         resolve_model(None, tmp_path / "empty")
 
 

@@ -1,0 +1,64 @@
+"""``provider="auto"`` on a machine where the GPU providers fail: why is kept, and nothing stops the run.
+
+onnxruntime is made to answer as on a GPU machine with broken libraries: TensorRT raises, CUDA
+starts silently on the CPU (what onnxruntime does when a CUDA library is missing).
+"""
+
+from __future__ import annotations
+
+import onnxruntime as ort
+import pytest
+
+from facecam.errors import FacecamError
+from facecam.realtime import providers
+from facecam.realtime.providers import PROVIDERS
+from facecam.realtime.segmenter import Segmenter
+
+TRT, CUDA, CPU = PROVIDERS["tensorrt"], PROVIDERS["cuda"], PROVIDERS["cpu"]
+
+
+@pytest.fixture
+def broken_gpu(monkeypatch):
+    """onnxruntime with all three providers and a driver; returns the providers each session was asked for."""
+    real = ort.InferenceSession
+    tried = []
+
+    def session(path, options, providers):
+        first = providers[0] if isinstance(providers[0], str) else providers[0][0]
+        tried.append(first)
+        if first == TRT:
+            raise RuntimeError("TensorRT EP could not be loaded: libnvinfer.so.10: cannot open shared object file\n...")
+        return real(path, options, providers=[CPU])  # CUDA: onnxruntime falls back to the CPU without a word
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [TRT, CUDA, CPU])
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    monkeypatch.setattr(providers, "nvidia_driver_present", lambda: True)
+    return tried
+
+
+def test_auto_keeps_why_each_gpu_provider_failed(broken_gpu, tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with Segmenter(tiny_model, provider="auto") as seg:
+        assert seg.provider == CPU and broken_gpu == [TRT, CUDA, CPU]
+        assert f"{TRT}: TensorRT EP could not be loaded: libnvinfer.so.10" in seg.fallback
+        assert f"{CUDA}: onnxruntime fell back to the CPU" in seg.fallback
+        assert "\n" not in seg.fallback
+
+
+def test_no_fallback_reason_when_the_first_provider_starts(tiny_model):
+    with Segmenter(tiny_model, provider="cpu") as seg:
+        assert seg.fallback == ""
+
+
+def test_a_home_that_cannot_hold_the_tensorrt_cache_makes_auto_go_on(broken_gpu, tiny_model, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.write_text("a file, not a folder: .cache cannot be made in it (as in a read-only home)")
+    monkeypatch.setenv("HOME", str(home))
+    with Segmenter(tiny_model, provider="auto") as seg:
+        assert seg.provider == CPU
+        assert TRT not in broken_gpu  # failed before onnxruntime was asked
+        assert f"{TRT}: TensorRT's engine cache folder {home / '.cache' / 'facecam' / 'trt'} cannot be made" in (
+            seg.fallback
+        )
+    with pytest.raises(FacecamError, match="engine cache folder .* cannot be made"):
+        Segmenter(tiny_model, provider="tensorrt")
