@@ -1,6 +1,6 @@
 """``facecam``: segment faces from a camera, a video file or a folder of photos.
 
-facecam (--camera INDEX | --video PATH | --images DIR) [--out PATH] [--mode MODE] ...
+facecam (--camera INDEX|PATH|URL | --video PATH | --images DIR) [--out PATH] [--mode MODE] ...
 facecam --video PARTIAL --remux-only --out FIXED.mp4
 """
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from facecam.cli_args import OneLineErrorParser, non_negative_int, unit_float
 from facecam.errors import EXIT_INTERRUPTED, FacecamError, cli_entry, stop_on_sigterm
+from facecam.realtime.camera_options import add_camera_options, camera_location, camera_source, check_camera_options
 from facecam.realtime.compose import ANONYMIZE_STYLES, MODES, ComposeSettings, parse_background
 from facecam.realtime.providers import PROVIDER_CHOICES
 from facecam.realtime.segmenter import DEFAULT_MODEL, Segmenter
@@ -24,7 +25,12 @@ def parser() -> OneLineErrorParser:
         "or anonymise the faces.",
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--camera", type=non_negative_int, metavar="INDEX", help="live camera (0 = the first)")
+    src.add_argument(
+        "--camera",
+        type=camera_location,
+        metavar="INDEX|PATH|URL",
+        help="live camera: an index (0 = the first), a device path (/dev/video2) or a stream URL (rtsp://, http://)",
+    )
     src.add_argument("--video", type=Path, metavar="PATH", help="video file; every frame is processed, audio kept")
     src.add_argument("--images", type=Path, metavar="DIR", help="folder of photos; one output per photo")
     p.add_argument(
@@ -75,6 +81,7 @@ def parser() -> OneLineErrorParser:
     )
     p.add_argument("--max-frames", type=non_negative_int, default=0, help="stop after N frames or photos (0 = all)")
     p.add_argument("--stats", action="store_true", help="print per-stage times and the mask flicker at the end")
+    add_camera_options(p)
     p.add_argument(
         "--remux-only",
         action="store_true",
@@ -92,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     stop_on_sigterm()
     if args.remux_only:
         return remux_only(args.video, args.out)
+    check_camera_options(args)
     if args.images is not None and args.out is None:
         raise FacecamError("--images needs --out DIR for the results")
     if not 0 < args.blur_sigma <= 100:
@@ -113,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         max_frames=args.max_frames,
         display=display,
         measure_flicker=args.stats,
+        virtual_camera=args.virtual_camera,
+        mirror=args.mirror,
     )
     opts.verifier = open_verifier(args.verifier, args.provider, args.threads)
     with Segmenter(args.model, provider=args.provider, threads=args.threads) as segmenter:
@@ -125,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.video is not None:
             stats = run_video(segmenter, args.video, args.out, opts)
         elif args.camera is not None:
-            stats = run_camera(segmenter, args.camera, args.out, opts)
+            stats = run_camera(segmenter, camera_source(args), args.out, opts)
         else:
             stats = run_images(segmenter, args.images, args.out, opts)
     print(

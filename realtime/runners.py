@@ -18,10 +18,11 @@ import numpy as np
 
 from facecam.api import FaceStream
 from facecam.errors import CameraError, FacecamError
-from facecam.realtime.camera import CameraReader, frames_until_end
+from facecam.realtime.camera import CameraReader, CameraSource, frames_until_end
 from facecam.realtime.compose import MODES, ComposeSettings
 from facecam.realtime.pipeline import Frame, Pipeline, RunStats
 from facecam.realtime.segmenter import Segmenter
+from facecam.realtime.vcam import VirtualCameraSink
 from facecam.realtime.verifier import Verifier
 from facecam.realtime.video_io import VideoReader, VideoWriter, check_output_path
 
@@ -42,6 +43,8 @@ class JobOptions:
     display: bool = False
     measure_flicker: bool = False
     verifier: Verifier | None = None  # keeps the full-frame pass's proposals that are faces
+    virtual_camera: str | None = None  # camera: a virtual camera's name ("" = the first found), None = none
+    mirror: bool = False  # camera: flip the preview window only
 
     def stream(self, segmenter: Segmenter, fps: float = 30.0) -> FaceStream:
         """The public per-stream object with these options, around the job's models."""
@@ -71,9 +74,12 @@ def open_window() -> None:
         ) from exc
 
 
-def _show(frame: Frame, settings: ComposeSettings, fps: float) -> bool:
-    """Show one result with an FPS read-out; handle keys. Returns False to quit."""
-    view = frame.output.copy()
+def _show(frame: Frame, settings: ComposeSettings, fps: float, mirror: bool = False) -> bool:
+    """Show one result with an FPS read-out; handle keys. Returns False to quit.
+
+    ``mirror`` flips the window's picture only (people expect to see themselves as in a mirror;
+    the recording and the virtual camera keep the camera's view, as the other side sees it)."""
+    view = cv2.flip(frame.output, 1) if mirror else frame.output.copy()
     cv2.putText(
         view,
         f"{fps:5.1f} FPS  {settings.mode}  [1-5/m: mode, q: quit]",
@@ -173,8 +179,9 @@ def _close_quietly(writer: VideoWriter | None) -> str:
     return ""
 
 
-def run_camera(segmenter: Segmenter, index: int, out: Path | None, opts: JobOptions) -> RunStats:
-    """Live camera, newest frame only, to a window and/or a recording (timed by capture).
+def run_camera(segmenter: Segmenter, source: CameraSource | int | str, out: Path | None, opts: JobOptions) -> RunStats:
+    """Live camera, newest frame only, to a window, a recording (timed by capture) and/or a
+    virtual camera (at the camera's constant rate, see realtime/vcam.py).
 
     A camera that stops delivering is re-opened a few times; if it stays gone, the run ends
     with a CameraError and the recording so far is kept.
@@ -183,22 +190,28 @@ def run_camera(segmenter: Segmenter, index: int, out: Path | None, opts: JobOpti
         check_output_path(out)
     if opts.display:
         open_window()
-    camera = CameraReader(index).start()
-    writer = None
+    camera = CameraReader(source).start()
+    writer = vcam = None
     quit_by_user = False
     try:
+        print(f"facecam: {camera.delivery()}", file=sys.stderr)
+        if opts.virtual_camera is not None:
+            vcam = VirtualCameraSink(camera.frame_size, camera.fps, opts.virtual_camera)
+            print(f"facecam: sending to virtual camera {vcam.device} at a constant {vcam.fps:g} fps", file=sys.stderr)
         pipeline = opts.pipeline(segmenter, queue_size=1, fps=camera.fps or 30.0)  # a camera: hold latency down
         fps = _FpsMeter()
         start = time.perf_counter()
 
         def sink(frame: Frame) -> bool:
             nonlocal writer, quit_by_user
+            if vcam is not None:
+                vcam.submit(frame.output)  # first: the call should not wait for the recording
             if out is not None:
                 if writer is None:
                     h, w = frame.output.shape[:2]
                     writer = VideoWriter(out, camera.fps, w, h)
                 writer.write(frame.output, timestamp=frame.captured - start)
-            keep_going = _show(frame, opts.settings, fps.tick()) if opts.display else True
+            keep_going = _show(frame, opts.settings, fps.tick(), opts.mirror) if opts.display else True
             quit_by_user = not keep_going
             return keep_going
 
@@ -211,15 +224,19 @@ def run_camera(segmenter: Segmenter, index: int, out: Path | None, opts: JobOpti
         raise
     finally:
         camera.close()
+        if vcam is not None:
+            vcam.close()
         if opts.display:
             cv2.destroyAllWindows()
         if writer is not None:
             writer.close(keep=True)
     if camera.dropped:
         print(f"facecam: {camera.dropped} camera frame(s) dropped to keep latency low", file=sys.stderr)
+    if vcam is not None:
+        print(f"facecam: virtual camera: {vcam.emitted} frames sent, {vcam.repeated} of them repeats", file=sys.stderr)
     if (camera.lost or camera.stalled) and not (quit_by_user or stats.interrupted):
         kept = f"; the recording so far ({writer.frames_written} frames) is in {out}" if writer else ""
-        raise CameraError(f"camera {index} stopped delivering frames (re-opened {camera.retries} times){kept}")
+        raise CameraError(f"camera {camera.source} stopped delivering frames (re-opened {camera.retries} times){kept}")
     return stats
 
 

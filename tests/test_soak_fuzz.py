@@ -90,7 +90,7 @@ def test_worker_errors_become_one_line():
     "argv, fragment",
     [
         (("facecam", "--video", "x.mp4", "--max-frames", "-3"), "must be >= 0"),
-        (("facecam", "--camera", "one"), "invalid non_negative_int value"),
+        (("facecam", "--camera", "one"), "not a camera index"),
         (("facecam", "--video", "a.mp4", "--camera", "0"), "not allowed with"),
         (("facecam-train", "--data", "d", "--out", "r", "--epochs", "0"), "must be >= 1"),
         (("facecam-train", "--data", "d", "--out", "r", "--coarse-dropout", "1.5"), "within 0..1"),
