@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from facecam.api import FaceStream
-from facecam.errors import CameraError, FacecamError
+from facecam.errors import CameraError, FacecamError, one_line
 from facecam.realtime.camera import CameraReader, CameraSource, frames_until_end
 from facecam.realtime.compose import MODES, ComposeSettings
 from facecam.realtime.pipeline import Frame, Pipeline, RunStats
@@ -119,6 +119,10 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
     with VideoReader(source) as reader:
         if out is not None:
             check_output_path(out, (source,))
+        # the output's metadata says so too, without the source's path (a file that is shared)
+        rate_note = f"the source states no frame rate; {reader.fps} fps assumed" if reader.fps_assumed else None
+        if rate_note:
+            print(f"facecam: {source} states no frame rate; {reader.fps} fps assumed", file=sys.stderr)
         pipeline = opts.pipeline(segmenter, queue_size=4, fps=float(reader.fps))
         writer = (
             VideoWriter(
@@ -129,6 +133,7 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
                 audio_from=source,
                 audio_offset=reader.start_seconds,
                 time_base=reader.time_base,
+                comment=rate_note,
             )
             if out
             else None
@@ -172,8 +177,8 @@ def _close_quietly(writer: VideoWriter | None) -> str:
     writer.mark_incomplete()
     try:
         writer.close(keep=True)
-    except FacecamError:
-        pass
+    except Exception as exc:  # the run's own error comes first; this one is its note
+        return f"; finishing {writer.path} failed too: {one_line(exc)}"
     if writer.kept_path is not None and writer.kept_path.exists():
         return f"; what was written before is kept, playable, in {writer.kept_path}"
     return ""
