@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         card = segmenter.card
         print(
             f"facecam: model {segmenter.path.name} ({card.model_name or 'unnamed'}, {card.precision}) on "
-            f"{segmenter.provider}",
+            f"{segmenter.provider}" + (f" ({segmenter.fallback})" if segmenter.fallback else ""),
             file=sys.stderr,
         )
         if args.video is not None:

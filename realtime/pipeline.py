@@ -74,8 +74,6 @@ class Pipeline:
         self.settings = stream.settings
         self.queue_size = queue_size
         self.flicker = FlickerMeter() if measure_flicker else None
-        self._stop = threading.Event()
-        self._errors: list[BaseException] = []
         self.join_timeout = 5.0  # seconds each stage gets to finish after the stop
 
     def _put(self, q: queue.Queue, item, stop: threading.Event) -> bool:

@@ -62,3 +62,19 @@ def test_a_home_that_cannot_hold_the_tensorrt_cache_makes_auto_go_on(broken_gpu,
         )
     with pytest.raises(FacecamError, match="engine cache folder .* cannot be made"):
         Segmenter(tiny_model, provider="tensorrt")
+
+
+def test_the_command_prints_why_it_runs_on_the_cpu(broken_gpu, tiny_model, tmp_path, monkeypatch, capsys):
+    from facecam.realtime import cli
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(photos / "a.png"), np.zeros((64, 64, 3), np.uint8))
+    argv = ["--images", str(photos), "--out", str(tmp_path / "out"), "--model", str(tiny_model), "--verifier", "none"]
+    assert cli.main(argv) == 0
+    line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("facecam: model"))
+    assert line.endswith(")") and "TensorRT EP could not be loaded" in line and "fell back to the CPU" in line
