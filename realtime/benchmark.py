@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -67,6 +68,7 @@ class BenchResult:
     size: list[int]
     finder_size: list[int]  # the full-frame pass (height, width)
     faces_per_frame: float  # faces tracked, averaged over the timed frames
+    cpu_ms_per_frame: float  # process CPU time (every thread, every core) over the timed frames, per frame
     config: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -172,7 +174,9 @@ def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> Bench
                 if cfg.camera_fps:
                     camera = PacedFrames(list(frames), cfg.camera_fps).start()
                     frames = frames_until_end(camera)
+                cpu_start = time.process_time()
                 stats = pipeline.run(frames, sink)
+                cpu_seconds = time.process_time() - cpu_start
             except BaseException as exc:  # the run's error stays the error; a failed release is its note
                 close_during_error(
                     exc, "releasing the paced camera and the timing output", lambda: _release(camera, writer)
@@ -196,6 +200,7 @@ def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> Bench
             size=[source.width, source.height],
             finder_size=list(finder_size((source.height, source.width), stream.finder.crop_size, stream.finder.zoom)),
             faces_per_frame=round(stats.faces_per_frame, 3),
+            cpu_ms_per_frame=round(1000 * cpu_seconds / max(stats.frames, 1), 2),
             config={**asdict(cfg), "verifier": None if verifier is None else str(verifier.path)},
         )
     finally:
@@ -209,7 +214,11 @@ def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> Bench
 def format_table(results: list[BenchResult]) -> str:
     """Runs side by side: one column per run, one row per figure."""
     names = [f"{r.model} / {r.provider.replace('ExecutionProvider', '')} / {r.mode}" for r in results]
-    rows = [("end-to-end FPS", [f"{r.fps:.1f}" for r in results]), ("frames", [str(r.frames) for r in results])]
+    rows = [
+        ("end-to-end FPS", [f"{r.fps:.1f}" for r in results]),
+        ("CPU ms per frame", [f"{r.cpu_ms_per_frame:.1f}" for r in results]),
+        ("frames", [str(r.frames) for r in results]),
+    ]
     for stage in STAGE_LABELS.values():
         rows.append(
             (f"{stage} ms (median)", [f"{r.stages_ms[stage]:.2f}" if stage in r.stages_ms else "-" for r in results])

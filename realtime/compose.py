@@ -19,7 +19,7 @@ import numpy as np
 
 from facecam.errors import FacecamError, UnknownNameError
 from facecam.realtime.crops import Box
-from facecam.realtime.processing import upsample_mask
+from facecam.realtime.processing import shrink, upsample_mask
 from facecam.realtime.tracking import HeldFace
 
 MODES = ("overlay", "mask", "blur", "replace", "anonymize")
@@ -150,9 +150,33 @@ def parse_background(spec: str) -> np.ndarray | tuple[int, int, int]:
     return image
 
 
-def _blend(top: np.ndarray, bottom: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """``top * alpha + bottom * (1 - alpha)``; uint8 images, ``alpha`` ``(H, W) float32``."""
-    return cv2.blendLinear(top, bottom, alpha, 1.0 - alpha)
+def alpha_box(alpha: np.ndarray) -> tuple[slice, slice] | None:
+    """The rows and columns that hold every non-zero pixel of a full-resolution alpha (None when
+    it is all 0). Sampled on a grid no coarser than the mask grid's pixels (the alpha is that
+    grid upsampled, so no face can fall between samples), then grown by one step."""
+    step = max(1, max(alpha.shape) // 256)
+    sampled = alpha[::step, ::step] > 0
+    rows, cols = np.flatnonzero(sampled.any(axis=1)), np.flatnonzero(sampled.any(axis=0))
+    if rows.size == 0:
+        return None
+    h, w = alpha.shape
+    y0, y1 = max(0, (rows[0] - 1) * step), min(h, (rows[-1] + 2) * step)
+    x0, x1 = max(0, (cols[0] - 1) * step), min(w, (cols[-1] + 2) * step)
+    return slice(y0, y1), slice(x0, x1)
+
+
+def _blend(top: np.ndarray, bottom: np.ndarray, alpha: np.ndarray, bottom_is_ours: bool = False) -> np.ndarray:
+    """``top * alpha + bottom * (1 - alpha)``; uint8 images, ``alpha`` ``(H, W) float32``.
+
+    Only the box around the face is blended (outside it alpha is 0: the result is ``bottom``),
+    which saves most of the work when the face is a part of the frame. ``bottom_is_ours``: the
+    caller made ``bottom`` for this call, so it is written in place instead of copied."""
+    out = bottom if bottom_is_ours else bottom.copy()
+    box = alpha_box(alpha)
+    if box is not None:
+        a = alpha[box]
+        out[box] = cv2.blendLinear(top[box], bottom[box], a, 1.0 - a)
+    return out
 
 
 def _cover(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -189,8 +213,10 @@ def halo_free_blur(frame: np.ndarray, face: np.ndarray, sigma: float) -> np.ndar
     height, width = frame.shape[:2]
     factor = max(1, min(4, int(sigma // 2)))
     small_size = (max(1, width // factor), max(1, height // factor))
-    small = cv2.resize(frame, small_size, interpolation=cv2.INTER_AREA).astype(np.float32)
-    weight = 1.0 - cv2.resize(face, small_size, interpolation=cv2.INTER_AREA)
+    small = shrink(frame, small_size).astype(np.float32)
+    # the face's weight at the blur's resolution: bilinear is enough for a weight that is
+    # blurred next, and costs a fraction of an area average over the full-resolution alpha
+    weight = 1.0 - cv2.resize(face, small_size, interpolation=cv2.INTER_LINEAR)
     s = sigma / factor
     num = cv2.GaussianBlur(small * weight[..., None], (0, 0), s)
     den = cv2.GaussianBlur(weight, (0, 0), s)[..., None]
@@ -253,10 +279,13 @@ def draw(frame: np.ndarray, face: np.ndarray, settings: ComposeSettings, mode: s
         tint = settings._cache.get(
             ("overlay", height, width), lambda: np.full((height, width, 3), OVERLAY_BGR, np.uint8)
         )
-        tinted = cv2.addWeighted(frame, 1 - OVERLAY_ALPHA, tint, OVERLAY_ALPHA, 0)
+        tinted = frame.copy()  # the tint is computed where the face can be, the rest is the frame
+        box = alpha_box(face)
+        if box is not None:
+            tinted[box] = cv2.addWeighted(frame[box], 1 - OVERLAY_ALPHA, tint[box], OVERLAY_ALPHA, 0)
         return _blend(tinted, frame, face)
     if mode == "blur":
-        return _blend(frame, halo_free_blur(frame, face, settings.blur_sigma), face)
+        return _blend(frame, halo_free_blur(frame, face, settings.blur_sigma), face, bottom_is_ours=True)
     if mode == "replace":
         return _blend(frame, _background_image(settings, height, width), face)
     return _blend(anonymized(frame, settings.anonymize_style), frame, face)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from facecam.realtime.processing import shrink
+
 #: side of the square crop as a multiple of the face's size (its skin box's longer side): the
 #: model was trained on faces that fill about half of its input, with hair and neck around
 CROP_MARGIN = 2.2
@@ -101,10 +103,21 @@ def crop_pixels(frame: np.ndarray, crop: Crop, size: int) -> np.ndarray:
     A crop much larger than ``size`` (a big face) is taken from a frame shrunk by area
     averaging first: a bilinear warp alone would alias like a nearest-neighbour resize.
     """
-    factor = int(crop.side / size)
+    factor = 1
+    while crop.side / (2 * factor) >= size:
+        factor *= 2
     if factor >= 2:
-        frame = cv2.resize(frame, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
-        crop = Crop(crop.cx / factor, crop.cy / factor, crop.side / factor)
+        # only the crop's part of the frame is shrunk (by exact halvings: 2x2 averages), with a
+        # margin for the warp's interpolation; past the frame's edge the warp repeats the edge
+        height, width = frame.shape[:2]
+        half = crop.side / 2 + 2 * factor
+        x0, x1 = max(0, int(crop.cx - half)), min(width, int(np.ceil(crop.cx + half)))
+        y0, y1 = max(0, int(crop.cy - half)), min(height, int(np.ceil(crop.cy + half)))
+        x1, y1 = x0 + max(factor, (x1 - x0) // factor * factor), y0 + max(factor, (y1 - y0) // factor * factor)
+        region = frame[y0:y1, x0:x1]
+        if region.shape[0] >= factor and region.shape[1] >= factor:
+            frame = shrink(region, (region.shape[1] // factor, region.shape[0] // factor))
+            crop = Crop((crop.cx - x0) / factor, (crop.cy - y0) / factor, crop.side / factor)
     return cv2.warpAffine(frame, crop.to_crop(size), (size, size), borderMode=cv2.BORDER_REPLICATE)
 
 

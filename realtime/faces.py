@@ -51,6 +51,12 @@ ANONYMIZE_FINE_EVERY = 12
 #: MIN_CROP_INPUT, at most the model's own size, a multiple of 32
 CROP_DETAIL = 1.5
 MIN_CROP_INPUT = 96
+#: a crop that looks as it did when the model last looked (every 1/8 x 1/8 block of its grey
+#: within STILL_LEVELS grey levels on average) reuses that look, for at most STILL_REUSE frames
+#: in a row: a still head in a call costs a third of the inferences, and a moving one (or a
+#: mouth that opens: one block is enough) is looked at every frame
+STILL_LEVELS = 6.0
+STILL_REUSE = 2
 #: the merged mask's grid: the frame with its long side at most this (finer than the model's
 #: own 224, so a small face keeps a shape); the edge-aware upsampling takes it to full size
 GRID_SIDE = 256
@@ -119,6 +125,15 @@ def seed_disc(size: int, centre: tuple[float, float], radius_share: float = SEED
     return (xx + 0.5 - centre[0]) ** 2 + (yy + 0.5 - centre[1]) ** 2 <= r * r
 
 
+def scene_thumbnail(frame: np.ndarray) -> np.ndarray:
+    """``(64, 64) uint8`` grey thumbnail for the scene-cut test. The frame is sampled every few
+    pixels (128 or more samples a side) before the area average: averaging every pixel of a 720p
+    frame took 3.3 ms a frame, and a cut changes the whole picture, not single pixels."""
+    height, width = frame.shape[:2]
+    small = cv2.resize(frame[:: max(1, height // 128), :: max(1, width // 128)], (64, 64), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+
+
 def is_scene_cut(previous: np.ndarray | None, current: np.ndarray, threshold: float = SCENE_CUT) -> bool:
     """Two small grey thumbnails ``(h, w) uint8``: a mean change over ``threshold`` is a cut."""
     if previous is None or previous.shape != current.shape:
@@ -134,7 +149,8 @@ class FaceFinder:
     full-frame passes (1 = every frame; photos use 1); ``zoom``: the full-frame pass's zoom;
     ``verifier``: a :class:`~facecam.realtime.verifier.Verifier` that keeps only the proposals
     it scores above ``verify_threshold`` (without one, every blob of the full-frame pass is
-    followed).
+    followed); ``reuse_still``: a face whose crop has not changed reuses the model's last look
+    (see STILL_LEVELS).
     """
 
     def __init__(
@@ -148,6 +164,7 @@ class FaceFinder:
         memory_seconds: float = MEMORY_SECONDS,
         verifier=None,
         verify_threshold: float = 0.5,
+        reuse_still: bool = True,
     ) -> None:
         if find_every < 1 or fine_every < 1:
             raise ValueError(f"find_every and fine_every must be >= 1, got {find_every} and {fine_every}")
@@ -159,6 +176,7 @@ class FaceFinder:
         self.find_every = find_every
         self.fine_every = fine_every
         self.zoom = zoom
+        self.reuse_still = reuse_still
         self.crop_size = int(max(segmenter.card.input_size))
         self.tracker = FaceTracker(round(memory_seconds * fps), smoothing)
         self._thumb: np.ndarray | None = None
@@ -178,8 +196,7 @@ class FaceFinder:
         """
         spent = {"finder": 0.0, "crops": 0.0, "merge": 0.0}
         t0 = time.perf_counter()
-        # shrunk first, then grey: a full-resolution conversion per frame would cost ~1 ms at 720p
-        thumb = cv2.cvtColor(cv2.resize(frame, (64, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+        thumb = scene_thumbnail(frame)
         cut = is_scene_cut(self._thumb, thumb)
         self._thumb = thumb
         if cut:
@@ -295,13 +312,26 @@ class FaceFinder:
         size) and each crop in grey ``(s, s) uint8`` (for its smoothing)."""
         sizes = [self.crop_input(t.crop) for t in tracks]
         crops = [crop_pixels(frame, t.crop, s) for t, s in zip(tracks, sizes, strict=True)]
+        grays = [cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops]
         probabilities: list[np.ndarray] = [np.empty(0)] * len(tracks)
+        for i, track in enumerate(tracks):
+            if self.reuse_still and _looks_as_before(track, grays[i]):
+                # the last look, moved with the crop (a still face's crop still drifts a little)
+                probabilities[i] = cv2.warpAffine(
+                    track.looked_probability, _between(track.looked_crop, track.crop, sizes[i]), (sizes[i],) * 2
+                )
+                track.reused += 1
         for size in sorted(set(sizes)):
-            picked = [i for i, s in enumerate(sizes) if s == size]
+            picked = [i for i, s in enumerate(sizes) if s == size and probabilities[i].size == 0]
+            if not picked:
+                continue
             batch = np.concatenate([processing.preprocess(crops[i], (size, size), self.segmenter.card) for i in picked])
             for i, probability in zip(picked, self.segmenter.infer_batch(batch), strict=True):
                 probabilities[i] = probability
-        return probabilities, [cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops]
+                track = tracks[i]
+                track.looked_crop, track.looked_gray, track.looked_probability = track.crop, grays[i], probability
+                track.reused = 0
+        return probabilities, grays
 
     def _update_track(
         self,
@@ -331,6 +361,15 @@ class FaceFinder:
         self.tracker.seen(track, crop_box_to_frame(box, crop, size), frame_hw)
         # the smoother's memory moves with the crop: old crop pixels -> frame -> new crop pixels
         track.smoother.warp(_between(crop, track.crop, size))
+
+
+def _looks_as_before(track: Track, gray: np.ndarray) -> bool:
+    """Whether the model's last look at ``track`` may stand for this frame's crop ``gray``."""
+    before = track.looked_gray
+    if before is None or before.shape != gray.shape or track.reused >= STILL_REUSE:
+        return False
+    blocks = cv2.resize(cv2.absdiff(before, gray), (8, 8), interpolation=cv2.INTER_AREA)
+    return float(blocks.max()) <= STILL_LEVELS
 
 
 def inside_frame(crop: Crop, frame_hw: tuple[int, int], size: int) -> np.ndarray:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from facecam.realtime.crops import CROP_MARGIN, Box, Crop, fit_crop, iou
 from facecam.realtime.smoothing import TemporalSmoother
 
@@ -24,6 +26,9 @@ MISS_LIMIT = 2
 #: ``JUMP_SHARE`` of its crop is followed at once
 CROP_FOLLOW = 0.6
 JUMP_SHARE = 0.25
+#: a target crop within this share of the crop's side of the current one (centre and side) is
+#: the same crop: a still face's box wobbles by a pixel or two from frame to frame
+CROP_STILL_SHARE = 0.02
 #: a lost face is held (anonymised at its last place) grown by this factor
 HELD_GROWTH = 1.25
 
@@ -38,6 +43,11 @@ class Track:
     smoother: TemporalSmoother = field(repr=False)
     misses: int = 0
     frames: int = 0  # frames it was seen in
+    # the model's last look at this face, reused while the crop does not change (see faces.STILL_*)
+    looked_crop: Crop | None = field(default=None, repr=False)
+    looked_gray: np.ndarray | None = field(default=None, repr=False)
+    looked_probability: np.ndarray | None = field(default=None, repr=False)
+    reused: int = 0  # frames since the model last looked
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,9 @@ class FaceTracker:
         """``track``'s crop found its face at ``face``: aim the next crop there (damped)."""
         target = fit_crop(Crop.around(face, self.margin), frame_hw)
         old = track.crop
+        if _barely_moved(old, target):
+            target = old  # the face is where the crop expects it: a crop that twitches by a pixel
+            # makes the mask twitch with it and the model look again at what it just saw
         jump = max(abs(target.cx - old.cx), abs(target.cy - old.cy)) > JUMP_SHARE * old.side
         follow = 1.0 if jump else CROP_FOLLOW
         track.crop = Crop(
@@ -131,3 +144,9 @@ class FaceTracker:
 def inside(point: tuple[float, float], box: Box) -> bool:
     x, y = point
     return box.x0 <= x <= box.x1 and box.y0 <= y <= box.y1
+
+
+def _barely_moved(old: Crop, new: Crop) -> bool:
+    """Whether ``new`` is ``old`` within CROP_STILL_SHARE of its side, in centre and in size."""
+    limit = CROP_STILL_SHARE * old.side
+    return max(abs(new.cx - old.cx), abs(new.cy - old.cy), abs(new.side - old.side)) <= limit

@@ -1,0 +1,129 @@
+"""The CPU-saving paths give what the plain computations give: the face box instead of the
+whole frame, halvings instead of one area resize, and the model's last look reused for a
+still face (and only for a still one)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from facecam.realtime import faces, processing
+from facecam.realtime.compose import _blend, alpha_box
+from facecam.realtime.crops import Crop, crop_pixels
+
+
+def textured(height: int, width: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return cv2.GaussianBlur(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), (0, 0), 3)
+
+
+def whole_frame_upsample(mask: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """The guided upsampling computed over the whole frame (what upsample_mask did before)."""
+    h, w = mask.shape
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    guide = cv2.cvtColor(processing.shrink(frame, (w, h)), cv2.COLOR_BGR2GRAY).astype(np.float32) / 255
+    k = (2 * processing.GUIDE_RADIUS + 1,) * 2
+    mean_i, mean_p = cv2.blur(guide, k), cv2.blur(mask, k)
+    a = (cv2.blur(guide * mask, k) - mean_i * mean_p) / (
+        cv2.blur(guide * guide, k) - mean_i * mean_i + processing.GUIDE_EPS
+    )
+    b = mean_p - a * mean_i
+    scale = 1 / (1 - 2 * processing.SNAP)
+    a = cv2.blur(a, k) * (scale / 255)
+    b = cv2.blur(b, k) * scale - processing.SNAP * scale
+    big = frame.shape[1::-1]
+    out = cv2.resize(a, big, interpolation=cv2.INTER_LINEAR) * gray + cv2.resize(b, big, interpolation=cv2.INTER_LINEAR)
+    return np.clip(out, 0, 1)
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "grid"), [(720, 1280, (144, 256)), (1080, 1920, (144, 256)), (300, 400, (192, 256))]
+)
+def test_upsampling_only_the_face_box_equals_the_whole_frame(height, width, grid):
+    frame = textured(height, width)
+    mask = np.zeros(grid, np.float32)
+    cv2.ellipse(mask, (grid[1] // 3, grid[0] // 2), (grid[1] // 8, grid[0] // 5), 0, 0, 360, 1.0, -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), 1.5)
+    got, want = processing.upsample_mask(mask, frame), whole_frame_upsample(mask, frame)
+    assert got.shape == (height, width)
+    assert np.abs(got - want).max() < 0.02  # the box's bilinear warp samples where resize does
+    assert want[got == 0].max() < 0.02  # nothing of the face is lost outside the box
+    assert not processing.upsample_mask(np.zeros(grid, np.float32), frame).any()
+
+
+def test_blending_the_face_box_equals_blending_everything():
+    frame, other = textured(360, 640, 1), textured(360, 640, 2)
+    alpha = np.zeros((360, 640), np.float32)
+    cv2.circle(alpha, (500, 100), 40, 1.0, -1)
+    alpha = cv2.GaussianBlur(alpha, (0, 0), 4)
+    box = alpha_box(alpha)
+    assert box is not None and box[1].start < 460 and box[1].stop > 540
+    np.testing.assert_array_equal(_blend(frame, other, alpha), cv2.blendLinear(frame, other, alpha, 1 - alpha))
+    assert alpha_box(np.zeros((360, 640), np.float32)) is None
+    np.testing.assert_array_equal(_blend(frame, other, np.zeros((360, 640), np.float32)), other)
+
+
+@pytest.mark.parametrize("factor", [2, 4, 8])
+def test_halvings_are_an_area_average(factor):
+    image = textured(256, 512, 3)
+    size = (512 // factor, 256 // factor)
+    want = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    got = processing.shrink(image, size)
+    assert got.shape == want.shape and np.abs(got.astype(int) - want).max() <= 2
+
+
+def test_a_big_crop_is_cut_from_its_own_region():
+    frame = textured(720, 1280, 4)
+    for crop in (Crop(640, 360, 900), Crop(100, 650, 700), Crop(1250, 20, 1100)):
+        whole = cv2.resize(frame, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+        small = Crop(crop.cx / 4, crop.cy / 4, crop.side / 4)
+        want = cv2.warpAffine(whole, small.to_crop(224), (224, 224), borderMode=cv2.BORDER_REPLICATE)
+        got = crop_pixels(frame, crop, 224)
+        assert np.abs(got.astype(int) - want).mean() < 2
+
+
+def face_frames(count: int, step: float) -> list[np.ndarray]:
+    """A face-like frame moved ``step`` pixels to the right each frame."""
+    import facecam
+
+    first = next(iter(facecam.video_frames(facecam.SAMPLE_VIDEO)))
+    return [
+        cv2.warpAffine(
+            first, np.float32([[1, 0, i * step], [0, 1, 0]]), first.shape[1::-1], borderMode=cv2.BORDER_REPLICATE
+        )
+        for i in range(count)
+    ]
+
+
+SETTLE = 4
+
+
+def looks_at_the_face(frames, reuse: bool) -> int:
+    """Frames, after the first SETTLE, in which the model looked at the largest face's crop."""
+    from facecam.realtime.segmenter import Segmenter
+    from facecam.realtime.verifier import open_verifier
+
+    looked = 0
+    with Segmenter(provider="cpu") as seg:
+        finder = faces.FaceFinder(
+            seg, find_every=1000, fine_every=1000, reuse_still=reuse, verifier=open_verifier("facecam_verifier")
+        )
+        for index, frame in enumerate(frames):
+            finder.process(frame, index)
+            face = max(finder.tracker.tracks, key=lambda t: t.crop.side)
+            looked += index >= SETTLE and face.reused == 0
+    return looked
+
+
+def test_a_still_face_reuses_the_last_look_a_moving_one_does_not():
+    import itertools
+
+    import facecam
+
+    still = face_frames(SETTLE + 9, 0.0)
+    assert looks_at_the_face(still, reuse=False) == 9
+    assert looks_at_the_face(still, reuse=True) == 9 // (faces.STILL_REUSE + 1)  # one frame in three
+    # the sample clip: the camera pans across a talking face, so every crop looks new
+    moving = list(itertools.islice(facecam.video_frames(facecam.SAMPLE_VIDEO), SETTLE + 9))
+    assert looks_at_the_face(moving, reuse=True) == 9
