@@ -219,10 +219,14 @@ def halo_free_blur(frame: np.ndarray, face: np.ndarray, sigma: float) -> np.ndar
     weight = 1.0 - cv2.resize(face, small_size, interpolation=cv2.INTER_LINEAR)
     s = sigma / factor
     num = cv2.GaussianBlur(small * weight[..., None], (0, 0), s)
-    den = cv2.GaussianBlur(weight, (0, 0), s)[..., None]
-    plain = cv2.GaussianBlur(small, (0, 0), s)  # where there is no background at all nearby
-    blurred = np.where(den > 1e-3, num / np.maximum(den, 1e-3), plain)
-    return cv2.resize(np.clip(blurred, 0, 255).astype(np.uint8), (width, height), interpolation=cv2.INTER_LINEAR)
+    den = cv2.GaussianBlur(weight, (0, 0), s)
+    empty = den <= 1e-3  # no background at all nearby (a face filling the frame): plain blur there
+    blurred = cv2.divide(num, cv2.merge([np.maximum(den, 1e-3)] * 3))
+    if empty.any():
+        blurred[empty] = cv2.GaussianBlur(small, (0, 0), s)[empty]
+    # float -> uint8 saturates (0..255) in OpenCV's conversion, so no clip is needed
+    small_blurred = cv2.convertScaleAbs(blurred) if blurred.min() >= 0 else np.clip(blurred, 0, 255).astype(np.uint8)
+    return cv2.resize(small_blurred, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def anonymized(frame: np.ndarray, style: str) -> np.ndarray:
