@@ -1,6 +1,7 @@
 """``facecam``: segment faces from a camera, a video file or a folder of photos.
 
 facecam (--camera INDEX|PATH|URL | --video PATH | --images DIR) [--out PATH] [--mode MODE] ...
+facecam --videos DIR|GLOB --out DIR [--jobs N | --ray ADDRESS] [--suffix .mp4] [--report PATH] ...
 facecam --video PARTIAL --remux-only --out FIXED.mp4
 """
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from facecam.cli_args import OneLineErrorParser, non_negative_int, unit_float
 from facecam.errors import EXIT_INTERRUPTED, FacecamError, cli_entry, stop_on_sigterm
+from facecam.realtime.batch_cli import add_batch_options, check_batch_options
 from facecam.realtime.camera_options import add_camera_options, camera_location, camera_source, check_camera_options
 from facecam.realtime.compose import ANONYMIZE_STYLES, MODES, ComposeSettings, parse_background
 from facecam.realtime.providers import PROVIDER_CHOICES
@@ -34,7 +36,7 @@ def parser() -> OneLineErrorParser:
     src.add_argument("--video", type=Path, metavar="PATH", help="video file; every frame is processed, audio kept")
     src.add_argument("--images", type=Path, metavar="DIR", help="folder of photos; one output per photo")
     p.add_argument(
-        "--out", type=Path, metavar="PATH", help="output video file (.mp4/.mov/.mkv/.avi), or a folder with --images"
+        "--out", type=Path, metavar="PATH", help="output video (.mp4/.mov/.mkv/.avi), a folder with --images/--videos"
     )
     p.add_argument("--mode", default="overlay", choices=MODES, help="what to draw")
     p.add_argument(
@@ -82,6 +84,7 @@ def parser() -> OneLineErrorParser:
     p.add_argument("--max-frames", type=non_negative_int, default=0, help="stop after N frames or photos (0 = all)")
     p.add_argument("--stats", action="store_true", help="print per-stage times and the mask flicker at the end")
     add_camera_options(p)
+    add_batch_options(p, src)
     p.add_argument(
         "--remux-only",
         action="store_true",
@@ -100,10 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.remux_only:
         return remux_only(args.video, args.out)
     check_camera_options(args)
+    check_batch_options(args)
     if args.images is not None and args.out is None:
         raise FacecamError("--images needs --out DIR for the results")
     if not 0 < args.blur_sigma <= 100:
         raise FacecamError(f"--blur-sigma must be within 0..100 pixels (exclusive of 0), got {args.blur_sigma}")
+    if args.videos is not None:
+        from facecam.realtime.batch_cli import run_batch
+
+        return run_batch(args)
     display = not args.no_display and args.images is None and (args.camera is not None or args.out is None)
     if args.video is not None and args.out is None and not display:
         raise FacecamError("--no-display without --out leaves nothing to show or write; add --out FILE")

@@ -10,6 +10,7 @@ import itertools
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,9 @@ class JobOptions:
     verifier: Verifier | None = None  # keeps the full-frame pass's proposals that are faces
     virtual_camera: str | None = None  # camera: a virtual camera's name ("" = the first found), None = none
     mirror: bool = False  # camera: flip the preview window only
+    # video: called with each frame's index once it is written (a batch's progress; raising
+    # KeyboardInterrupt in it stops the run as Ctrl-C does, keeping the frames written)
+    on_frame: Callable[[int], None] | None = None
 
     def stream(self, segmenter: Segmenter, fps: float = 30.0) -> FaceStream:
         """The public per-stream object with these options, around the job's models."""
@@ -146,6 +150,8 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
             if writer is not None:
                 # The source's own frame times: a variable frame rate stays in sync with the audio.
                 writer.write(frame.output, timestamp=reader.take_frame_time(frame.index))
+            if opts.on_frame is not None:
+                opts.on_frame(frame.index)
             return _show(frame, opts.settings, fps.tick()) if opts.display else True
 
         try:

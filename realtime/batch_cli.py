@@ -1,0 +1,370 @@
+"""``facecam --videos DIR_OR_GLOB --out DIR [--jobs N] [--suffix .mp4] [--report PATH] [--ray ADDRESS]``.
+
+The flags, the checks made before any work, the batch's progress bar and one line per file, the
+report, and the two ways to run the files on this machine: one after the other in this process
+(``--jobs 1``), or N at a time in worker processes (``--jobs N``, spawned: onnxruntime does not
+survive a fork) with the cores shared between them. ``--ray`` hands the same per-file job to
+``ray_batch``. Exit status: 0 when every file is done or was already, 2 when any failed (after
+the others ran), 130 when interrupted (the files done so far are kept and recorded as done).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from tqdm import tqdm
+
+from facecam.cli_args import positive_float, positive_int
+from facecam.errors import EXIT_INTERRUPTED, FacecamError, interrupts_deferred
+from facecam.realtime import batch
+from facecam.realtime.batch import STATUSES, BatchSpec, FileResult, FileTask, completed, process_file
+
+
+def add_batch_options(p: argparse.ArgumentParser, sources) -> None:
+    """``--videos`` in the ``sources`` group, and the flags that shape a batch."""
+    sources.add_argument(
+        "--videos",
+        metavar="DIR|GLOB",
+        help="many videos: a folder's video files, or a glob such as 'footage/**/*.mp4'; each to --out DIR with "
+        "the same name, audio kept; those already done are skipped",
+    )
+    p.add_argument(
+        "--jobs", type=positive_int, default=1, help="--videos: files at once on this machine, sharing its cores"
+    )
+    p.add_argument("--suffix", metavar=".EXT", help="--videos: the outputs' suffix (default: each input's own)")
+    p.add_argument("--report", type=Path, metavar="PATH", help="--videos: write the per-file figures as JSON")
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS|auto|local",
+        help='--videos: each file as a task on a Ray cluster (pip install "facecam[cluster]"); inputs and --out '
+        "on a path every node sees; local: a Ray instance on this machine only",
+    )
+    p.add_argument("--ray-cpus", type=positive_float, default=1.0, help="--ray: CPUs each file's task asks for")
+    p.add_argument("--ray-gpus", type=float, default=0.0, help="--ray: GPUs (or a share, 0.25) each task asks for")
+
+
+def check_batch_options(args: argparse.Namespace) -> None:
+    """Batch flags need ``--videos``; ``--videos`` needs ``--out DIR``."""
+    if args.videos is None:
+        given = [
+            flag
+            for flag, value in (
+                ("--jobs", args.jobs != 1),
+                ("--suffix", args.suffix is not None),
+                ("--report", args.report is not None),
+                ("--ray", args.ray is not None),
+                ("--ray-cpus", args.ray_cpus != 1.0),
+                ("--ray-gpus", args.ray_gpus != 0.0),
+            )
+            if value
+        ]
+        if given:
+            raise FacecamError(f"{', '.join(given)} only applies to a batch; add --videos DIR|GLOB --out DIR")
+        return
+    if args.out is None:
+        raise FacecamError("--videos needs --out DIR for the results")
+    if args.ray is not None and args.jobs != 1:
+        raise FacecamError("--jobs is for this machine; with --ray, --ray-cpus sets each task's share of a node")
+    if args.ray is None and (args.ray_cpus != 1.0 or args.ray_gpus != 0.0):
+        raise FacecamError("--ray-cpus and --ray-gpus need --ray ADDRESS|auto|local")
+    if not 0 <= args.ray_gpus < math.inf:
+        raise FacecamError(f"--ray-gpus must be 0 or more, got {args.ray_gpus}")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, not the machine's)."""
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux only
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
+def _absolute_if_file(text: str) -> str:
+    """A path the user gave, made absolute: a worker on another node or in another folder opens it."""
+    path = Path(text)
+    return str(path.resolve()) if path.is_file() else text
+
+
+def batch_spec(args: argparse.Namespace, threads: int) -> BatchSpec:
+    return BatchSpec(
+        mode=args.mode,
+        background=_absolute_if_file(args.background),
+        blur_sigma=args.blur_sigma,
+        anonymize_style=args.anonymize_style,
+        anonymize_margin=args.anonymize_margin,
+        smoothing=args.smoothing,
+        max_frames=args.max_frames,
+        model=_absolute_if_file(args.model),
+        verifier=_absolute_if_file(args.verifier),
+        provider=args.provider,
+        threads=threads,
+    )
+
+
+def estimated_frames(path: str) -> int:
+    """The frames the container says ``path`` has (from its header: no decoding); 0 when it does not say."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            if stream.frames:
+                return int(stream.frames)
+            if stream.duration and stream.time_base and stream.average_rate:
+                return int(stream.duration * stream.time_base * stream.average_rate)
+    except (av.error.FFmpegError, IndexError, UnicodeDecodeError, ValueError):
+        pass
+    return 0
+
+
+class BatchProgress:
+    """One bar for the batch (frames done, rate, ETA; the files in its label) and one line per file.
+
+    Each file counts with the container's own frame count until it ends, then with what it really
+    gave (a failed file with nothing), so the ETA stays honest. No bar where stderr is not a terminal
+    (tqdm's ``disable=None``): a log or a test then reads only the lines."""
+
+    def __init__(self, tasks: list[FileTask], already: int) -> None:
+        self.expected = {t.index: estimated_frames(t.source) for t in tasks}
+        self.counted: dict[int, int] = {}
+        self.files, self.ended = len(tasks) + already, already
+        self.bar = tqdm(total=sum(self.expected.values()), unit="frame", disable=None, file=sys.stderr, leave=False)
+        self._label()
+
+    def _label(self) -> None:
+        self.bar.set_description(f"{self.ended}/{self.files} files", refresh=False)
+
+    def frames(self, index: int, done: int) -> None:
+        step = done - self.counted.get(index, 0)
+        if step > 0:
+            self.counted[index] = done
+            self.bar.update(step)
+
+    def finished(self, task: FileTask, result: FileResult) -> None:
+        counted = self.counted.pop(task.index, 0)
+        final = max(result.frames, counted)
+        self.bar.total += final - self.expected.pop(task.index, 0)
+        self.bar.update(final - counted)
+        self.ended += 1
+        self._label()
+        self.say(result)
+
+    def say(self, result: FileResult, position: int | None = None) -> None:
+        tqdm.write(f"facecam: [{position or self.ended}/{self.files}] {result_line(result)}", file=sys.stderr)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def result_line(r: FileResult) -> str:
+    """One file's outcome in one line."""
+    name = Path(r.source).name
+    if r.status == "done":
+        text = (
+            f"{name}: {r.frames} frames, {r.fps:.1f} FPS, {r.faces_per_frame:.2f} faces/frame, "
+            f"{r.seconds:.1f} s -> {r.output}"
+        )
+    elif r.status == "skipped":
+        text = f"{name}: already done ({r.frames} frames) -> {r.output}"
+    elif r.status == "failed":
+        text = f"{name}: FAILED: {r.error}"
+    elif r.status == "interrupted":
+        text = f"{name}: interrupted after {r.frames} frames; not marked done, a re-run does it again"
+    else:
+        text = f"{name}: not started"
+    return "; ".join([text, *r.notes])
+
+
+# --- running the files on this machine ----------------------------------------------------------
+
+
+def run_here(tasks: list[FileTask], progress: BatchProgress, on_result) -> None:
+    """``--jobs 1``: one file after the other, in this process (no start-up cost)."""
+    for task in tasks:
+        result = process_file(task, progress.frames)
+        on_result(task, result)
+        if result.status == "interrupted":  # Ctrl-C reached the file's pipeline, which kept its frames
+            raise KeyboardInterrupt
+
+
+_worker_queue = None  # set in each worker process by _worker_start
+_worker_stop = None
+
+
+def _worker_start(progress_queue, stop) -> None:
+    """A worker ignores Ctrl-C (its terminal sends it to every process): the parent then sets
+    ``stop``, and each running file ends at its next frame, its frames kept."""
+    global _worker_queue, _worker_stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _worker_queue, _worker_stop = progress_queue, stop
+
+
+def _worker_task(task: FileTask) -> FileResult:
+    if _worker_stop.is_set():
+        return FileResult(task.source, task.output, "not started")
+    return process_file(task, lambda index, done: _worker_queue.put((index, done)), _worker_stop.is_set)
+
+
+def run_processes(tasks: list[FileTask], jobs: int, progress: BatchProgress, on_result) -> None:
+    """``--jobs N``: N worker processes take the files in turn."""
+    context = multiprocessing.get_context("spawn")
+    progress_queue, stop = context.Queue(), context.Event()
+    with ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_worker_start, initargs=(progress_queue, stop)
+    ) as pool:
+        futures = {pool.submit(_worker_task, task): task for task in tasks}
+        try:
+            _collect(futures, progress_queue, progress, on_result)
+        except KeyboardInterrupt:
+            stop.set()
+            for future in futures:
+                future.cancel()  # those not started yet: reported as such
+            _collect({f: t for f, t in futures.items() if not f.cancelled()}, progress_queue, progress, on_result)
+            raise
+
+
+def _collect(futures: dict, progress_queue, progress: BatchProgress, on_result) -> None:
+    """Each future's result as it ends, the workers' frame counts in between."""
+    pending = set(futures)
+    while pending:
+        ended, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+        _drain(progress_queue, progress)
+        for future in ended:
+            task = futures.pop(future)
+            try:
+                result = future.result()
+            except BrokenProcessPool as exc:  # a worker killed (out of memory, a crash in a library)
+                result = FileResult(task.source, task.output, "failed", error=f"its worker process died ({exc})")
+            on_result(task, result)
+
+
+def _drain(progress_queue, progress: BatchProgress) -> None:
+    while True:
+        try:
+            index, done = progress_queue.get_nowait()
+        except queue.Empty:
+            return
+        progress.frames(index, done)
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    """``facecam --videos``: checks, then every file; the report and the exit status at the end."""
+    from facecam.realtime.segmenter import resolve_model
+
+    suffix = batch.output_suffix(args.suffix)
+    pairs = batch.plan_outputs(batch.find_videos(args.videos), args.out, suffix)
+    report = check_report_path(args.report, pairs)
+    threads = args.threads or (max(1, math.ceil(args.ray_cpus)) if args.ray else max(1, usable_cores() // args.jobs))
+    spec = batch_spec(args, threads)
+    batch.job_options(spec, None, print)  # the drawing options, checked before any work
+    tasks = [FileTask(i, str(source), str(output), spec) for i, (source, output) in enumerate(pairs)]
+    if args.ray is None:
+        segmenter, _ = batch.open_models(spec)  # a bad model fails now, once, not once per file
+        print(
+            f"facecam: model {segmenter.path.name} on {segmenter.provider}; {describe_jobs(args, threads)}",
+            file=sys.stderr,
+        )
+        if args.jobs > 1:
+            batch.forget_models()  # the workers open their own
+    else:
+        resolve_model(spec.model)  # the tasks open it on their nodes; a wrong name fails here
+    args.out.mkdir(exist_ok=True)
+    results: dict[int, FileResult] = {}
+    todo = []
+    for task in tasks:
+        earlier = completed(task)
+        if earlier is None:
+            todo.append(task)
+        else:
+            results[task.index] = earlier
+    progress = BatchProgress(todo, already=len(results))
+    for position, result in enumerate(results.values(), 1):
+        progress.say(result, position)
+
+    def on_result(task: FileTask, result: FileResult) -> None:
+        results[task.index] = result
+        progress.finished(task, result)
+
+    start = time.perf_counter()
+    interrupted = False
+    try:
+        if args.ray is not None:
+            from facecam.realtime.ray_batch import run_on_ray
+
+            run_on_ray(todo, args.ray, args.ray_cpus, args.ray_gpus, on_result)
+        elif args.jobs > 1:
+            run_processes(todo, args.jobs, progress, on_result)
+        else:
+            run_here(todo, progress, on_result)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        progress.close()
+    for task in tasks:
+        results.setdefault(task.index, FileResult(task.source, task.output, "not started"))
+    ordered = [results[task.index] for task in tasks]
+    wall = time.perf_counter() - start
+    print(f"facecam: {summary(ordered, wall)}", file=sys.stderr)
+    if report is not None:
+        write_report(report, ordered, wall, runner=describe_jobs(args, threads))
+        print(f"facecam: report -> {report}", file=sys.stderr)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return 2 if any(r.status == "failed" for r in ordered) else 0
+
+
+def describe_jobs(args: argparse.Namespace, threads: int) -> str:
+    if args.ray is not None:
+        return f"Ray tasks on {args.ray}, {args.ray_cpus:g} CPU and {args.ray_gpus:g} GPU each, {threads} thread(s)"
+    return f"{args.jobs} file(s) at once, {threads} inference thread(s) each"
+
+
+def summary(results: list[FileResult], wall: float) -> str:
+    counts = {status: sum(r.status == status for r in results) for status in STATUSES}
+    text = f"{len(results)} videos in {wall:.1f} s: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    failed = [Path(r.source).name for r in results if r.status == "failed"]
+    if failed:
+        text += f" ({', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''})"
+    return text
+
+
+def check_report_path(path: Path | None, pairs: list[tuple[Path, Path]]) -> Path | None:
+    """``--report``: a file in an existing folder, neither an input nor an output."""
+    if path is None:
+        return None
+    path = path.resolve()
+    if path.is_dir():
+        raise FacecamError(f"--report {path} is a folder; give a file name such as {path / 'report.json'}")
+    if not path.parent.is_dir():
+        raise FacecamError(f"--report: folder {path.parent} does not exist")
+    if any(path == s or path == o for s, o in pairs):
+        raise FacecamError(f"--report {path} is one of the batch's videos; choose another file")
+    return path
+
+
+def write_report(path: Path, results: list[FileResult], wall: float, runner: str) -> None:
+    """The per-file figures as JSON, written whole (a temporary file renamed) or not at all."""
+    data = {
+        "runner": runner,
+        "wall_seconds": round(wall, 3),
+        "videos": len(results),
+        **{status.replace(" ", "_"): sum(r.status == status for r in results) for status in STATUSES},
+        "frames_processed": sum(r.frames for r in results if r.status == "done"),
+        "files": [vars(r) for r in results],
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    with interrupts_deferred():
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
