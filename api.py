@@ -109,6 +109,7 @@ class FaceStream:
             self.close()
             raise
         self.finder = self._new_finder()
+        self._finder_mode = self.settings.mode
         self._index = 0
 
     def _new_finder(self, photo: bool = False) -> FaceFinder:
@@ -126,11 +127,11 @@ class FaceStream:
 
     @mode.setter
     def mode(self, mode: str) -> None:
-        """Switch the drawn mode; the face finder's settings follow (anonymize looks harder)."""
+        """Switch the drawn mode; the face finder's settings follow at the next frame (anonymize
+        looks harder), and every tracked face, its smoothing and its memory are kept."""
         if mode not in MODES:
             raise FacecamError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
         self.settings.mode = mode
-        self.finder = self._new_finder()
 
     def reset(self) -> None:
         """A new stream (another video, a camera re-opened): forget every face and its smoothing."""
@@ -141,6 +142,9 @@ class FaceStream:
         """Step 1: the faces of frame ``index`` found, segmented in their crops, tracked and merged
         into the low-resolution mask, pockets inside each face closed. ``timings`` gets milliseconds
         per part (finder, crops, merge; the closing counts as merge)."""
+        if self.settings.mode != self._finder_mode:  # switched (the mode setter, a window key)
+            self.finder.follow_mode(self.settings.mode)
+            self._finder_mode = self.settings.mode
         return _closed(self.finder.process(_checked(frame), index, timings), timings)
 
     def alpha(self, frame: np.ndarray, found: FrameFaces, mode: str | None = None) -> np.ndarray:

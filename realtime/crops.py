@@ -117,7 +117,8 @@ def crop_pixels(frame: np.ndarray, crop: Crop, size: int) -> np.ndarray:
         region = frame[y0:y1, x0:x1]
         if region.shape[0] >= factor and region.shape[1] >= factor:
             frame = shrink(region, (region.shape[1] // factor, region.shape[0] // factor))
-            crop = Crop((crop.cx - x0) / factor, (crop.cy - y0) / factor, crop.side / factor)
+            # a shrunk pixel j averages frame pixels j*f .. j*f+f-1, whose centre is (f-1)/2 past j*f
+            crop = Crop((crop.cx - x0 + 0.5) / factor - 0.5, (crop.cy - y0 + 0.5) / factor - 0.5, crop.side / factor)
     return cv2.warpAffine(frame, crop.to_crop(size), (size, size), borderMode=cv2.BORDER_REPLICATE)
 
 

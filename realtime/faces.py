@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from facecam.face import FACE_THRESHOLD
 from facecam.realtime import processing
 from facecam.realtime.crops import (
     Box,
@@ -60,8 +61,6 @@ STILL_REUSE = 2
 #: the merged mask's grid: the frame with its long side at most this (finer than the model's
 #: own 224, so a small face keeps a shape); the edge-aware upsampling takes it to full size
 GRID_SIDE = 256
-#: probability above which a pixel is face (the runtime's one definition)
-FACE_THRESHOLD = 0.5
 #: the zoomed pass adds faces smaller than this share of the frame's long side (bigger ones are
 #: the first pass's, and the zoomed pass breaks them into pieces)
 SMALL_FACE_SHARE = 1 / 3
@@ -180,12 +179,20 @@ class FaceFinder:
         self.crop_size = int(max(segmenter.card.input_size))
         self.tracker = FaceTracker(round(memory_seconds * fps), smoothing)
         self._thumb: np.ndarray | None = None
+        self._frame_hw: tuple[int, int] | None = None
         self._last_find = self._last_fine = -(10**9)
+
+    def follow_mode(self, mode: str) -> None:
+        """Look for faces as ``mode`` needs (see finder_settings), keeping every track: the camera
+        window's keys and ``FaceStream.mode`` switch modes mid-stream."""
+        settings = finder_settings(mode)
+        self.fine_every, self.verify_threshold = settings["fine_every"], settings["verify_threshold"]
 
     def reset(self) -> None:
         """A new stream: forget every face."""
         self.tracker.reset()
         self._thumb = None
+        self._frame_hw = None
         self._last_find = self._last_fine = -(10**9)
 
     def process(self, frame: np.ndarray, index: int, timings: dict[str, float] | None = None) -> FrameFaces:
@@ -197,8 +204,11 @@ class FaceFinder:
         spent = {"finder": 0.0, "crops": 0.0, "merge": 0.0}
         t0 = time.perf_counter()
         thumb = scene_thumbnail(frame)
-        cut = is_scene_cut(self._thumb, thumb)
-        self._thumb = thumb
+        # a new frame size (a call's video adapting to the bandwidth, a camera re-opened) is a
+        # cut too: every crop is in the old frame's pixels and would miss its face
+        resized = self._frame_hw is not None and self._frame_hw != frame.shape[:2]
+        cut = resized or is_scene_cut(self._thumb, thumb)
+        self._thumb, self._frame_hw = thumb, frame.shape[:2]
         if cut:
             self.tracker.reset()
         fine = cut or index - self._last_fine >= self.fine_every

@@ -17,6 +17,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from facecam.face import is_face
+
 #: a pocket is filled only when its area is at most this share of its face blob's area
 MAX_POCKET_SHARE = 0.15
 #: a pocket counts as enclosed only by a wall at least this thick, as a share of the face blob's
@@ -26,7 +28,8 @@ MIN_WALL_SHARE = 0.03
 
 
 def face_pixels(mask: np.ndarray) -> np.ndarray:
-    """``(H, W)`` bool / uint8 0..255 / float 0..1 mask -> ``(H, W) bool`` face pixels (>127 or >0.5)."""
+    """``(H, W)`` bool / uint8 0..255 / float 0..1 mask -> ``(H, W) bool`` face pixels (>= 128, or
+    :func:`facecam.face.is_face` for a probability)."""
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"a mask is (H, W), got shape {mask.shape}")
@@ -35,7 +38,7 @@ def face_pixels(mask: np.ndarray) -> np.ndarray:
     if mask.dtype == np.uint8:
         return mask > 127
     if np.issubdtype(mask.dtype, np.floating):
-        return mask > 0.5
+        return is_face(mask)
     raise ValueError(f"a mask is bool, uint8 0..255 or float 0..1, got {mask.dtype}")
 
 

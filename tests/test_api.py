@@ -6,6 +6,7 @@ import re
 import signal
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -127,3 +128,45 @@ def test_a_shared_segmenter_stays_open_after_its_streams_close():
             with facecam.FaceStream(mode=mode, segmenter=shared, verifier=None) as stream:
                 stream.process(frame)
         assert shared.session is not None
+
+
+def sample_frames(count: int) -> list[np.ndarray]:
+    import itertools
+
+    return list(itertools.islice(facecam.video_frames(facecam.SAMPLE_VIDEO), count))
+
+
+def covered(result, box) -> float:
+    """Share of ``box`` (the face as tracked in the same-size stream) the anonymize alpha covers."""
+    x0, y0, x1, y1 = (int(v) for v in (box.x0, box.y0, box.x1, box.y1))
+    return float((result.mask[y0:y1, x0:x1] >= 0.5).mean())
+
+
+def test_a_new_frame_size_is_a_cut_and_the_face_stays_covered():
+    """A call's video changes resolution with the bandwidth: the crops of the old size would miss."""
+    frames = sample_frames(12)
+    big = [cv2.resize(f, None, fx=2, fy=2) for f in frames]
+    with facecam.FaceStream(mode="anonymize") as switched, facecam.FaceStream(mode="anonymize") as steady:
+        for i, frame in enumerate(frames):
+            expected = steady.process(big[i])
+            got = switched.process(frame if i < 8 else big[i])
+            if i >= 8:
+                face = max(expected.faces, key=lambda b: b.size)
+                assert covered(got, face) > 0.9, f"frame {i}: the face is not covered after the size changed"
+
+
+def test_switching_modes_keeps_the_faces_and_looks_as_the_new_mode_needs():
+    frames = sample_frames(6)
+    with facecam.FaceStream(mode="blur") as stream:
+        for frame in frames[:4]:
+            stream.process(frame)
+        tracks = list(stream.finder.tracker.tracks)
+        stream.mode = "anonymize"
+        stream.mode = "anonymize"  # setting it again changes nothing
+        result = stream.process(frames[4])
+        assert stream.finder.tracker.tracks and stream.finder.tracker.tracks[0] is tracks[0]
+        assert stream.finder.verify_threshold == 0.2 and stream.finder.fine_every == 12
+        assert result.mask.max() == 1.0
+        stream.settings.mode = "blur"  # as the camera window's keys do
+        stream.process(frames[5])
+        assert stream.finder.verify_threshold == 0.5

@@ -138,14 +138,14 @@ def jittered_crops(
 
 def cut(image: np.ndarray, label: np.ndarray, crop: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
     """The square crop of a photo and its labels, at the source's resolution (at most
-    ``MAX_CROP_SIDE``); past the photo's edge the image repeats its edge and the label is ignored."""
+    ``MAX_CROP_SIDE``), the image cut as the runtime cuts it (area-shrunk, edges repeated) and
+    the labels nearest-neighbour, ignored past the photo's edge."""
+    from facecam.realtime.crops import Crop, crop_pixels
+
     cx, cy, side = crop
     out = int(min(MAX_CROP_SIDE, max(16, round(side))))
-    s = out / side
-    matrix = np.array([[s, 0.0, out / 2 - cx * s], [0.0, s, out / 2 - cy * s]])
-    pixels = cv2.warpAffine(
-        image, matrix, (out, out), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
+    pixels = crop_pixels(image, Crop(cx, cy, side), out)
+    matrix = Crop(cx, cy, side).to_crop(out)
     labels = cv2.warpAffine(
         label, matrix, (out, out), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=LABEL_IGNORE
     )
@@ -182,13 +182,30 @@ def crop_face_zone(box: np.ndarray, crop: tuple[float, float, float], out: int) 
 
 
 def _load_boxes(path: Path) -> dict[str, np.ndarray]:
+    """Teacher boxes by photo name, each ``(N, 5)``; anything else is a one-line error naming where."""
     try:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise FacecamError(f"cannot read teacher boxes {path}: {exc}") from exc
     if not isinstance(raw, dict):
         raise FacecamError(f"{path}: teacher boxes must map photo names to lists of [x0, y0, x1, y1, score]")
-    return {name: np.asarray(boxes, np.float64).reshape(-1, 5) for name, boxes in raw.items()}
+    boxes = {}
+    for name, entries in raw.items():
+        if not isinstance(entries, list) or not all(
+            isinstance(e, list) and len(e) == 5 and all(isinstance(v, (int, float)) for v in e) for e in entries
+        ):
+            raise FacecamError(f"{path}: {name!r} must be a list of [x0, y0, x1, y1, score] (five numbers each)")
+        boxes[name] = np.asarray(entries, np.float64).reshape(-1, 5)
+    return boxes
+
+
+def _photo_size(folder: Path, name: str) -> tuple[int, int]:
+    """``(height, width)`` of the photo ``name`` in ``folder`` (the one the boxes were measured on)."""
+    found = sorted(folder.glob(f"{name}.*"))
+    image = cv2.imread(str(found[0]), cv2.IMREAD_COLOR) if found else None
+    if image is None:
+        raise FacecamError(f"photo {name!r} is missing or unreadable in {folder} (--boxes-photos)")
+    return image.shape[:2]
 
 
 def prepare_crops(cfg: CropsConfig) -> dict[str, int]:
@@ -202,6 +219,10 @@ def prepare_crops(cfg: CropsConfig) -> dict[str, int]:
     boxes = _load_boxes(cfg.boxes)
     listed = Path(cfg.split)
     names = read_split(listed.parent, listed.stem) if listed.suffix == ".txt" else read_split(cfg.src, cfg.split)
+    held = set(read_split(cfg.src, "holdout")) if (cfg.src / "holdout.txt").is_file() else set()
+    if held & set(names):
+        count = len(held & set(names))
+        raise FacecamError(f"{count} of the photos to crop are in {cfg.src / 'holdout.txt'}; never train on those")
     rng = random.Random(cfg.seed)
     staging = cfg.out.with_name(f".{cfg.out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -215,8 +236,8 @@ def prepare_crops(cfg: CropsConfig) -> dict[str, int]:
                 image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
                 found = boxes.get(name, np.zeros((0, 5)))
                 if cfg.boxes_size is not None and len(found):
-                    original = cv2.imread(str(next(cfg.boxes_size.glob(f"{name}.*"))), cv2.IMREAD_COLOR)
-                    found = found * np.array([image.shape[1] / original.shape[1]] * 4 + [1.0])
+                    original_width = _photo_size(cfg.boxes_size, name)[1]
+                    found = found * np.array([image.shape[1] / original_width] * 4 + [1.0])
                 label = scene_labels(source, cfg.labels, found)
                 for index, box in enumerate(found):
                     if box[4] < SURE_BOX or max(box[2] - box[0], box[3] - box[1]) < MIN_FACE_SIDE:

@@ -21,7 +21,9 @@ def face_dice_iou(
     the same shape of labels, ``face_classes`` its face values, 255 = ignore.
     Returns two ``(N,)`` float64 arrays.
     """
-    pred = np.asarray(face, bool)
+    pred = np.asarray(face)
+    if pred.dtype != bool:  # a class map would count hair, 254 and 255 as face without a word
+        raise ValueError(f"face must be a bool mask (facecam.face.is_face), got {pred.dtype}")
     target = np.asarray(target)
     if pred.shape != target.shape:
         raise ValueError(f"pred {pred.shape} and target {target.shape} differ in shape")

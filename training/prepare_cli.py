@@ -36,7 +36,9 @@ def prepare_parser() -> OneLineErrorParser:
         "--teacher", default="facecam_face", help="model that finds the heads: sure faces labelled, the rest ignored"
     )
     person.add_argument(
-        "--split", default="all", help="person, sfa, crops: split list of the source (crops: or a .txt list file)"
+        "--split",
+        help="person, sfa: split list of the source (default all); crops: a split list of the source or a .txt "
+        "list file (default train; photos in the source's holdout.txt are refused)",
     )
     person.add_argument("--holdout", type=non_negative_int, default=0, help="photos kept out of train.txt")
     sfa = p.add_argument_group("sfa")
@@ -94,7 +96,7 @@ def run_prepare(argv: list[str]) -> int:
                 src=a.src,
                 boxes=a.boxes,
                 out=a.out,
-                split=a.split,
+                split=a.split or "train",
                 labels=a.labels,
                 boxes_size=a.boxes_photos,
                 teacher=a.teacher,
@@ -106,7 +108,7 @@ def run_prepare(argv: list[str]) -> int:
     if a.dataset == "sfa":
         from facecam.training.sfa import SfaPrepareConfig, prepare_sfa
 
-        counts = prepare_sfa(SfaPrepareConfig(src=a.src, out=a.out, split=a.split, ring=a.ring))
+        counts = prepare_sfa(SfaPrepareConfig(src=a.src, out=a.out, split=a.split or "all", ring=a.ring))
         print(
             f"wrote {a.out}: {counts['train']} train, {counts['val']} val, {counts['holdout']} held out "
             f"(holdout.txt: never train on it)"
@@ -117,7 +119,13 @@ def run_prepare(argv: list[str]) -> int:
 
         counts = prepare_person(
             PersonPrepareConfig(
-                src=a.src, out=a.out, teacher=a.teacher, split=a.split, max_side=a.size, holdout=a.holdout, seed=a.seed
+                src=a.src,
+                out=a.out,
+                teacher=a.teacher,
+                split=a.split or "all",
+                max_side=a.size,
+                holdout=a.holdout,
+                seed=a.seed,
             )
         )
         note = f" ({counts['no_person']} with no person pixel: all background)" if counts["no_person"] else ""

@@ -116,12 +116,35 @@ def measure_statistics(model: nn.Module, pairs: list[tuple[nn.Conv2d, nn.BatchNo
         norm.bias.data = norm.bias.data + mean.float()
 
 
+#: recovered logits may differ from the ONNX model's by float rounding only
+RECOVER_ATOL = 1e-3
+
+
+def _check_same_as(onnx_path: Path, model: nn.Module, card, normalised: torch.Tensor) -> None:
+    """The recovered model must give the ONNX model's logits on a real photo (a convolution
+    matched to the wrong weights would not)."""
+    import onnxruntime as ort
+
+    mean = torch.tensor(card.mean).view(1, 3, 1, 1) * 255
+    std = torch.tensor(card.std).view(1, 3, 1, 1) * 255
+    pixels = (normalised * std + mean).numpy().astype(np.float32)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    want = session.run(None, {session.get_inputs()[0].name: pixels})[0]
+    with torch.no_grad():
+        got = model.eval()(normalised).numpy()
+    worst = float(np.abs(got - want).max())
+    if worst > RECOVER_ATOL:
+        raise FacecamError(f"the recovered model differs from {onnx_path} by {worst:.3g} in its logits; not written")
+
+
 def recover_checkpoint(onnx_path: Path, data: Path, split: str = "train") -> dict:
     """The checkpoint of a shipped fast_unet ONNX file, with statistics from ``data``'s ``split``."""
     from facecam.training.augment import build_eval_transform
     from facecam.training.dataset import FaceSegDataset
 
     card = checked_card(onnx_path)
+    if card.precision != "fp32":
+        raise FacecamError(f"{onnx_path} is the {card.precision} twin; recover from the FP32 file")
     if card.model_name != "fast_unet":
         raise FacecamError(f"{onnx_path} is a {card.model_name or 'unnamed'} model; only fast_unet can be recovered")
     graph = onnx.load(str(onnx_path)).graph
@@ -138,6 +161,7 @@ def recover_checkpoint(onnx_path: Path, data: Path, split: str = "train") -> dic
         torch.stack([dataset[i][0] for i in range(start, min(start + 16, count))]) for start in range(0, count, 16)
     )
     measure_statistics(model, pairs, batches)
+    _check_same_as(onnx_path, model, card, dataset[0][0][None])
     return {
         "model_name": "fast_unet",
         "num_classes": len(card.class_names),
