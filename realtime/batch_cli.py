@@ -260,16 +260,37 @@ def _drain(progress_queue, progress: BatchProgress) -> None:
 
 
 def run_batch(args: argparse.Namespace) -> int:
-    """``facecam --videos``: checks, then every file; the report and the exit status at the end."""
+    """``facecam --videos``: every check, then every file; the report and the exit status at the end."""
+    tasks, report, threads = prepare(args)
+    cluster = None
+    if args.ray is not None:
+        from facecam.realtime import ray_batch
+
+        cluster = ray_batch.join(args.ray, args.ray_cpus, args.ray_gpus)  # before anything is written
+    try:
+        args.out.mkdir(exist_ok=True)
+        results, interrupted, wall = run_tasks(args, tasks, cluster)
+    finally:
+        if cluster is not None:
+            ray_batch.leave(cluster)
+    print(f"facecam: {summary(results, wall)}", file=sys.stderr)
+    if report is not None:
+        write_report(report, results, wall, runner=describe_jobs(args, threads))
+        print(f"facecam: report -> {report}", file=sys.stderr)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return 2 if any(r.status == "failed" for r in results) else 0
+
+
+def prepare(args: argparse.Namespace) -> tuple[list[FileTask], Path | None, int]:
+    """The batch's tasks, the report's path and each job's threads, once every check has passed."""
     from facecam.realtime.segmenter import resolve_model
 
-    suffix = batch.output_suffix(args.suffix)
-    pairs = batch.plan_outputs(batch.find_videos(args.videos), args.out, suffix)
+    pairs = batch.plan_outputs(batch.find_videos(args.videos), args.out, batch.output_suffix(args.suffix))
     report = check_report_path(args.report, pairs)
     threads = args.threads or (max(1, math.ceil(args.ray_cpus)) if args.ray else max(1, usable_cores() // args.jobs))
     spec = batch_spec(args, threads)
     batch.job_options(spec, None, print)  # the drawing options, checked before any work
-    tasks = [FileTask(i, str(source), str(output), spec) for i, (source, output) in enumerate(pairs)]
     if args.ray is None:
         segmenter, _ = batch.open_models(spec)  # a bad model fails now, once, not once per file
         print(
@@ -280,7 +301,13 @@ def run_batch(args: argparse.Namespace) -> int:
             batch.forget_models()  # the workers open their own
     else:
         resolve_model(spec.model)  # the tasks open it on their nodes; a wrong name fails here
-    args.out.mkdir(exist_ok=True)
+    tasks = [FileTask(i, str(source), str(output), spec) for i, (source, output) in enumerate(pairs)]
+    return tasks, report, threads
+
+
+def run_tasks(args: argparse.Namespace, tasks: list[FileTask], cluster) -> tuple[list[FileResult], bool, float]:
+    """Every task not done yet, as asked (here, worker processes, Ray); each file's result in the
+    batch's order, whether Ctrl-C stopped it, and the seconds it took."""
     results: dict[int, FileResult] = {}
     todo = []
     for task in tasks:
@@ -300,10 +327,10 @@ def run_batch(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     interrupted = False
     try:
-        if args.ray is not None:
+        if cluster is not None:
             from facecam.realtime.ray_batch import run_on_ray
 
-            run_on_ray(todo, args.ray, args.ray_cpus, args.ray_gpus, on_result)
+            run_on_ray(cluster, todo, args.ray_cpus, args.ray_gpus, on_result)
         elif args.jobs > 1:
             run_processes(todo, args.jobs, progress, on_result)
         else:
@@ -312,17 +339,8 @@ def run_batch(args: argparse.Namespace) -> int:
         interrupted = True
     finally:
         progress.close()
-    for task in tasks:
-        results.setdefault(task.index, FileResult(task.source, task.output, "not started"))
-    ordered = [results[task.index] for task in tasks]
-    wall = time.perf_counter() - start
-    print(f"facecam: {summary(ordered, wall)}", file=sys.stderr)
-    if report is not None:
-        write_report(report, ordered, wall, runner=describe_jobs(args, threads))
-        print(f"facecam: report -> {report}", file=sys.stderr)
-    if interrupted:
-        return EXIT_INTERRUPTED
-    return 2 if any(r.status == "failed" for r in ordered) else 0
+    ordered = [results.get(task.index, FileResult(task.source, task.output, "not started")) for task in tasks]
+    return ordered, interrupted, time.perf_counter() - start
 
 
 def describe_jobs(args: argparse.Namespace, threads: int) -> str:

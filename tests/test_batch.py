@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +33,20 @@ def folder(tmp_path) -> Path:
 
 def batch_cli(videos, out, model, *extra: str) -> subprocess.CompletedProcess:
     return run_cli("facecam", "--videos", str(videos), "--out", str(out), "--model", str(model), *FAST, *extra)
+
+
+def in_process(capsys, *args: str) -> subprocess.CompletedProcess:
+    """The command run in this process (its checks need no fresh interpreter: faster), as run_cli reports it."""
+    from facecam.realtime import cli
+
+    sigterm = signal.getsignal(signal.SIGTERM)  # the command sets its own; pytest gets its back
+    try:
+        code = cli.main(list(args))
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+    return subprocess.CompletedProcess(args, code, "", capsys.readouterr().err)
 
 
 def report_of(path: Path) -> dict[str, dict]:
@@ -103,7 +118,7 @@ def test_which_files_are_videos(tmp_path):
     assert [p.name for p in batch.find_videos(str(tmp_path / "b.MOV"))] == ["b.MOV"]
 
 
-def test_bad_batches_fail_cleanly_and_change_nothing(tiny_model, folder, tmp_path):
+def test_bad_batches_fail_cleanly_and_change_nothing(tiny_model, folder, tmp_path, capsys):
     (tmp_path / "file.mp4").write_bytes(b"x")
     (tmp_path / "empty").mkdir()
     other = tmp_path / "other"
@@ -112,6 +127,9 @@ def test_bad_batches_fail_cleanly_and_change_nothing(tiny_model, folder, tmp_pat
     (other / "clip.webm").write_bytes(b"x")
     m = str(tiny_model)
     videos, out = str(folder), str(tmp_path / "out")
+    with socket.socket() as closed:  # a port nothing listens on once this is closed
+        closed.bind(("127.0.0.1", 0))
+        nobody = f"127.0.0.1:{closed.getsockname()[1]}"
     cases = [
         (("--videos", str(tmp_path / "nope"), "--out", out), "no such folder"),
         (("--videos", str(tmp_path / "empty"), "--out", out), "no videos there"),
@@ -127,13 +145,14 @@ def test_bad_batches_fail_cleanly_and_change_nothing(tiny_model, folder, tmp_pat
         (("--videos", videos, "--out", out, "--report", str(folder / "a.mp4")), "one of the batch's videos"),
         (("--videos", videos, "--out", out, "--ray", "auto", "--jobs", "2"), "--jobs is for this machine"),
         (("--videos", videos, "--out", out, "--ray-cpus", "2"), "need --ray"),
+        (("--videos", videos, "--out", out, "--ray", nobody), "nothing answers at"),  # at once, not in minutes
         (("--videos", videos, "--out", out, "--mode", "replace", "--background", "nope.png"), "background"),
         (("--video", str(folder / "a.mp4"), "--out", out, "--jobs", "2"), "only applies to a batch"),
         (("--videos", videos, "--out", out, "--jobs", "0"), "must be >= 1"),
     ]
     before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     for args, fragment in cases:
-        assert_clean_error(run_cli("facecam", *args, "--model", m), fragment)
+        assert_clean_error(in_process(capsys, *args, "--model", m), fragment)
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
     assert probe(folder / "a.mp4")["frames"] == 12
 
