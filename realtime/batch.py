@@ -136,9 +136,11 @@ def plan_outputs(sources: list[Path], out: Path, suffix: str | None) -> list[tup
         raise FacecamError(f"--out {out} is a file; give a folder for the outputs")
     if not out.exists() and not out.parent.is_dir():
         raise FacecamError(f"output folder's parent {out.parent} does not exist")
-    sources = [s.resolve() for s in sources]
+    # absolute, links kept: an output is named after the name the user sees, not a link's target
+    sources = [Path(os.path.abspath(s)) for s in sources]
     for source in sources:
-        if out in source.parents:  # outputs would mix with (or replace) inputs, and be inputs next time
+        if out in source.parents or out in source.resolve().parents:  # outputs would mix with (or
+            # replace) inputs, and be taken as inputs next time
             raise FacecamError(f"--out {out} holds the input {source}; choose a folder outside the inputs")
     unwritable = sorted({s.suffix for s in sources if (suffix or s.suffix).lower() not in CONTAINERS})
     if unwritable:
@@ -229,7 +231,7 @@ def forget_models() -> None:
     _models.clear()
 
 
-def job_options(spec: BatchSpec, verifier, on_frame: Callable[[int], None]):
+def job_options(spec: BatchSpec, verifier, on_frame: Callable[[int], None] | None):
     """The one-video job's options for ``spec`` (a bad drawing option is a FacecamError)."""
     from facecam.realtime.compose import ComposeSettings, parse_background
     from facecam.realtime.runners import JobOptions

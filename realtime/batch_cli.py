@@ -126,6 +126,10 @@ def estimated_frames(path: str) -> int:
     return 0
 
 
+def _capped(frames: int, max_frames: int) -> int:
+    return min(frames, max_frames) if max_frames else frames
+
+
 class BatchProgress:
     """One bar for the batch (frames done, rate, ETA; the files in its label) and one line per file.
 
@@ -134,14 +138,14 @@ class BatchProgress:
     (tqdm's ``disable=None``): a log or a test then reads only the lines."""
 
     def __init__(self, tasks: list[FileTask], already: int) -> None:
-        self.expected = {t.index: estimated_frames(t.source) for t in tasks}
+        self.expected = {t.index: _capped(estimated_frames(t.source), t.spec.max_frames) for t in tasks}
         self.counted: dict[int, int] = {}
         self.files, self.ended = len(tasks) + already, already
-        self.bar = tqdm(total=sum(self.expected.values()), unit="frame", disable=None, file=sys.stderr, leave=False)
-        self._label()
+        total = sum(self.expected.values())
+        self.bar = tqdm(total=total, desc=self._label(), unit="frame", disable=None, file=sys.stderr, leave=False)
 
-    def _label(self) -> None:
-        self.bar.set_description(f"{self.ended}/{self.files} files", refresh=False)
+    def _label(self) -> str:
+        return f"{self.ended}/{self.files} files"
 
     def frames(self, index: int, done: int) -> None:
         step = done - self.counted.get(index, 0)
@@ -155,7 +159,7 @@ class BatchProgress:
         self.bar.total += final - self.expected.pop(task.index, 0)
         self.bar.update(final - counted)
         self.ended += 1
-        self._label()
+        self.bar.set_description(self._label(), refresh=False)
         self.say(result)
 
     def say(self, result: FileResult, position: int | None = None) -> None:
@@ -288,9 +292,10 @@ def prepare(args: argparse.Namespace) -> tuple[list[FileTask], Path | None, int]
 
     pairs = batch.plan_outputs(batch.find_videos(args.videos), args.out, batch.output_suffix(args.suffix))
     report = check_report_path(args.report, pairs)
-    threads = args.threads or (max(1, math.ceil(args.ray_cpus)) if args.ray else max(1, usable_cores() // args.jobs))
+    at_once = min(args.jobs, len(pairs))  # --jobs 8 for 2 files: 2 share the cores
+    threads = args.threads or (max(1, math.ceil(args.ray_cpus)) if args.ray else max(1, usable_cores() // at_once))
     spec = batch_spec(args, threads)
-    batch.job_options(spec, None, print)  # the drawing options, checked before any work
+    batch.job_options(spec, None, None)  # the drawing options, checked before any work
     if args.ray is None:
         segmenter, _ = batch.open_models(spec)  # a bad model fails now, once, not once per file
         print(
@@ -331,8 +336,8 @@ def run_tasks(args: argparse.Namespace, tasks: list[FileTask], cluster) -> tuple
             from facecam.realtime.ray_batch import run_on_ray
 
             run_on_ray(cluster, todo, args.ray_cpus, args.ray_gpus, on_result)
-        elif args.jobs > 1:
-            run_processes(todo, args.jobs, progress, on_result)
+        elif args.jobs > 1 and todo:
+            run_processes(todo, min(args.jobs, len(todo)), progress, on_result)
         else:
             run_here(todo, progress, on_result)
     except KeyboardInterrupt:

@@ -118,6 +118,18 @@ def test_which_files_are_videos(tmp_path):
     assert [p.name for p in batch.find_videos(str(tmp_path / "b.MOV"))] == ["b.MOV"]
 
 
+def test_outputs_are_named_as_the_inputs_are_seen(tmp_path):
+    store, videos, out = tmp_path / "store", tmp_path / "videos", tmp_path / "out"
+    store.mkdir()
+    videos.mkdir()
+    (store / "0xa1b2.mp4").write_bytes(b"x")
+    (videos / "cam1.mp4").symlink_to(store / "0xa1b2.mp4")
+    pairs = batch.plan_outputs(batch.find_videos(str(videos)), out, ".mkv")
+    assert [(s.name, o.name) for s, o in pairs] == [("cam1.mp4", "cam1.mkv")]  # the link's name, not its target's
+    with pytest.raises(batch.FacecamError, match="holds the input"):  # where the link's target lives
+        batch.plan_outputs(batch.find_videos(str(videos)), store, None)
+
+
 def test_bad_batches_fail_cleanly_and_change_nothing(tiny_model, folder, tmp_path, capsys):
     (tmp_path / "file.mp4").write_bytes(b"x")
     (tmp_path / "empty").mkdir()
