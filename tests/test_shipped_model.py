@@ -55,3 +55,17 @@ def test_shipped_verifier_tells_a_face_crop_from_a_plain_one():
     wall = np.full_like(face, 128)
     scores = verifier.scores([face, wall])
     assert scores[0] > 0.5 > scores[1]
+
+
+def test_shipped_crowd_model_loads_and_finds_the_sample_face():
+    """weights/facecam_face_crowd.onnx (the crowd fine-tune, --model facecam_face_crowd): its card,
+    its FP16 twin, and the face of the sample clip."""
+    from facecam.realtime.segmenter import available_models
+
+    assert "facecam_face_crowd" in available_models()
+    files = resolve_model("facecam_face_crowd")
+    assert files.fp16 is not None and all(p.stat().st_size < 25 * 1024 * 1024 for p in (files.fp32, files.fp16))
+    with Segmenter("facecam_face_crowd") as crowd:
+        assert crowd.card.model_name == "fast_unet" and crowd.card.precision == "fp32"
+        mask = crowd.process(_sample_frame()) >= 128
+    assert mask[103, 229] and not mask[10, 600]
