@@ -234,13 +234,13 @@ def run_camera(segmenter: Segmenter, source: CameraSource | int | str, out: Path
         _close_quietly(writer)
         raise
     finally:
-        camera.close()
-        if vcam is not None:
-            vcam.close()
-        if opts.display:
-            cv2.destroyAllWindows()
-        if writer is not None:
-            writer.close(keep=True)
+        # the recording first (it is the user's), and every release even if one before it fails
+        _release_in_order(
+            (lambda: writer.close(keep=True)) if writer is not None and not writer.closed else None,
+            camera.close,
+            vcam.close if vcam is not None else None,
+            cv2.destroyAllWindows if opts.display else None,
+        )
     if camera.dropped:
         print(f"facecam: {camera.dropped} camera frame(s) dropped to keep latency low", file=sys.stderr)
     if vcam is not None:
@@ -249,6 +249,20 @@ def run_camera(segmenter: Segmenter, source: CameraSource | int | str, out: Path
         kept = f"; the recording so far ({writer.frames_written} frames) is in {out}" if writer else ""
         raise CameraError(f"camera {camera.source} stopped delivering frames (re-opened {camera.retries} times){kept}")
     return stats
+
+
+def _release_in_order(*steps) -> None:
+    """Run every step (None: skip it), even after one fails; then raise the first failure."""
+    first: BaseException | None = None
+    for step in steps:
+        if step is None:
+            continue
+        try:
+            step()
+        except BaseException as exc:  # the others must still run; the first is raised below
+            first = first or exc
+    if first is not None:
+        raise first
 
 
 def list_photos(folder: Path) -> list[Path]:

@@ -115,3 +115,25 @@ def test_window_keys_switch_mode_and_quit(monkeypatch):
 def test_camera_without_screen_says_use_no_display(tiny_model):
     result = run_cli("facecam", "--camera", "0", "--model", str(tiny_model))
     assert_clean_error(result, "--no-display")
+
+
+def test_a_camera_that_fails_to_close_still_leaves_the_recording(tiny_model, tmp_path, monkeypatch):
+    from conftest import probe
+
+    from facecam.realtime import runners
+    from facecam.realtime.compose import ComposeSettings
+    from facecam.realtime.segmenter import Segmenter
+
+    clip = write_clip(tmp_path / "cam.mp4", frames=20, audio=False)
+
+    class StuckOnClose(CameraReader):
+        def close(self) -> None:
+            super().close()
+            raise CameraError("camera 0 did not let go")
+
+    monkeypatch.setattr(runners, "CameraReader", lambda index: StuckOnClose(str(clip), retries=0))
+    out = tmp_path / "rec.mp4"
+    opts = runners.JobOptions(ComposeSettings("blur"), max_frames=10)
+    with Segmenter(tiny_model) as seg, pytest.raises(CameraError, match="did not let go"):
+        runners.run_camera(seg, 0, out, opts)
+    assert 0 < probe(out)["frames"] <= 10  # finished and in place, though the camera's release failed
