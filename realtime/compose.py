@@ -159,14 +159,17 @@ def alpha_box(alpha: np.ndarray) -> tuple[slice, slice] | None:
     return slice(y, y + h), slice(x, x + w)
 
 
-def _blend(top: np.ndarray, bottom: np.ndarray, alpha: np.ndarray, bottom_is_ours: bool = False) -> np.ndarray:
+def _blend(
+    top: np.ndarray, bottom: np.ndarray, alpha: np.ndarray, bottom_is_ours: bool = False, box=None
+) -> np.ndarray:
     """``top * alpha + bottom * (1 - alpha)``; uint8 images, ``alpha`` ``(H, W) float32``.
 
     Only the box around the face is blended (outside it alpha is 0: the result is ``bottom``),
     which saves most of the work when the face is a part of the frame. ``bottom_is_ours``: the
-    caller made ``bottom`` for this call, so it is written in place instead of copied."""
+    caller made ``bottom`` for this call, so it is written in place instead of copied; ``box``:
+    :func:`alpha_box` of ``alpha`` when the caller has it already."""
     out = bottom if bottom_is_ours else bottom.copy()
-    box = alpha_box(alpha)
+    box = alpha_box(alpha) if box is None else box
     if box is not None:
         a = alpha[box]
         out[box] = cv2.blendLinear(top[box], bottom[box], a, 1.0 - a)
@@ -218,9 +221,9 @@ def halo_free_blur(frame: np.ndarray, face: np.ndarray, sigma: float) -> np.ndar
     blurred = cv2.divide(num, cv2.merge([np.maximum(den, 1e-3)] * 3))
     if empty.any():
         blurred[empty] = cv2.GaussianBlur(small, (0, 0), s)[empty]
-    # float -> uint8 saturates (0..255) in OpenCV's conversion, so no clip is needed
-    small_blurred = cv2.convertScaleAbs(blurred) if blurred.min() >= 0 else np.clip(blurred, 0, 255).astype(np.uint8)
-    return cv2.resize(small_blurred, (width, height), interpolation=cv2.INTER_LINEAR)
+    # blurs and quotients of non-negative pixels are non-negative: convertScaleAbs is a saturating
+    # conversion to uint8 here, with no clip pass
+    return cv2.resize(cv2.convertScaleAbs(blurred), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def anonymized(frame: np.ndarray, style: str) -> np.ndarray:
@@ -238,8 +241,6 @@ def face_alpha(
     frame: np.ndarray,
     mask: np.ndarray,
     mode: str,
-    gray: np.ndarray | None = None,
-    small_gray: np.ndarray | None = None,
     faces: list[Box] = (),
     held: list[HeldFace] = (),
     settings: ComposeSettings | None = None,
@@ -260,7 +261,7 @@ def face_alpha(
             cx, cy = box.center
             axes = (max(1, round((box.x1 - box.x0) * scale / 2)), max(1, round((box.y1 - box.y0) * scale / 2)))
             cv2.ellipse(mask, (round(cx * scale), round(cy * scale)), axes, 0, 0, 360, 1.0, -1)
-    return upsample_mask(mask, frame, gray, small_gray)
+    return upsample_mask(mask, frame)
 
 
 def draw(frame: np.ndarray, face: np.ndarray, settings: ComposeSettings, mode: str | None = None) -> np.ndarray:
@@ -279,9 +280,10 @@ def draw(frame: np.ndarray, face: np.ndarray, settings: ComposeSettings, mode: s
         )
         tinted = frame.copy()  # the tint is computed where the face can be, the rest is the frame
         box = alpha_box(face)
-        if box is not None:
-            tinted[box] = cv2.addWeighted(frame[box], 1 - OVERLAY_ALPHA, tint[box], OVERLAY_ALPHA, 0)
-        return _blend(tinted, frame, face)
+        if box is None:
+            return tinted
+        tinted[box] = cv2.addWeighted(frame[box], 1 - OVERLAY_ALPHA, tint[box], OVERLAY_ALPHA, 0)
+        return _blend(tinted, frame, face, box=box)
     if mode == "blur":
         return _blend(frame, halo_free_blur(frame, face, settings.blur_sigma), face, bottom_is_ours=True)
     if mode == "replace":
@@ -289,12 +291,6 @@ def draw(frame: np.ndarray, face: np.ndarray, settings: ComposeSettings, mode: s
     return _blend(anonymized(frame, settings.anonymize_style), frame, face)
 
 
-def compose(
-    frame: np.ndarray,
-    mask: np.ndarray,
-    settings: ComposeSettings,
-    gray: np.ndarray | None = None,
-    small_gray: np.ndarray | None = None,
-) -> np.ndarray:
+def compose(frame: np.ndarray, mask: np.ndarray, settings: ComposeSettings) -> np.ndarray:
     """Draw ``settings.mode`` for one frame; see the module docstring for shapes."""
-    return draw(frame, face_alpha(frame, mask, settings.mode, gray, small_gray), settings)
+    return draw(frame, face_alpha(frame, mask, settings.mode), settings)

@@ -115,6 +115,14 @@ def finder_settings(mode: str) -> dict:
     return {"fine_every": FINE_EVERY, "verify_threshold": VERIFY_THRESHOLD}
 
 
+def crop_input_side(crop_side: float, model_side: int) -> int:
+    """The side, in model pixels, a crop of ``crop_side`` frame pixels is segmented at:
+    CROP_DETAIL model pixels per frame pixel, a multiple of 32, within MIN_CROP_INPUT and the
+    model's own side."""
+    side = int(np.ceil(crop_side * CROP_DETAIL / 32)) * 32
+    return max(min(MIN_CROP_INPUT, model_side), min(model_side, side))
+
+
 def seed_disc(size: int, centre: tuple[float, float], radius_share: float = SEED_RADIUS) -> np.ndarray:
     """``(size, size) bool``: the disc around ``centre`` (crop pixels) where the face the crop
     was cut for lies (its centre in the last frame; a crop pushed inside the frame is not
@@ -314,8 +322,7 @@ class FaceFinder:
 
     def crop_input(self, crop: Crop) -> int:
         """The side, in model pixels, a crop is segmented at (see CROP_DETAIL)."""
-        side = int(np.ceil(crop.side * CROP_DETAIL / 32)) * 32
-        return max(min(MIN_CROP_INPUT, self.crop_size), min(self.crop_size, side))
+        return crop_input_side(crop.side, self.crop_size)
 
     def _segment_crops(self, frame: np.ndarray, tracks: list[Track]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The ``(s, s) float32`` face probability of each track's crop (one batched run per crop

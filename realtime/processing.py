@@ -72,16 +72,13 @@ def preprocess(frame: np.ndarray, size: tuple[int, int], card: ModelCard) -> np.
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
-def upsample_mask(
-    mask: np.ndarray, frame: np.ndarray, gray: np.ndarray | None = None, small_gray: np.ndarray | None = None
-) -> np.ndarray:
+def upsample_mask(mask: np.ndarray, frame: np.ndarray) -> np.ndarray:
     """Edge-aware upsampling: ``(h, w) float32`` 0..1 mask -> ``(H, W) float32`` at the frame's size.
 
     A fast guided filter (He & Sun, 2015): the linear model mask = a * gray + b is fitted
     at low resolution against the downsized frame, its coefficients upsampled bilinearly
     and applied to the full-resolution gray frame, so the mask edge snaps to the image edge
-    instead of a blurry bilinear staircase. ``frame`` is ``(H, W, 3) uint8 BGR``; pass
-    ``gray`` (``(H, W) uint8``) and ``small_gray`` (``(h, w) uint8``) when already computed.
+    instead of a blurry bilinear staircase. ``frame`` is ``(H, W, 3) uint8 BGR``.
     """
     h, w = mask.shape
     big_h, big_w = frame.shape[:2]
@@ -94,12 +91,8 @@ def upsample_mask(
     y0, y1, x0, x1 = box
     fy0, fy1 = (y0 * big_h) // h, min(big_h, -(-y1 * big_h // h))
     fx0, fx1 = (x0 * big_w) // w, min(big_w, -(-x1 * big_w // w))
-    if gray is None:
-        gray = cv2.cvtColor(frame[fy0:fy1, fx0:fx1], cv2.COLOR_BGR2GRAY)
-    else:
-        gray = gray[fy0:fy1, fx0:fx1]
-    if small_gray is None:
-        small_gray = cv2.cvtColor(shrink(frame, (w, h)), cv2.COLOR_BGR2GRAY)
+    gray = cv2.cvtColor(frame[fy0:fy1, fx0:fx1], cv2.COLOR_BGR2GRAY)
+    small_gray = cv2.cvtColor(shrink(frame, (w, h)), cv2.COLOR_BGR2GRAY)
     guide = small_gray.astype(np.float32) * (1 / 255)
     k = (2 * GUIDE_RADIUS + 1, 2 * GUIDE_RADIUS + 1)
     mean_i = cv2.blur(guide, k)

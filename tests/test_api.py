@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import signal
 from pathlib import Path
 
 import cv2
@@ -105,18 +104,6 @@ def test_a_frame_that_is_not_a_bgr_image_is_refused(frame):
     with facecam.FaceStream(mode="mask", verifier=None) as stream:
         with pytest.raises(facecam.FacecamError, match="frame"):
             stream.process(frame)
-
-
-def test_construction_changes_no_global_state(monkeypatch):
-    import onnxruntime
-
-    calls = []
-    monkeypatch.setattr(onnxruntime, "set_default_logger_severity", lambda level: calls.append(level))
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    with facecam.FaceStream(mode="anonymize") as stream:
-        stream.process(np.zeros((120, 160, 3), np.uint8))
-    assert {s: signal.getsignal(s) for s in handlers} == handlers
-    assert calls == []
 
 
 def test_a_shared_segmenter_stays_open_after_its_streams_close():

@@ -58,27 +58,26 @@ class CropsConfig:
     seed: int = 0
 
 
+def _zone(shape: tuple[int, int], top: float, bottom: float, left: float, right: float) -> np.ndarray:
+    """``(H, W) bool``: the rectangle rows ``top:bottom``, columns ``left:right`` (clipped to the image)."""
+    zone = np.zeros(shape, bool)
+    zone[max(0, int(top)) : max(0, int(bottom)), max(0, int(left)) : max(0, int(right))] = True
+    return zone
+
+
 def face_zone(box: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """``(H, W) bool``: where the face of a teacher box can be (the box, a little wider, down to
     the chin and upper neck)."""
     x0, y0, x1, y1 = box[:4]
     w, h = x1 - x0, y1 - y0
-    zone = np.zeros(shape, bool)
-    zone[
-        max(0, int(y0 - 0.15 * h)) : max(0, int(y1 + 0.3 * h)), max(0, int(x0 - 0.15 * w)) : max(0, int(x1 + 0.15 * w))
-    ] = True
-    return zone
+    return _zone(shape, y0 - 0.15 * h, y1 + 0.3 * h, x0 - 0.15 * w, x1 + 0.15 * w)
 
 
 def head_zone(box: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """``(H, W) bool``: head, hair, neck and a margin around a teacher box (nothing here is claimed not-face)."""
     x0, y0, x1, y1 = box[:4]
     w, h = x1 - x0, y1 - y0
-    zone = np.zeros(shape, bool)
-    zone[
-        max(0, int(y0 - 0.8 * h)) : max(0, int(y1 + 0.75 * h)), max(0, int(x0 - 0.6 * w)) : max(0, int(x1 + 0.6 * w))
-    ] = True
-    return zone
+    return _zone(shape, y0 - 0.8 * h, y1 + 0.75 * h, x0 - 0.6 * w, x1 + 0.6 * w)
 
 
 def body_zone(box: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -86,11 +85,7 @@ def body_zone(box: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     under the chin, past the collar on every training face) down to 4 face heights."""
     x0, y0, x1, y1 = box[:4]
     w, h = x1 - x0, y1 - y0
-    zone = np.zeros(shape, bool)
-    zone[
-        max(0, int(y1 + 0.75 * h)) : max(0, int(y1 + 4 * h)), max(0, int(x0 - 1.5 * w)) : max(0, int(x1 + 1.5 * w))
-    ] = True
-    return zone
+    return _zone(shape, y1 + 0.75 * h, y1 + 4 * h, x0 - 1.5 * w, x1 + 1.5 * w)
 
 
 def scene_labels(source: np.ndarray, kind: str, boxes: np.ndarray) -> np.ndarray:
@@ -144,8 +139,9 @@ def cut(image: np.ndarray, label: np.ndarray, crop: tuple[float, float, float]) 
 
     cx, cy, side = crop
     out = int(min(MAX_CROP_SIDE, max(16, round(side))))
-    pixels = crop_pixels(image, Crop(cx, cy, side), out)
-    matrix = Crop(cx, cy, side).to_crop(out)
+    square = Crop(cx, cy, side)
+    pixels = crop_pixels(image, square, out)
+    matrix = square.to_crop(out)
     labels = cv2.warpAffine(
         label, matrix, (out, out), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=LABEL_IGNORE
     )
@@ -156,10 +152,9 @@ def teacher_face(segmenter, crop_bgr: np.ndarray, side: float) -> np.ndarray:
     """``(S, S) bool``: where the teacher is sure of face when it sees the crop (``side`` source
     pixels) at the size the runtime would give it."""
     from facecam.realtime import processing
-    from facecam.realtime.faces import CROP_DETAIL, MIN_CROP_INPUT
+    from facecam.realtime.faces import crop_input_side
 
-    full = segmenter.card.input_size[0]
-    side = max(min(MIN_CROP_INPUT, full), min(full, int(np.ceil(side * CROP_DETAIL / 32)) * 32))
+    side = crop_input_side(side, int(max(segmenter.card.input_size)))
     probability = segmenter.infer(processing.preprocess(crop_bgr, (side, side), segmenter.card))
     probability = cv2.resize(probability, crop_bgr.shape[1::-1], interpolation=cv2.INTER_LINEAR)
     return cv2.erode((probability > SURE_FACE).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
@@ -167,18 +162,11 @@ def teacher_face(segmenter, crop_bgr: np.ndarray, side: float) -> np.ndarray:
 
 def crop_face_zone(box: np.ndarray, crop: tuple[float, float, float], out: int) -> np.ndarray:
     """A box's face zone in the coordinates of a crop ``out`` pixels wide."""
-    cx, cy, side = crop
-    s = out / side
-    moved = np.array(
-        [
-            (box[0] - cx) * s + out / 2,
-            (box[1] - cy) * s + out / 2,
-            (box[2] - cx) * s + out / 2,
-            (box[3] - cy) * s + out / 2,
-            box[4],
-        ]
-    )
-    return face_zone(moved, (out, out))
+    from facecam.realtime.crops import Crop
+
+    matrix = Crop(*crop).to_crop(out)
+    (x0, y0), (x1, y1) = (matrix @ np.array([x, y, 1.0]) for x, y in ((box[0], box[1]), (box[2], box[3])))
+    return face_zone(np.array([x0, y0, x1, y1, box[4]]), (out, out))
 
 
 def _load_boxes(path: Path) -> dict[str, np.ndarray]:
