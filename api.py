@@ -151,17 +151,20 @@ class FaceStream:
         """Step 2: the full-resolution ``(H, W) float32`` alpha for ``mode`` (default the stream's),
         edge-aware."""
         mode = mode or self.settings.mode
-        return face_alpha(frame, found.mask, mode, faces=found.faces, held=found.held, settings=self.settings)
+        return face_alpha(
+            frame, found.mask, mode, faces=found.faces, held=found.held, settings=self.settings, levels=found.levels
+        )
 
-    def draw(self, frame: np.ndarray, alpha: np.ndarray, mode: str | None = None) -> np.ndarray:
-        """Step 3: ``mode`` (default the stream's) drawn from the frame and its alpha: ``(H, W, 3) uint8 BGR``."""
-        return draw(frame, alpha, self.settings, mode)
+    def draw(self, frame: np.ndarray, alpha: np.ndarray, mode: str | None = None, found: FrameFaces | None = None) -> np.ndarray:
+        """Step 3: ``mode`` (default the stream's) drawn from the frame and its alpha: ``(H, W, 3) uint8 BGR``.
+        ``found``: what step 1 found in this frame, when at hand (its shrunk copies of the frame are reused)."""
+        return draw(frame, alpha, self.settings, mode, found.levels if found is not None else None)
 
     def process(self, frame: np.ndarray) -> Result:
         """One ``(H, W, 3) uint8 BGR`` frame -> its :class:`Result`. Frames are numbered in call order."""
         found = self.find(frame, self._index)
         alpha = self.alpha(frame, found)
-        result = Result(alpha, self.draw(frame, alpha), list(found.faces), [h.box for h in found.held], self._index)
+        result = Result(alpha, self.draw(frame, alpha, found=found), list(found.faces), [h.box for h in found.held], self._index)
         self._index += 1
         return result
 
@@ -169,7 +172,7 @@ class FaceStream:
         """One photo on its own: a full-frame pass of its own, no memory of earlier frames."""
         found = _closed(self._new_finder(photo=True).process(_checked(image), 0))
         alpha = self.alpha(image, found)
-        return Result(alpha, self.draw(image, alpha), list(found.faces), [], 0)
+        return Result(alpha, self.draw(image, alpha, found=found), list(found.faces), [], 0)
 
     def close(self) -> None:
         """Release the models (a shared ``segmenter`` stays open)."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from facecam.errors import FacecamError, UnknownNameError
 from facecam.realtime.crops import Box
-from facecam.realtime.processing import shrink, upsample_mask
+from facecam.realtime.processing import Halvings, upsample_mask
 from facecam.realtime.tracking import HeldFace
 
 MODES = ("overlay", "mask", "blur", "replace", "anonymize")
@@ -33,6 +33,8 @@ NAMED_COLORS = {
     "white": (255, 255, 255),
     "gray": (128, 128, 128),
 }
+#: the halo-free blur's weight for face pixels (see halo_free_blur)
+EVERYWHERE = 1e-3
 #: blur_sigma's upper end: beyond it the background is one flat colour anyway
 MAX_BLUR_SIGMA = 100
 #: full-frame images kept per ComposeSettings (the replace background, the overlay tint at each frame
@@ -199,31 +201,38 @@ def _background_image(settings: ComposeSettings, height: int, width: int) -> np.
     return settings._cache.get(("background", height, width), make)
 
 
-def halo_free_blur(frame: np.ndarray, face: np.ndarray, sigma: float) -> np.ndarray:
+def halo_free_blur(frame: np.ndarray, face: np.ndarray, sigma: float, levels: Halvings | None = None) -> np.ndarray:
     """Blur the background without smearing the face into it.
 
     A normalised convolution: blur(frame * background weight) / blur(background weight), so
     face pixels contribute nothing to the blurred background (no halo of face colour around
     the head). Runs at reduced resolution (the blur hides the difference) and is upsampled.
-    ``frame`` ``(H, W, 3) uint8``, ``face`` ``(H, W) float32`` 0..1 -> ``(H, W, 3) uint8``.
+    ``frame`` ``(H, W, 3) uint8``, ``face`` ``(H, W) float32`` 0..1 -> ``(H, W, 3) uint8``;
+    ``levels``: the frame's :class:`Halvings` when the caller has them.
     """
     height, width = frame.shape[:2]
     factor = max(1, min(4, int(sigma // 2)))
     small_size = (max(1, width // factor), max(1, height // factor))
-    small = shrink(frame, small_size).astype(np.float32)
-    # the face's weight at the blur's resolution: bilinear is enough for a weight that is
-    # blurred next, and costs a fraction of an area average over the full-resolution alpha
-    weight = 1.0 - cv2.resize(face, small_size, interpolation=cv2.INTER_LINEAR)
+    small = (levels or Halvings(frame)).shrunk(small_size)
+    # the background's weight at the blur's resolution: bilinear is enough for a weight that is
+    # blurred next, and costs a fraction of an area average over the full-resolution alpha.
+    # EVERYWHERE, a weight so small that it shows only where no background is near (a face filling
+    # the frame), makes the quotient the plain blur there instead of 0/0.
+    weight = cv2.resize(face, small_size, interpolation=cv2.INTER_LINEAR)
+    cv2.subtract(1.0 + EVERYWHERE, weight, dst=weight)
     s = sigma / factor
-    num = cv2.GaussianBlur(small * weight[..., None], (0, 0), s)
-    den = cv2.GaussianBlur(weight, (0, 0), s)
-    empty = den <= 1e-3  # no background at all nearby (a face filling the frame): plain blur there
-    blurred = cv2.divide(num, cv2.merge([np.maximum(den, 1e-3)] * 3))
-    if empty.any():
-        blurred[empty] = cv2.GaussianBlur(small, (0, 0), s)[empty]
+    num = _gaussian(cv2.multiply(small, cv2.merge([weight] * 3), dtype=cv2.CV_32F), s)
+    blurred = cv2.divide(num, cv2.merge([_gaussian(weight, s)] * 3))
     # blurs and quotients of non-negative pixels are non-negative: convertScaleAbs is a saturating
     # conversion to uint8 here, with no clip pass
     return cv2.resize(cv2.convertScaleAbs(blurred), (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur whose kernel reaches 3 sigma (OpenCV's own choice for float images reaches
+    4, at twice the cost, for weights under 0.5% of the total)."""
+    side = 2 * int(np.ceil(3 * sigma)) + 1
+    return cv2.GaussianBlur(image, (side, side), sigma)
 
 
 def anonymized(frame: np.ndarray, style: str) -> np.ndarray:
@@ -244,6 +253,7 @@ def face_alpha(
     faces: list[Box] = (),
     held: list[HeldFace] = (),
     settings: ComposeSettings | None = None,
+    levels: Halvings | None = None,
 ) -> np.ndarray:
     """The low-res mask as a full-resolution ``(H, W) float32`` 0..1 alpha for ``mode`` (edge-aware).
 
@@ -261,14 +271,17 @@ def face_alpha(
             cx, cy = box.center
             axes = (max(1, round((box.x1 - box.x0) * scale / 2)), max(1, round((box.y1 - box.y0) * scale / 2)))
             cv2.ellipse(mask, (round(cx * scale), round(cy * scale)), axes, 0, 0, 360, 1.0, -1)
-    return upsample_mask(mask, frame)
+    return upsample_mask(mask, frame, levels)
 
 
-def draw(frame: np.ndarray, face: np.ndarray, settings: ComposeSettings, mode: str | None = None) -> np.ndarray:
+def draw(
+    frame: np.ndarray, face: np.ndarray, settings: ComposeSettings, mode: str | None = None, levels: Halvings | None = None
+) -> np.ndarray:
     """``mode`` (default ``settings.mode``) drawn from the frame and its full-resolution face alpha.
 
     The pipeline passes the mode its frame was captured with, so a mode switch mid-run never
-    pairs one mode's alpha (anonymize grows the face) with another's drawing.
+    pairs one mode's alpha (anonymize grows the face) with another's drawing. ``levels``: the
+    frame's :class:`Halvings` when the caller has them.
     """
     height, width = frame.shape[:2]
     mode = mode or settings.mode
@@ -285,7 +298,7 @@ def draw(frame: np.ndarray, face: np.ndarray, settings: ComposeSettings, mode: s
         tinted[box] = cv2.addWeighted(frame[box], 1 - OVERLAY_ALPHA, tint[box], OVERLAY_ALPHA, 0)
         return _blend(tinted, frame, face, box=box)
     if mode == "blur":
-        return _blend(frame, halo_free_blur(frame, face, settings.blur_sigma), face, bottom_is_ours=True)
+        return _blend(frame, halo_free_blur(frame, face, settings.blur_sigma, levels), face, bottom_is_ours=True)
     if mode == "replace":
         return _blend(frame, _background_image(settings, height, width), face)
     return _blend(anonymized(frame, settings.anonymize_style), frame, face)

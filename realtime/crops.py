@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from facecam.realtime.processing import shrink
+from facecam.realtime.processing import Halvings, shrink
 
 #: side of the square crop as a multiple of the face's size (its skin box's longer side): the
 #: model was trained on faces that fill about half of its input, with hair and neck around
@@ -97,16 +97,24 @@ def fit_crop(crop: Crop, frame_hw: tuple[int, int]) -> Crop:
     return Crop(clamp(crop.cx, width), clamp(crop.cy, height), side)
 
 
-def crop_pixels(frame: np.ndarray, crop: Crop, size: int) -> np.ndarray:
+def crop_pixels(frame: np.ndarray, crop: Crop, size: int, levels: Halvings | None = None) -> np.ndarray:
     """``(H, W, 3) uint8`` frame -> ``(size, size, 3) uint8`` crop (edge pixels repeated past the frame).
 
     A crop much larger than ``size`` (a big face) is taken from a frame shrunk by area
     averaging first: a bilinear warp alone would alias like a nearest-neighbour resize.
+    ``levels``: the frame's :class:`Halvings`, when the caller has them (then the shrunk frame is
+    one already made for the other steps; without them only the crop's region is shrunk).
     """
     factor = 1
     while crop.side / (2 * factor) >= size:
         factor *= 2
-    if factor >= 2:
+    if factor >= 2 and levels is not None:
+        level = levels.level(factor.bit_length() - 1)
+        # a level's pixel j averages the frame's pixels j*f .. j*f+f-1 (f its exact scale per axis)
+        fx, fy = frame.shape[1] / level.shape[1], frame.shape[0] / level.shape[0]
+        crop = Crop((crop.cx + 0.5) / fx - 0.5, (crop.cy + 0.5) / fy - 0.5, crop.side / fx)
+        frame = level
+    elif factor >= 2:
         # only the crop's part of the frame is shrunk (by exact halvings: 2x2 averages), with a
         # margin for the warp's interpolation; past the frame's edge the warp repeats the edge
         height, width = frame.shape[:2]

@@ -35,6 +35,8 @@ from facecam.realtime.crops import (
     keep_blobs_touching,
     paste_max,
 )
+from facecam.realtime.fine_scan import FineScan, tile_boxes_to_frame, tile_grid, tile_pixels, tile_region
+from facecam.realtime.scene import is_scene_cut, scene_thumbnail
 from facecam.realtime.tracking import SAME_FACE_IOU, FaceTracker, HeldFace, Track
 
 #: the full-frame pass sees the frame this many times larger than its own pixels (small faces
@@ -70,8 +72,6 @@ MIN_BLOB_PIXELS = 12
 MIN_FACE_SIDE = 8
 #: a crop keeps only blobs touching its centre disc of this radius (share of the crop side)
 SEED_RADIUS = 0.12
-#: a mean grey change (0..255) this large between frames is a scene cut: every face is dropped
-SCENE_CUT = 40.0
 #: proposals at least this share of the frame's long side are faces as the segmenter sees them
 #: (it was trained on such framings); the verifier checks the smaller ones
 TRUSTED_FACE_SHARE = 1 / 3
@@ -89,6 +89,7 @@ class FrameFaces:
     mask: np.ndarray  # (h, w) float32 0..1 on the mask grid
     faces: list[Box] = field(default_factory=list)  # faces tracked in this frame (frame pixels)
     held: list[HeldFace] = field(default_factory=list)  # faces lost within the memory
+    levels: processing.Halvings | None = None  # the frame's halvings, shared with the later steps
 
 
 def grid_shape(frame_hw: tuple[int, int], grid_side: int = GRID_SIDE) -> tuple[tuple[int, int], float]:
@@ -132,22 +133,6 @@ def seed_disc(size: int, centre: tuple[float, float], radius_share: float = SEED
     return (xx + 0.5 - centre[0]) ** 2 + (yy + 0.5 - centre[1]) ** 2 <= r * r
 
 
-def scene_thumbnail(frame: np.ndarray) -> np.ndarray:
-    """``(64, 64) uint8`` grey thumbnail for the scene-cut test. The frame is sampled every few
-    pixels (128 or more samples a side) before the area average: averaging every pixel of a 720p
-    frame took 3.3 ms a frame, and a cut changes the whole picture, not single pixels."""
-    height, width = frame.shape[:2]
-    small = cv2.resize(frame[:: max(1, height // 128), :: max(1, width // 128)], (64, 64), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-
-
-def is_scene_cut(previous: np.ndarray | None, current: np.ndarray, threshold: float = SCENE_CUT) -> bool:
-    """Two small grey thumbnails ``(h, w) uint8``: a mean change over ``threshold`` is a cut."""
-    if previous is None or previous.shape != current.shape:
-        return False
-    return float(cv2.absdiff(previous, current).mean()) > threshold
-
-
 class FaceFinder:
     """Per-stream face finding, cropping, tracking and smoothing around one Segmenter.
 
@@ -189,6 +174,7 @@ class FaceFinder:
         self._thumb: np.ndarray | None = None
         self._frame_hw: tuple[int, int] | None = None
         self._last_find = self._last_fine = -(10**9)
+        self.scan = FineScan()
 
     def follow_mode(self, mode: str) -> None:
         """Look for faces as ``mode`` needs (see finder_settings), keeping every track: the camera
@@ -202,6 +188,7 @@ class FaceFinder:
         self._thumb = None
         self._frame_hw = None
         self._last_find = self._last_fine = -(10**9)
+        self.scan = FineScan()
 
     def process(self, frame: np.ndarray, index: int, timings: dict[str, float] | None = None) -> FrameFaces:
         """Find, crop, segment, track and merge the faces of one ``(H, W, 3) uint8 BGR`` frame.
@@ -212,32 +199,48 @@ class FaceFinder:
         spent = {"finder": 0.0, "crops": 0.0, "merge": 0.0}
         t0 = time.perf_counter()
         thumb = scene_thumbnail(frame)
+        levels = processing.Halvings(frame)
         # a new frame size (a call's video adapting to the bandwidth, a camera re-opened) is a
         # cut too: every crop is in the old frame's pixels and would miss its face
-        resized = self._frame_hw is not None and self._frame_hw != frame.shape[:2]
+        first = self._frame_hw is None
+        resized = not first and self._frame_hw != frame.shape[:2]
         cut = resized or is_scene_cut(self._thumb, thumb)
         self._thumb, self._frame_hw = thumb, frame.shape[:2]
         if cut:
             self.tracker.reset()
-        fine = cut or index - self._last_fine >= self.fine_every
+        zoomed = self._zoomed_size(frame.shape[:2])
+        fine_due = zoomed is not None and index - self._last_fine >= self.fine_every
+        # the zoomed pass whole when faces are needed now or there is no time to spread its tiles
+        # one a frame, else in tiles (see fine_scan)
+        whole = first or cut or (fine_due and len(tile_grid(zoomed)) > self.fine_every)
+        if fine_due and not whole:
+            self.scan.start()
+            self._last_fine = index
         candidates = []
-        if fine or index - self._last_find >= self.find_every:
+        if whole or index - self._last_find >= self.find_every:
             self._recheck_tracks(frame)
-            candidates = self.find(frame, fine)
+            candidates = self.find(frame, whole, levels)
             self.tracker.propose(self.verified(frame, candidates), frame.shape[:2])
             self._last_find = index
-            self._last_fine = index if fine else self._last_fine
+            if whole:
+                self._last_fine = index
+                if zoomed is not None:
+                    self.scan.looked_all(zoomed, thumb)
+        if self.scan.busy and not whole:
+            tile_faces = self._tile_blobs(frame, zoomed, thumb)
+            self.tracker.propose(self.verified(frame, tile_faces), frame.shape[:2])
+            candidates += tile_faces
         t1 = time.perf_counter()
         spent["finder"] = (t1 - t0) * 1000
         (gh, gw), scale = grid_shape(frame.shape[:2])
         mask = np.zeros((gh, gw), np.float32)
-        merge_ms = self._segment_and_merge(frame, list(self.tracker.tracks), index, mask, scale)
+        merge_ms = self._segment_and_merge(frame, list(self.tracker.tracks), index, mask, scale, levels)
         if candidates:
             # A proposal inside a track's box was taken for that track's face; now that the crop
             # pass has fitted each box to its face, one that no box covers is a face of its own
             # (several faces merged into one blob at the model's size, say).
             new = self.tracker.propose(self.verified(frame, candidates), frame.shape[:2])
-            merge_ms += self._segment_and_merge(frame, new, index, mask, scale)
+            merge_ms += self._segment_and_merge(frame, new, index, mask, scale, levels)
         t2 = time.perf_counter()
         spent["crops"] = (t2 - t1) * 1000
         self.tracker.drop_duplicates()
@@ -246,9 +249,9 @@ class FaceFinder:
         spent["crops"] -= merge_ms
         if timings is not None:
             timings.update(spent)
-        return FrameFaces(mask, [t.face for t in self.tracker.tracks], list(self.tracker.held))
+        return FrameFaces(mask, [t.face for t in self.tracker.tracks], list(self.tracker.held), levels)
 
-    def find(self, frame: np.ndarray, fine: bool = True) -> list[Box]:
+    def find(self, frame: np.ndarray, fine: bool = True, levels: processing.Halvings | None = None) -> list[Box]:
         """The full-frame pass: boxes (frame pixels) of the faces the model sees, at two scales.
 
         At the model's own size big faces come out whole; at ``zoom`` times the frame small
@@ -256,34 +259,61 @@ class FaceFinder:
         zoomed pass adds only small faces that the first pass did not find (``fine``: run it).
         """
         height, width = frame.shape[:2]
-        card = self.segmenter.card
-        coarse = self._blobs(frame, processing.inference_size((height, width), card))
-        fine_size = finder_size((height, width), self.crop_size, self.zoom)
-        if not fine or max(fine_size) < 1.5 * max(processing.inference_size((height, width), card)):
+        coarse = self._blobs(frame, processing.inference_size((height, width), self.segmenter.card), levels)
+        zoomed = self._zoomed_size((height, width))
+        if not fine or zoomed is None:
             return coarse
         small = SMALL_FACE_SHARE * max(height, width)
         extra = [
             box
-            for box in self._blobs(frame, fine_size)
+            for box in self._blobs(frame, zoomed)
             if box.size < small and not any(iou(box, c) > SAME_FACE_IOU for c in coarse)
         ]
         return coarse + extra
 
-    def _blobs(self, frame: np.ndarray, size: tuple[int, int]) -> list[Box]:
-        probability = self.segmenter.infer(processing.preprocess(frame, size, self.segmenter.card))
+    def _zoomed_size(self, frame_hw: tuple[int, int]) -> tuple[int, int] | None:
+        """``(h, w)`` of the zoomed pass, None when it would not be much larger than the coarse one."""
+        zoomed = finder_size(frame_hw, self.crop_size, self.zoom)
+        if max(zoomed) < 1.5 * max(processing.inference_size(frame_hw, self.segmenter.card)):
+            return None
+        return zoomed
+
+    def _blobs(self, frame: np.ndarray, size: tuple[int, int], levels: processing.Halvings | None = None) -> list[Box]:
+        small = (levels or processing.Halvings(frame)).shrunk(size[::-1])
+        probability = self.segmenter.infer(processing.preprocess(small, size, self.segmenter.card))
         ph, pw = probability.shape
         height, width = frame.shape[:2]
         boxes = boxes_of_blobs(probability, (width / pw, height / ph), FACE_THRESHOLD, MIN_BLOB_PIXELS)
         return [box for box in boxes if box.size >= MIN_FACE_SIDE]
 
+    def _tile_blobs(self, frame: np.ndarray, zoomed: tuple[int, int], thumb: np.ndarray) -> list[Box]:
+        """The small faces in the next changed tile of the zoomed pass (none when every tile left is unchanged)."""
+        tile = self.scan.next_tile(thumb, [t.face for t in self.tracker.tracks], frame.shape[:2])
+        if tile is None:
+            return []
+        region = tile_region(tile, zoomed, frame.shape[:2])
+        size = (tile[1] - tile[0], tile[3] - tile[2])
+        pixels = tile_pixels(frame, region, size)
+        probability = self.segmenter.infer(processing.preprocess(pixels, size, self.segmenter.card))
+        boxes = boxes_of_blobs(probability, (1.0, 1.0), FACE_THRESHOLD, MIN_BLOB_PIXELS)
+        small = SMALL_FACE_SHARE * max(frame.shape[:2])
+        faces = tile_boxes_to_frame(boxes, region, size)
+        return [box for box in faces if MIN_FACE_SIDE <= box.size < small]
+
     def _segment_and_merge(
-        self, frame: np.ndarray, tracks: list[Track], index: int, mask: np.ndarray, scale: float
+        self,
+        frame: np.ndarray,
+        tracks: list[Track],
+        index: int,
+        mask: np.ndarray,
+        scale: float,
+        levels: processing.Halvings | None = None,
     ) -> float:
         """The crop pass for ``tracks``; each track's face then goes into ``mask`` (in place).
         Returns the milliseconds spent merging (the rest is the crop pass)."""
         if not tracks:
             return 0.0
-        probabilities, grays = self._segment_crops(frame, tracks)
+        probabilities, grays = self._segment_crops(frame, tracks, levels)
         t0 = time.perf_counter()
         for track, probability, gray in zip(tracks, probabilities, grays, strict=True):
             self._update_track(track, probability, gray, index, mask, scale, frame.shape[:2])
@@ -324,11 +354,13 @@ class FaceFinder:
         """The side, in model pixels, a crop is segmented at (see CROP_DETAIL)."""
         return crop_input_side(crop.side, self.crop_size)
 
-    def _segment_crops(self, frame: np.ndarray, tracks: list[Track]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _segment_crops(
+        self, frame: np.ndarray, tracks: list[Track], levels: processing.Halvings | None = None
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The ``(s, s) float32`` face probability of each track's crop (one batched run per crop
         size) and each crop in grey ``(s, s) uint8`` (for its smoothing)."""
         sizes = [self.crop_input(t.crop) for t in tracks]
-        crops = [crop_pixels(frame, t.crop, s) for t, s in zip(tracks, sizes, strict=True)]
+        crops = [crop_pixels(frame, t.crop, s, levels) for t, s in zip(tracks, sizes, strict=True)]
         grays = [cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops]
         probabilities: list[np.ndarray] = [np.empty(0)] * len(tracks)
         for i, track in enumerate(tracks):

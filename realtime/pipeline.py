@@ -21,6 +21,7 @@ import numpy as np
 
 from facecam.realtime.crops import Box
 from facecam.realtime.faces import FrameFaces
+from facecam.realtime.processing import Halvings
 from facecam.realtime.smoothing import FlickerMeter
 from facecam.realtime.stats import RunStats
 from facecam.realtime.tracking import HeldFace
@@ -43,6 +44,7 @@ class Frame:
     mask: np.ndarray | None = None  # (h, w) float32 0..1, smoothed, on the mask grid
     faces: list[Box] = field(default_factory=list)  # the faces tracked in this frame (frame pixels)
     held: list[HeldFace] = field(default_factory=list)  # faces just lost, still anonymised
+    levels: Halvings | None = field(default=None, repr=False)  # the image's halvings, made once, shared by the steps
     alpha: np.ndarray | None = None  # (H, W) float32 0..1, the mask at full resolution
     output: np.ndarray | None = None  # (H, W, 3) uint8 BGR
 
@@ -131,7 +133,7 @@ class Pipeline:
     def _infer(self, item: Frame, stats: RunStats) -> None:
         timings: dict[str, float] = {}
         found = self.stream.find(item.image, item.index, timings)
-        item.mask, item.faces, item.held = found.mask, found.faces, found.held
+        item.mask, item.faces, item.held, item.levels = found.mask, found.faces, found.held, found.levels
         for stage, ms in timings.items():
             stats.stage_ms[stage].append(ms)
 
@@ -140,13 +142,17 @@ class Pipeline:
         t0 = time.perf_counter()
         if self.flicker is not None:
             self.flicker.add(item.mask)
-        item.alpha = self.stream.alpha(item.image, FrameFaces(item.mask, item.faces, item.held), item.mode)
+        item.alpha = self.stream.alpha(item.image, self._found(item), item.mode)
         stats.stage_ms["upsample"].append((time.perf_counter() - t0) * 1000)
 
     def _draw(self, item: Frame, stats: RunStats) -> None:
         t0 = time.perf_counter()
-        item.output = self.stream.draw(item.image, item.alpha, item.mode)
+        item.output = self.stream.draw(item.image, item.alpha, item.mode, self._found(item))
         stats.stage_ms["compose"].append((time.perf_counter() - t0) * 1000)
+
+    @staticmethod
+    def _found(item: Frame) -> FrameFaces:
+        return FrameFaces(item.mask, item.faces, item.held, item.levels)
 
     def run(self, source: Iterable[np.ndarray], sink: Callable[[Frame], bool | None]) -> RunStats:
         """Process every frame of ``source`` and hand each result to ``sink`` in order.

@@ -157,6 +157,15 @@ def test_blur_has_no_halo_of_face_colour():
     assert abs(ours[ring][..., 2].mean() - 100) < excess_naive / 3
 
 
+def test_blur_under_a_face_that_fills_the_frame_is_the_plain_blur():
+    # no background anywhere near: the normalised convolution would be 0/0 without its tiny
+    # everywhere-weight; a mode switch or a soft alpha edge can show these pixels
+    frame = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8), (0, 0), 2)
+    ours = halo_free_blur(frame, np.ones((120, 160), np.float32), 8)
+    plain = cv2.GaussianBlur(frame, (0, 0), 8)
+    assert np.abs(ours.astype(int) - plain).mean() < 2
+
+
 def test_parse_background():
     assert parse_background("green") == (0, 177, 64)
     assert parse_background("#ff0000") == (0, 0, 255)
