@@ -108,7 +108,7 @@ def candidate_providers(requested: str, available: list[str], driver: bool) -> l
     return [name]
 
 
-def _session_options(threads: int):
+def session_options(threads: int):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -166,7 +166,7 @@ def open_session(files: ModelFiles, requested: str = "auto", threads: int = 0) -
         try:
             chain = [_provider_config(name)] + ([] if name == PROVIDERS["cpu"] else [PROVIDERS["cpu"]])
             # the resolved path: external data is then looked for where checked_card looked
-            session = ort.InferenceSession(str(path.resolve()), _session_options(threads), providers=chain)
+            session = ort.InferenceSession(str(path.resolve()), session_options(threads), providers=chain)
         except FacecamError as exc:  # ours, already one clear line (the TensorRT cache folder)
             if requested != "auto":
                 raise

@@ -18,7 +18,8 @@ import numpy as np
 from facecam.errors import FacecamError, UnknownNameError
 from facecam.face import face_probability
 from facecam.realtime import processing
-from facecam.realtime.providers import ModelFiles, open_session
+from facecam.realtime.final_resize import agrees, graph_without_final_resize, resized_logits
+from facecam.realtime.providers import PROVIDERS, ModelFiles, open_session, session_options
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "facecam_face"
@@ -71,6 +72,26 @@ class Segmenter:
         self.fallback = opened.fallback
         self.input_name = self.session.get_inputs()[0].name  # open_session checked there is one, (N, 3, H, W)
         self._check_output_shape()
+        self._resize_logits = False
+        if self.provider == PROVIDERS["cpu"]:
+            self._open_without_final_resize(threads)
+
+    def _open_without_final_resize(self, threads: int) -> None:
+        """On the CPU, the graph without its final logits resize, which OpenCV does faster (see
+        final_resize), where it gives the model's own output; else the whole graph stays."""
+        import onnxruntime as ort
+
+        graph = graph_without_final_resize(self.path)
+        if graph is None:
+            return
+        try:
+            cut = ort.InferenceSession(graph, session_options(threads), providers=[PROVIDERS["cpu"]])
+        except Exception:  # onnxruntime's own types: the whole graph stays, as it was checked
+            return
+        height, width = self.card.input_size
+        sizes = [(height, width)] + ([(96, 160)] if self.card.dynamic_size else [])
+        if agrees(self.session, cut, self.input_name, sizes):
+            self.session, self._resize_logits = cut, True
 
     def _check_output_shape(self) -> None:
         """One inference at the card's size must give ``(1, classes, H, W)``: an exported graph does
@@ -113,6 +134,8 @@ class Segmenter:
             raise FacecamError("Segmenter is closed")
         try:
             logits = self.session.run(None, {self.input_name: tensor})[0]
+            if self._resize_logits:
+                logits = resized_logits(logits, tensor.shape[2:])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise FacecamError(f"inference failed on {self.path.name}: {str(exc).splitlines()[0]}") from exc
         return face_probability(logits, self.card.face_classes)

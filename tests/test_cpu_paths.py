@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from facecam.face import face_probability
 from facecam.realtime import faces, processing
 from facecam.realtime.compose import _blend, alpha_box
 from facecam.realtime.crops import Crop, crop_pixels
@@ -138,3 +139,29 @@ def test_the_face_box_holds_even_a_tiny_face_in_a_4k_frame():
     assert box == (slice(100, 114), slice(1000, 1014))
     frame, other = textured(2160, 3840, 5), textured(2160, 3840, 6)
     np.testing.assert_array_equal(_blend(frame, other, alpha)[100:114, 1000:1014], frame[100:114, 1000:1014])
+
+
+def test_the_cpu_graph_without_its_final_resize_gives_the_models_own_probability(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from facecam.realtime.final_resize import graph_without_final_resize
+    from facecam.realtime.providers import session_options
+    from facecam.realtime.segmenter import Segmenter
+
+    with Segmenter(provider="cpu") as cut:
+        assert cut._resize_logits  # the shipped model ends in a bilinear resize: it is taken off
+        whole = ort.InferenceSession(str(cut.path), session_options(1), providers=["CPUExecutionProvider"])
+        rng = np.random.default_rng(1)
+        for height, width in ((224, 224), (128, 224), (96, 96)):
+            pixels = (rng.random((2, 3, height, width)) * 255).astype(np.float32)
+            want = face_probability(whole.run(None, {cut.input_name: pixels})[0], cut.card.face_classes)
+            assert np.abs(cut.infer_batch(pixels) - want).max() < 1e-5
+        # a model whose last step is not a resize keeps its whole graph
+        model = onnx.load(str(cut.path))
+        last = next(n for n in model.graph.node if model.graph.output[0].name in n.output)
+        last.op_type, last.domain = "Identity", ""
+        del last.input[1:], last.attribute[:]
+        other = tmp_path / "identity_last.onnx"
+        onnx.save(model, str(other))
+        assert graph_without_final_resize(other) is None
