@@ -135,7 +135,9 @@ def test_compose_modes_shape_and_effect(mode):
     if mode == "mask":
         assert out[centre].min() > 200 and out[corner].max() < 30
     elif mode in ("overlay", "anonymize"):
-        assert np.array_equal(out[corner], frame[corner]) and not np.array_equal(out[centre], frame[centre])
+        # the background as it was (within the 8-bit blend's rounding), the face changed
+        assert np.abs(out[corner].astype(int) - frame[corner]).max() <= 1
+        assert not np.array_equal(out[centre], frame[centre])
     else:  # blur, replace: face kept, background changed
         diff = np.abs(out[centre].astype(int) - frame[centre])
         assert diff.mean() < 1 and diff.max() <= 10
