@@ -149,24 +149,27 @@ def keep_blobs_touching(probability: np.ndarray, seed: np.ndarray, threshold: fl
     """``probability`` ``(s, s) float32`` with every blob (above ``threshold``) that does not
     touch ``seed`` (``(s, s) bool``) set to 0, so a crop adds only the face it was cut for,
     not a neighbour's face or a hand in its corner. The soft rim of a kept blob stays."""
-    count, labels = cv2.connectedComponents((probability > threshold).astype(np.uint8))
+    count, labels = cv2.connectedComponents(cv2.compare(probability, threshold, cv2.CMP_GT))
     if count <= 1:
         return np.zeros_like(probability)
-    keep = np.zeros(count, bool)
-    keep[np.unique(labels[seed & (labels > 0)])] = True
+    keep = np.zeros(count, np.uint8)
+    keep[np.unique(labels[seed & (labels > 0)])] = 1
+    keep[0] = 0
     if not keep.any():
         return np.zeros_like(probability)
     # the rim below the threshold belongs to the blob it surrounds: grow the kept blobs by 2 px
-    kept = cv2.dilate(keep[labels].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    return np.where(kept, probability, 0).astype(np.float32)
+    kept = cv2.dilate(keep[labels], np.ones((5, 5), np.uint8))
+    out = np.zeros_like(probability)
+    cv2.copyTo(probability, kept, out)
+    return out
 
 
 def blob_box(probability: np.ndarray, threshold: float) -> tuple[float, float, float, float] | None:
     """``(x0, y0, x1, y1)`` of the pixels above ``threshold`` in ``probability``'s grid; None if none."""
-    ys, xs = np.nonzero(probability > threshold)
-    if xs.size == 0:
+    x, y, w, h = cv2.boundingRect(cv2.compare(probability, threshold, cv2.CMP_GT))
+    if w == 0 or h == 0:
         return None
-    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+    return float(x), float(y), float(x + w), float(y + h)
 
 
 def crop_box_to_frame(box: tuple[float, float, float, float], crop: Crop, size: int) -> Box:

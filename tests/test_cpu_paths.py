@@ -23,7 +23,7 @@ def whole_frame_upsample(mask: np.ndarray, frame: np.ndarray) -> np.ndarray:
     """The guided upsampling computed over the whole frame (what upsample_mask did before)."""
     h, w = mask.shape
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    guide = cv2.cvtColor(processing.shrink(frame, (w, h)), cv2.COLOR_BGR2GRAY).astype(np.float32) / 255
+    guide = processing.Halvings(frame).shrunk_gray((w, h)).astype(np.float32) / 255
     k = (2 * processing.GUIDE_RADIUS + 1,) * 2
     mean_i, mean_p = cv2.blur(guide, k), cv2.blur(mask, k)
     a = (cv2.blur(guide * mask, k) - mean_i * mean_p) / (
@@ -73,6 +73,10 @@ def test_halvings_are_an_area_average(factor):
     want = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     got = processing.shrink(image, size)
     assert got.shape == want.shape and np.abs(got.astype(int) - want).max() <= 2
+    uneven = (size[0] * 4 // 5, size[1] * 4 // 5)  # grey before the last, uneven area resize
+    gray = processing.Halvings(image).shrunk_gray(uneven)
+    want_gray = cv2.cvtColor(processing.shrink(image, uneven), cv2.COLOR_BGR2GRAY)
+    assert np.abs(gray.astype(int) - want_gray).max() <= 1
 
 
 def test_a_big_crop_is_cut_from_its_own_region():
