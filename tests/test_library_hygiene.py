@@ -22,7 +22,8 @@ NOT_PACKAGE = {"tests", "runs", "build", "facecam.egg-info", ".git", ".ci"}
 #: process-wide state a library must leave alone, read in a fresh interpreter before and after
 _NO_GLOBAL_STATE = """
 import json, pkgutil, signal, sys
-import onnxruntime
+import cv2, onnxruntime
+opencv_threads = cv2.getNumThreads()
 calls = []
 onnxruntime.set_default_logger_severity = lambda level: calls.append(level)  # onnxruntime has no getter
 watched = (signal.SIGINT, signal.SIGTERM)
@@ -37,7 +38,8 @@ with Segmenter(sys.argv[1], provider="auto") as seg:
     verifier = open_verifier("facecam_verifier", "auto")
     Pipeline(facecam.FaceStream(segmenter=seg, verifier=verifier, mode="anonymize"))
 after = [repr(signal.getsignal(s)) for s in watched]
-print(json.dumps({"before": before, "after": after, "log_level_calls": calls}))
+opencv = [opencv_threads, cv2.getNumThreads()]
+print(json.dumps({"before": before, "after": after, "log_level_calls": calls, "opencv_threads": opencv}))
 """
 
 
@@ -49,6 +51,15 @@ def test_import_and_construction_change_no_signal_handler_nor_onnxruntime_log(ti
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["after"] == seen["before"]
     assert seen["log_level_calls"] == []
+    assert seen["opencv_threads"][0] == seen["opencv_threads"][1]  # OpenCV's pool left as it was
+
+
+def test_the_cli_entry_runs_opencv_on_one_thread(monkeypatch):
+    import cv2
+
+    calls = []
+    monkeypatch.setattr(cv2, "setNumThreads", lambda n: calls.append(n))
+    assert cli_entry(lambda: 0)() == 0 and calls == [1]
 
 
 def test_the_cli_entry_quietens_onnxruntime_unless_debugging(monkeypatch):
