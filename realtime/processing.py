@@ -46,9 +46,9 @@ def scaled_size(frame_hw: tuple[int, int], long_side: float) -> tuple[int, int]:
 
 
 def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``image`` area-averaged down to ``size`` ``(w, h)``, fast: exact halvings first (a bilinear
-    resize to exactly half is a 2x2 average, and OpenCV runs it about 3x faster than its general
-    area resize), then one area resize for the rest. Never enlarges past a plain resize."""
+    """``image`` area-averaged down to ``size`` ``(w, h)``, fast: exact halvings first (OpenCV has
+    a fast path for a 2x2 average, 4x faster than its general area resize at 1080p), then one area
+    resize for the rest. Never enlarges past a plain resize."""
     return Halvings(image).shrunk(size)
 
 
@@ -74,7 +74,7 @@ class Halvings:
         levels = self._levels
         while len(levels) <= count:
             top = levels[-1]
-            levels.append(cv2.resize(top, (top.shape[1] // 2, top.shape[0] // 2), interpolation=cv2.INTER_LINEAR))
+            levels.append(cv2.resize(top, (top.shape[1] // 2, top.shape[0] // 2), interpolation=cv2.INTER_AREA))
         return levels[count]
 
     def shrunk(self, size: tuple[int, int]) -> np.ndarray:
