@@ -39,7 +39,8 @@ def broken_gpu(monkeypatch):
 def test_auto_keeps_why_each_gpu_provider_failed(broken_gpu, tiny_model, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     with Segmenter(tiny_model, provider="auto") as seg:
-        assert seg.provider == CPU and broken_gpu == [TRT, CUDA, CPU]
+        # (a fourth CPU session, if any, is the graph without its final resize: final_resize)
+        assert seg.provider == CPU and broken_gpu[:3] == [TRT, CUDA, CPU] and set(broken_gpu[3:]) <= {CPU}
         assert f"{TRT}: TensorRT EP could not be loaded: libnvinfer.so.10" in seg.fallback
         assert f"{CUDA}: onnxruntime fell back to the CPU" in seg.fallback
         assert "\n" not in seg.fallback
