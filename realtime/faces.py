@@ -127,10 +127,16 @@ def crop_input_side(crop_side: float, model_side: int) -> int:
 def seed_disc(size: int, centre: tuple[float, float], radius_share: float = SEED_RADIUS) -> np.ndarray:
     """``(size, size) bool``: the disc around ``centre`` (crop pixels) where the face the crop
     was cut for lies (its centre in the last frame; a crop pushed inside the frame is not
-    centred on its face)."""
-    yy, xx = np.ogrid[0:size, 0:size]
+    centred on its face). Only the disc's bounding square is computed (a dozen faces a frame)."""
     r = radius_share * size
-    return (xx + 0.5 - centre[0]) ** 2 + (yy + 0.5 - centre[1]) ** 2 <= r * r
+    disc = np.zeros((size, size), bool)
+    x0, x1 = max(0, int(centre[0] - r - 1)), min(size, int(np.ceil(centre[0] + r + 1)))
+    y0, y1 = max(0, int(centre[1] - r - 1)), min(size, int(np.ceil(centre[1] + r + 1)))
+    if x1 <= x0 or y1 <= y0:
+        return disc
+    yy, xx = np.ogrid[y0:y1, x0:x1]
+    disc[y0:y1, x0:x1] = (xx + 0.5 - centre[0]) ** 2 + (yy + 0.5 - centre[1]) ** 2 <= r * r
+    return disc
 
 
 class FaceFinder:

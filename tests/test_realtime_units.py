@@ -73,6 +73,15 @@ def test_face_probabilities_sum_face_classes_softmax():
     assert face_probability(logits, (0, 1, 2))[0] == pytest.approx(np.ones((2, 2)))
 
 
+def test_one_face_class_probability_is_numpys_softmax_even_for_extreme_logits():
+    logits = (np.random.default_rng(0).standard_normal((3, 3, 16, 16)) * 30).astype(np.float32)
+    logits[0, 0, 0, 0], logits[0, 1, 0, 0] = 200.0, -200.0  # exp overflows: probability 0, not NaN
+    e = np.exp(logits.astype(np.float64) - logits.max(axis=1, keepdims=True))
+    want = e[:, 1] / e.sum(axis=1)
+    got = face_probability(logits, (1,))
+    assert got.dtype == np.float32 and np.abs(got - want).max() < 1e-6 and got[0, 0, 0] == 0.0
+
+
 def test_upsample_mask_snaps_to_image_edge():
     frame = np.zeros((128, 128, 3), np.uint8)
     frame[:, 61:] = 255  # a sharp edge at x = 61, not on the low-res grid
