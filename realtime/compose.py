@@ -279,7 +279,7 @@ def face_alpha(
             cx, cy = box.center
             axes = (max(1, round((box.x1 - box.x0) * scale / 2)), max(1, round((box.y1 - box.y0) * scale / 2)))
             cv2.ellipse(mask, (round(cx * scale), round(cy * scale)), axes, 0, 0, 360, 1.0, -1)
-    return upsample_mask(mask, frame, levels)
+    return upsample_mask(mask, frame, _of_frame(levels, frame))
 
 
 def draw(
@@ -306,10 +306,16 @@ def draw(
         tinted[box] = cv2.addWeighted(frame[box], 1 - OVERLAY_ALPHA, tint[box], OVERLAY_ALPHA, 0)
         return _blend(tinted, frame, face, box=box)
     if mode == "blur":
-        return _blend(frame, halo_free_blur(frame, face, settings.blur_sigma, levels), face, bottom_is_ours=True)
+        return _blend(frame, halo_free_blur(frame, face, settings.blur_sigma, _of_frame(levels, frame)), face, bottom_is_ours=True)
     if mode == "replace":
         return _blend(frame, _background_image(settings, height, width), face)
     return _blend(anonymized(frame, settings.anonymize_style), frame, face)
+
+
+def _of_frame(levels: Halvings | None, frame: np.ndarray) -> Halvings | None:
+    """``levels`` when they are this frame's halvings (a caller may pass what step 1 found in
+    another frame), else None: they are then made from the frame."""
+    return levels if levels is not None and levels.frame is frame else None
 
 
 def compose(frame: np.ndarray, mask: np.ndarray, settings: ComposeSettings) -> np.ndarray:

@@ -108,7 +108,7 @@ def crop_pixels(frame: np.ndarray, crop: Crop, size: int, levels: Halvings | Non
     factor = 1
     while crop.side / (2 * factor) >= size:
         factor *= 2
-    if factor >= 2 and levels is not None:
+    if factor >= 2 and levels is not None and min(frame.shape[:2]) >= factor:
         level = levels.level(factor.bit_length() - 1)
         # a level's pixel j averages the frame's pixels j*f .. j*f+f-1 (f its exact scale per axis)
         fx, fy = frame.shape[1] / level.shape[1], frame.shape[0] / level.shape[0]

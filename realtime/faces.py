@@ -109,11 +109,16 @@ def finder_size(frame_hw: tuple[int, int], model_side: int, zoom: float = FINDER
 def finder_settings(mode: str) -> dict:
     """FaceFinder settings for a compose mode. In anonymize a missed face is a privacy failure
     and a patch of skin pixelated costs little: a small face coming into view is looked for
-    every 12 frames, not 90, and the verifier keeps doubtful proposals. Elsewhere a wrong face shows (a blurred
-    arm, a sharp patch of carpet) and the CPU is spared."""
+    every 12 frames, not 90, in every tile, changed or not, and the verifier keeps doubtful
+    proposals. Elsewhere a wrong face shows (a blurred arm, a sharp patch of carpet) and the CPU
+    is spared."""
     if mode == "anonymize":
-        return {"fine_every": ANONYMIZE_FINE_EVERY, "verify_threshold": ANONYMIZE_VERIFY_THRESHOLD}
-    return {"fine_every": FINE_EVERY, "verify_threshold": VERIFY_THRESHOLD}
+        return {
+            "fine_every": ANONYMIZE_FINE_EVERY,
+            "verify_threshold": ANONYMIZE_VERIFY_THRESHOLD,
+            "skip_unchanged_tiles": False,
+        }
+    return {"fine_every": FINE_EVERY, "verify_threshold": VERIFY_THRESHOLD, "skip_unchanged_tiles": True}
 
 
 def crop_input_side(crop_side: float, model_side: int) -> int:
@@ -148,7 +153,8 @@ class FaceFinder:
     ``verifier``: a :class:`~facecam.realtime.verifier.Verifier` that keeps only the proposals
     it scores above ``verify_threshold`` (without one, every blob of the full-frame pass is
     followed); ``reuse_still``: a face whose crop has not changed reuses the model's last look
-    (see STILL_LEVELS).
+    (see STILL_LEVELS); ``skip_unchanged_tiles``: a stream's small-face pass passes over the
+    tiles that have not changed (see fine_scan; off in anonymize).
     """
 
     def __init__(
@@ -163,6 +169,7 @@ class FaceFinder:
         verifier=None,
         verify_threshold: float = 0.5,
         reuse_still: bool = True,
+        skip_unchanged_tiles: bool = True,
     ) -> None:
         if find_every < 1 or fine_every < 1:
             raise ValueError(f"find_every and fine_every must be >= 1, got {find_every} and {fine_every}")
@@ -180,13 +187,14 @@ class FaceFinder:
         self._thumb: np.ndarray | None = None
         self._frame_hw: tuple[int, int] | None = None
         self._last_find = self._last_fine = -(10**9)
-        self.scan = FineScan()
+        self.scan = FineScan(skip_unchanged_tiles)
 
     def follow_mode(self, mode: str) -> None:
         """Look for faces as ``mode`` needs (see finder_settings), keeping every track: the camera
         window's keys and ``FaceStream.mode`` switch modes mid-stream."""
         settings = finder_settings(mode)
         self.fine_every, self.verify_threshold = settings["fine_every"], settings["verify_threshold"]
+        self.scan.skip_unchanged = settings["skip_unchanged_tiles"]
 
     def reset(self) -> None:
         """A new stream: forget every face."""
@@ -194,7 +202,7 @@ class FaceFinder:
         self._thumb = None
         self._frame_hw = None
         self._last_find = self._last_fine = -(10**9)
-        self.scan = FineScan()
+        self.scan = FineScan(self.scan.skip_unchanged)
 
     def process(self, frame: np.ndarray, index: int, timings: dict[str, float] | None = None) -> FrameFaces:
         """Find, crop, segment, track and merge the faces of one ``(H, W, 3) uint8 BGR`` frame.
@@ -230,9 +238,10 @@ class FaceFinder:
             self._last_find = index
             if whole:
                 self._last_fine = index
+                self.scan = FineScan(self.scan.skip_unchanged)  # a cut or a new size: old tiles mean nothing
                 if zoomed is not None:
                     self.scan.looked_all(zoomed, thumb)
-        if self.scan.busy and not whole:
+        if self.scan.busy and not whole and zoomed is not None:
             tile_faces = self._tile_blobs(frame, zoomed, thumb)
             self.tracker.propose(self.verified(frame, tile_faces), frame.shape[:2])
             candidates += tile_faces

@@ -29,6 +29,8 @@ TILE_OVERLAP = 64
 #: a tile is unchanged when no pixel of its part of the 64x64 scene thumbnail moved more than
 #: this many grey levels (compression noise moves a few; a 16 px face coming in moves tens)
 UNCHANGED_LEVELS = 10
+#: every this many passes, even unchanged tiles are looked at again (see FineScan)
+REFRESH_PERIODS = 3
 #: a tracked face's box grown this much holds the changes its own motion makes (hair, neck)
 FACE_MOTION_GROWTH = 1.5
 
@@ -82,13 +84,23 @@ def thumb_patch(thumb: np.ndarray, tile: Tile, zoomed_hw: tuple[int, int]) -> np
 class FineScan:
     """Which tiles of the zoomed pass are still to be looked at, and what each looked like when
     it last was. ``looked_all`` after a whole pass; ``start`` when the next pass is due;
-    ``next_tile`` once a frame."""
+    ``next_tile`` once a frame.
 
-    def __init__(self) -> None:
+    ``skip_unchanged``: pass over tiles that have not changed (off in anonymize, where a face
+    missed once, or too faint to change the thumbnail, must be looked for again every period).
+    Even then every REFRESH_PERIODS-th pass looks at every tile: the model or the verifier may
+    have missed a face that then stood still, or one next to a tracked face (whose changes do
+    not count).
+    """
+
+    def __init__(self, skip_unchanged: bool = True) -> None:
+        self.skip_unchanged = skip_unchanged
         self.zoomed_hw: tuple[int, int] | None = None
         self.tiles: list[Tile] = []
         self._looked: dict[Tile, np.ndarray] = {}
         self._pending: list[Tile] = []
+        self._passes = 0
+        self._look_at_all = False
 
     def looked_all(self, zoomed_hw: tuple[int, int], thumb: np.ndarray) -> None:
         """The whole zoomed pass ran on the frame of ``thumb``: every tile was looked at."""
@@ -99,6 +111,8 @@ class FineScan:
     def start(self) -> None:
         """The next pass is due: every tile is to be looked at again (unless unchanged)."""
         self._pending = list(self.tiles)
+        self._passes += 1
+        self._look_at_all = not self.skip_unchanged or self._passes % REFRESH_PERIODS == 0
 
     @property
     def busy(self) -> bool:
@@ -115,7 +129,7 @@ class FineScan:
             tile = self._pending.pop(0)
             patch = thumb_patch(thumb, tile, self.zoomed_hw)
             before = self._looked.get(tile)
-            if before is not None and before.shape == patch.shape:
+            if not self._look_at_all and before is not None and before.shape == patch.shape:
                 change = cv2.absdiff(before, patch)
                 change[thumb_patch(moved, tile, self.zoomed_hw)] = 0
                 if change.max() <= UNCHANGED_LEVELS:

@@ -7,6 +7,8 @@ model card, never from this file.
 
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 
@@ -58,24 +60,24 @@ class Halvings:
     The coarse finder pass, the guided upsampling's guide and the background blur all want the
     frame smaller; at 720p the first halving alone costs as much as all the rest, so one frame's
     halvings are made once and shared (one object per frame, passed along with its faces).
-    ``shrunk(size)`` gives exactly what :func:`shrink` gives. Safe to use from several threads
-    (at worst two threads make the same level once each).
+    ``shrunk(size)`` gives exactly what :func:`shrink` gives. Safe to use from several threads.
     """
 
     def __init__(self, frame: np.ndarray) -> None:
         self._levels = [frame]
+        self._lock = threading.Lock()
 
     @property
     def frame(self) -> np.ndarray:
         return self._levels[0]
 
     def level(self, count: int) -> np.ndarray:
-        """The frame halved ``count`` times."""
-        levels = self._levels
-        while len(levels) <= count:
-            top = levels[-1]
-            levels.append(cv2.resize(top, (top.shape[1] // 2, top.shape[0] // 2), interpolation=cv2.INTER_AREA))
-        return levels[count]
+        """The frame halved ``count`` times (each side at least 1 pixel)."""
+        with self._lock:
+            levels = self._levels
+            while len(levels) <= count:
+                levels.append(_halved(levels[-1]))
+            return levels[count]
 
     def shrunk(self, size: tuple[int, int]) -> np.ndarray:
         """The frame area-averaged down to ``size`` ``(w, h)`` (see :func:`shrink`)."""
@@ -100,6 +102,16 @@ class Halvings:
         while width >= 2 * w and height >= 2 * h:
             width, height, count = width // 2, height // 2, count + 1
         return count
+
+
+def _halved(image: np.ndarray) -> np.ndarray:
+    """A 2x2 average: OpenCV's area path for even sides (its fast path, 0.7 instead of 1.15 ms at
+    1080p); a bilinear resize to half otherwise (the same pixels where both apply, and what
+    facecam always did for odd sides)."""
+    height, width = image.shape[:2]
+    even = height % 2 == 0 and width % 2 == 0
+    size = (max(1, width // 2), max(1, height // 2))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if even else cv2.INTER_LINEAR)
 
 
 def preprocess(frame: np.ndarray, size: tuple[int, int], card: ModelCard) -> np.ndarray:

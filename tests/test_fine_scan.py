@@ -1,0 +1,104 @@
+"""The small-face pass of a stream in tiles: one changed tile a frame, every tile again every few
+passes (and every pass in anonymize), and nothing left over from before a cut or a new size."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from facecam.realtime import fine_scan
+from facecam.realtime.faces import FaceFinder, finder_settings
+from facecam.realtime.processing import Halvings
+from test_faces import ColourKeyedSegmenter, scene
+
+ZOOMED_SIDE = 256  # the zoomed pass's long side: 640x360 at zoom 2 gives 1280 (more than a tile)
+
+
+class Spy(ColourKeyedSegmenter):
+    """Records the size of every look; ``blind`` for the looks at the zoomed pass's scale."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looks: list[tuple[int, int]] = []
+        self.blind = False
+
+    def infer_batch(self, tensor: np.ndarray) -> np.ndarray:
+        self.looks.append(tensor.shape[2:])
+        probability = super().infer_batch(tensor)
+        if self.blind and max(tensor.shape[2:]) >= ZOOMED_SIDE:
+            probability[:] = 0  # the model misses what the zoomed pass shows it
+        return probability
+
+
+def small_face_stream(finder: FaceFinder, segmenter: Spy, frames: int, appear: int = 30) -> int | None:
+    """The frame in which a small face that appears at ``appear`` beside a big one is found."""
+    for index in range(frames):
+        faces = [(320, 180, 80)] + ([(600, 330, 18)] if index >= appear else [])
+        if len(finder.process(scene(faces), index).faces) == 2:
+            return index
+    return None
+
+
+def test_tiles_cover_the_zoomed_pass_with_overlap():
+    tiles = fine_scan.tile_grid((736, 1280))
+    covered = np.zeros((736, 1280), int)
+    for y0, y1, x0, x1 in tiles:
+        assert (y1 - y0) % 32 == 0 and (x1 - x0) % 32 == 0 and max(y1 - y0, x1 - x0) <= fine_scan.TILE_SIDE
+        covered[y0:y1, x0:x1] += 1
+    assert covered.min() >= 1
+    starts = fine_scan.tile_starts(1280)
+    assert all(b - a <= fine_scan.TILE_SIDE - fine_scan.TILE_OVERLAP for a, b in zip(starts, starts[1:]))
+
+
+def test_a_new_small_face_is_found_by_the_tiles_one_look_a_frame():
+    segmenter = Spy()
+    finder = FaceFinder(segmenter, smoothing=0, reuse_still=False)
+    found = small_face_stream(finder, segmenter, 120)
+    tiles = len(fine_scan.tile_grid((736, 1280)))
+    assert found is not None and finder.fine_every <= found < finder.fine_every + tiles
+    # the whole zoomed pass ran once, on the first frame; after it, at most one tile a frame
+    assert sum(1 for shape in segmenter.looks if max(shape) > fine_scan.TILE_SIDE) == 1
+    assert sum(1 for shape in segmenter.looks if shape == (fine_scan.TILE_SIDE,) * 2) <= tiles
+
+
+def test_a_face_missed_once_is_looked_for_again_every_few_passes_and_every_pass_in_anonymize():
+    for mode, within in (("blur", fine_scan.REFRESH_PERIODS), ("anonymize", 1)):
+        segmenter = Spy()
+        segmenter.blind = True  # the first whole pass misses the small face; it then stands still
+        finder = FaceFinder(segmenter, smoothing=0, reuse_still=False, **finder_settings(mode))
+        found = None
+        for index in range(within * finder.fine_every + 60):
+            segmenter.blind = index == 0
+            if len(finder.process(scene([(320, 180, 80), (600, 330, 18)]), index).faces) == 2:
+                found = index
+                break
+        assert found is not None and found <= within * finder.fine_every + 40, (mode, found)
+
+
+def test_a_new_frame_size_mid_scan_leaves_no_tile_of_the_old_size():
+    finder = FaceFinder(Spy(), smoothing=0, fine_every=30, skip_unchanged_tiles=False)
+    for index in range(finder.fine_every + 2):  # a tiled pass under way (two of its 15 tiles looked at)
+        finder.process(scene([(320, 180, 80)]), index)
+    assert finder.scan.busy
+    for index in range(3):  # a call's video drops to a size with no zoomed pass at all
+        finder.process(scene([(80, 45, 40)], size=(90, 160)), finder.fine_every + 2 + index)
+    assert not finder.scan.busy
+
+
+def test_halvings_asked_from_several_threads_are_made_once():
+    frame = np.random.default_rng(0).integers(0, 255, (1080, 1920, 3), dtype=np.uint8)
+    for _ in range(5):
+        levels = Halvings(frame)
+        start = threading.Barrier(4)
+
+        def ask():
+            start.wait()
+            levels.level(3)
+
+        threads = [threading.Thread(target=ask) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [levels.level(k).shape[:2] for k in range(4)] == [(1080, 1920), (540, 960), (270, 480), (135, 240)]
