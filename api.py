@@ -155,7 +155,9 @@ class FaceStream:
             frame, found.mask, mode, faces=found.faces, held=found.held, settings=self.settings, levels=found.levels
         )
 
-    def draw(self, frame: np.ndarray, alpha: np.ndarray, mode: str | None = None, found: FrameFaces | None = None) -> np.ndarray:
+    def draw(
+        self, frame: np.ndarray, alpha: np.ndarray, mode: str | None = None, found: FrameFaces | None = None
+    ) -> np.ndarray:
         """Step 3: ``mode`` (default the stream's) drawn from the frame and its alpha: ``(H, W, 3) uint8 BGR``.
         ``found``: what step 1 found in this frame, when at hand (its shrunk copies of the frame are reused)."""
         return draw(frame, alpha, self.settings, mode, found.levels if found is not None else None)
@@ -164,7 +166,8 @@ class FaceStream:
         """One ``(H, W, 3) uint8 BGR`` frame -> its :class:`Result`. Frames are numbered in call order."""
         found = self.find(frame, self._index)
         alpha = self.alpha(frame, found)
-        result = Result(alpha, self.draw(frame, alpha, found=found), list(found.faces), [h.box for h in found.held], self._index)
+        image = self.draw(frame, alpha, found=found)
+        result = Result(alpha, image, list(found.faces), [h.box for h in found.held], self._index)
         self._index += 1
         return result
 

@@ -283,7 +283,11 @@ def face_alpha(
 
 
 def draw(
-    frame: np.ndarray, face: np.ndarray, settings: ComposeSettings, mode: str | None = None, levels: Halvings | None = None
+    frame: np.ndarray,
+    face: np.ndarray,
+    settings: ComposeSettings,
+    mode: str | None = None,
+    levels: Halvings | None = None,
 ) -> np.ndarray:
     """``mode`` (default ``settings.mode``) drawn from the frame and its full-resolution face alpha.
 
@@ -306,7 +310,8 @@ def draw(
         tinted[box] = cv2.addWeighted(frame[box], 1 - OVERLAY_ALPHA, tint[box], OVERLAY_ALPHA, 0)
         return _blend(tinted, frame, face, box=box)
     if mode == "blur":
-        return _blend(frame, halo_free_blur(frame, face, settings.blur_sigma, _of_frame(levels, frame)), face, bottom_is_ours=True)
+        background = halo_free_blur(frame, face, settings.blur_sigma, _of_frame(levels, frame))
+        return _blend(frame, background, face, bottom_is_ours=True)
     if mode == "replace":
         return _blend(frame, _background_image(settings, height, width), face)
     return _blend(anonymized(frame, settings.anonymize_style), frame, face)

@@ -23,6 +23,8 @@ from facecam.realtime.processing import Halvings, shrink
 CROP_MARGIN = 2.2
 #: smallest crop side in frame pixels (a face blob of a few pixels still gets context)
 MIN_CROP_SIDE = 24.0
+#: a crop keeps only blobs touching its centre disc of this radius (share of the crop side)
+SEED_RADIUS = 0.12
 
 
 @dataclass(frozen=True)
@@ -204,3 +206,34 @@ def paste_max(grid: np.ndarray, crop_probability: np.ndarray, crop: Crop, grid_s
         borderValue=0,
     )
     np.maximum(grid[y0:y1, x0:x1], warped, out=grid[y0:y1, x0:x1])
+
+
+def seed_disc(size: int, centre: tuple[float, float], radius_share: float = SEED_RADIUS) -> np.ndarray:
+    """``(size, size) bool``: the disc around ``centre`` (crop pixels) where the face the crop
+    was cut for lies (its centre in the last frame; a crop pushed inside the frame is not
+    centred on its face). Only the disc's bounding square is computed (a dozen faces a frame)."""
+    r = radius_share * size
+    disc = np.zeros((size, size), bool)
+    x0, x1 = max(0, int(centre[0] - r - 1)), min(size, int(np.ceil(centre[0] + r + 1)))
+    y0, y1 = max(0, int(centre[1] - r - 1)), min(size, int(np.ceil(centre[1] + r + 1)))
+    if x1 <= x0 or y1 <= y0:
+        return disc
+    yy, xx = np.ogrid[y0:y1, x0:x1]
+    disc[y0:y1, x0:x1] = (xx + 0.5 - centre[0]) ** 2 + (yy + 0.5 - centre[1]) ** 2 <= r * r
+    return disc
+
+
+def inside_frame(crop: Crop, frame_hw: tuple[int, int], size: int) -> np.ndarray:
+    """``(size, size) float32``: 1 where a crop's pixel lies inside the frame, 0 past its edges."""
+    height, width = frame_hw
+    left, top, step = crop.cx - crop.side / 2, crop.cy - crop.side / 2, crop.side / size
+    xs = left + (np.arange(size) + 0.5) * step
+    ys = top + (np.arange(size) + 0.5) * step
+    return (((ys >= 0) & (ys < height))[:, None] & ((xs >= 0) & (xs < width))[None, :]).astype(np.float32)
+
+
+def crop_to_crop(old: Crop, new: Crop, size: int) -> np.ndarray:
+    """``(2, 3)`` affine: pixels of ``old``'s crop -> pixels of ``new``'s crop (both ``size``)."""
+    to_new = np.vstack([new.to_crop(size), [0, 0, 1]])
+    from_old = np.linalg.inv(np.vstack([old.to_crop(size), [0, 0, 1]]))
+    return (to_new @ from_old)[:2]

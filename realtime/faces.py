@@ -31,11 +31,14 @@ from facecam.realtime.crops import (
     boxes_of_blobs,
     crop_box_to_frame,
     crop_pixels,
+    crop_to_crop,
+    inside_frame,
     iou,
     keep_blobs_touching,
     paste_max,
+    seed_disc,
 )
-from facecam.realtime.fine_scan import FineScan, tile_boxes_to_frame, tile_grid, tile_pixels, tile_region
+from facecam.realtime.fine_scan import FineScan, blobs_in_tile, tile_grid
 from facecam.realtime.scene import is_scene_cut, scene_thumbnail
 from facecam.realtime.tracking import SAME_FACE_IOU, FaceTracker, HeldFace, Track
 
@@ -70,8 +73,6 @@ SMALL_FACE_SHARE = 1 / 3
 #: pixels, are noise: the smallest face to find (16 px) paints a blob of ~10 px or more
 MIN_BLOB_PIXELS = 12
 MIN_FACE_SIDE = 8
-#: a crop keeps only blobs touching its centre disc of this radius (share of the crop side)
-SEED_RADIUS = 0.12
 #: proposals at least this share of the frame's long side are faces as the segmenter sees them
 #: (it was trained on such framings); the verifier checks the smaller ones
 TRUSTED_FACE_SHARE = 1 / 3
@@ -127,21 +128,6 @@ def crop_input_side(crop_side: float, model_side: int) -> int:
     model's own side."""
     side = int(np.ceil(crop_side * CROP_DETAIL / 32)) * 32
     return max(min(MIN_CROP_INPUT, model_side), min(model_side, side))
-
-
-def seed_disc(size: int, centre: tuple[float, float], radius_share: float = SEED_RADIUS) -> np.ndarray:
-    """``(size, size) bool``: the disc around ``centre`` (crop pixels) where the face the crop
-    was cut for lies (its centre in the last frame; a crop pushed inside the frame is not
-    centred on its face). Only the disc's bounding square is computed (a dozen faces a frame)."""
-    r = radius_share * size
-    disc = np.zeros((size, size), bool)
-    x0, x1 = max(0, int(centre[0] - r - 1)), min(size, int(np.ceil(centre[0] + r + 1)))
-    y0, y1 = max(0, int(centre[1] - r - 1)), min(size, int(np.ceil(centre[1] + r + 1)))
-    if x1 <= x0 or y1 <= y0:
-        return disc
-    yy, xx = np.ogrid[y0:y1, x0:x1]
-    disc[y0:y1, x0:x1] = (xx + 0.5 - centre[0]) ** 2 + (yy + 0.5 - centre[1]) ** 2 <= r * r
-    return disc
 
 
 class FaceFinder:
@@ -306,14 +292,9 @@ class FaceFinder:
         tile = self.scan.next_tile(thumb, [t.face for t in self.tracker.tracks], frame.shape[:2])
         if tile is None:
             return []
-        region = tile_region(tile, zoomed, frame.shape[:2])
-        size = (tile[1] - tile[0], tile[3] - tile[2])
-        pixels = tile_pixels(frame, region, size)
-        probability = self.segmenter.infer(processing.preprocess(pixels, size, self.segmenter.card))
-        boxes = boxes_of_blobs(probability, (1.0, 1.0), FACE_THRESHOLD, MIN_BLOB_PIXELS)
+        boxes = blobs_in_tile(self.segmenter, frame, tile, zoomed, MIN_BLOB_PIXELS)
         small = SMALL_FACE_SHARE * max(frame.shape[:2])
-        faces = tile_boxes_to_frame(boxes, region, size)
-        return [box for box in faces if MIN_FACE_SIDE <= box.size < small]
+        return [box for box in boxes if MIN_FACE_SIDE <= box.size < small]
 
     def _segment_and_merge(
         self,
@@ -382,7 +363,7 @@ class FaceFinder:
             if self.reuse_still and _looks_as_before(track, grays[i]):
                 # the last look, moved with the crop (a still face's crop still drifts a little)
                 probabilities[i] = cv2.warpAffine(
-                    track.looked_probability, _between(track.looked_crop, track.crop, sizes[i]), (sizes[i],) * 2
+                    track.looked_probability, crop_to_crop(track.looked_crop, track.crop, sizes[i]), (sizes[i],) * 2
                 )
                 track.reused += 1
         for size in sorted(set(sizes)):
@@ -424,7 +405,7 @@ class FaceFinder:
         crop = track.crop
         self.tracker.seen(track, crop_box_to_frame(box, crop, size), frame_hw)
         # the smoother's memory moves with the crop: old crop pixels -> frame -> new crop pixels
-        track.smoother.warp(_between(crop, track.crop, size))
+        track.smoother.warp(crop_to_crop(crop, track.crop, size))
 
 
 def _looks_as_before(track: Track, gray: np.ndarray) -> bool:
@@ -434,19 +415,3 @@ def _looks_as_before(track: Track, gray: np.ndarray) -> bool:
         return False
     blocks = cv2.resize(cv2.absdiff(before, gray), (8, 8), interpolation=cv2.INTER_AREA)
     return float(blocks.max()) <= STILL_LEVELS
-
-
-def inside_frame(crop: Crop, frame_hw: tuple[int, int], size: int) -> np.ndarray:
-    """``(size, size) float32``: 1 where a crop's pixel lies inside the frame, 0 past its edges."""
-    height, width = frame_hw
-    left, top, step = crop.cx - crop.side / 2, crop.cy - crop.side / 2, crop.side / size
-    xs = left + (np.arange(size) + 0.5) * step
-    ys = top + (np.arange(size) + 0.5) * step
-    return (((ys >= 0) & (ys < height))[:, None] & ((xs >= 0) & (xs < width))[None, :]).astype(np.float32)
-
-
-def _between(old: Crop, new: Crop, size: int) -> np.ndarray:
-    """``(2, 3)`` affine: pixels of ``old``'s crop -> pixels of ``new``'s crop (both ``size``)."""
-    to_new = np.vstack([new.to_crop(size), [0, 0, 1]])
-    from_old = np.linalg.inv(np.vstack([old.to_crop(size), [0, 0, 1]]))
-    return (to_new @ from_old)[:2]

@@ -19,8 +19,9 @@ import math
 import cv2
 import numpy as np
 
-from facecam.realtime.crops import Box
-from facecam.realtime.processing import shrink
+from facecam.face import FACE_THRESHOLD
+from facecam.realtime.crops import Box, boxes_of_blobs
+from facecam.realtime.processing import preprocess, shrink
 
 #: tile side in model pixels (a multiple of 32), and how far neighbouring tiles overlap: a face
 #: up to TILE_OVERLAP model pixels is whole in some tile (bigger ones are the coarse pass's)
@@ -149,6 +150,15 @@ def moving_faces_mask(thumb_hw: tuple[int, int], faces: list[Box], frame_hw: tup
         x0, x1 = max(0, int(box.x0 * tw / width)), min(tw, math.ceil(box.x1 * tw / width))
         mask[y0:y1, x0:x1] = True
     return mask
+
+
+def blobs_in_tile(segmenter, frame: np.ndarray, tile: Tile, zoomed_hw: tuple[int, int], min_pixels: int) -> list[Box]:
+    """Boxes, in frame pixels, of the face blobs the model sees in one tile of the zoomed pass
+    (blobs under ``min_pixels`` model pixels are noise)."""
+    region = tile_region(tile, zoomed_hw, frame.shape[:2])
+    size = (tile[1] - tile[0], tile[3] - tile[2])
+    probability = segmenter.infer(preprocess(tile_pixels(frame, region, size), size, segmenter.card))
+    return tile_boxes_to_frame(boxes_of_blobs(probability, (1.0, 1.0), FACE_THRESHOLD, min_pixels), region, size)
 
 
 def tile_boxes_to_frame(boxes: list[Box], region: tuple[int, int, int, int], size_hw: tuple[int, int]) -> list[Box]:

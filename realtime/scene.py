@@ -12,6 +12,7 @@ import numpy as np
 #: a mean grey change (0..255) this large between frames is a scene cut: every face is dropped
 SCENE_CUT = 40.0
 
+
 def scene_thumbnail(frame: np.ndarray) -> np.ndarray:
     """``(64, 64) uint8`` grey thumbnail for the scene-cut test. The frame is sampled every few
     pixels (128 or more samples a side) before the area average: averaging every pixel of a 720p

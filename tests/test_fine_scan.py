@@ -6,11 +6,11 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+from test_faces import ColourKeyedSegmenter, scene
 
 from facecam.realtime import fine_scan
 from facecam.realtime.faces import FaceFinder, finder_settings
 from facecam.realtime.processing import Halvings
-from test_faces import ColourKeyedSegmenter, scene
 
 ZOOMED_SIDE = 256  # the zoomed pass's long side: 640x360 at zoom 2 gives 1280 (more than a tile)
 
@@ -48,7 +48,7 @@ def test_tiles_cover_the_zoomed_pass_with_overlap():
         covered[y0:y1, x0:x1] += 1
     assert covered.min() >= 1
     starts = fine_scan.tile_starts(1280)
-    assert all(b - a <= fine_scan.TILE_SIDE - fine_scan.TILE_OVERLAP for a, b in zip(starts, starts[1:]))
+    assert all(b - a <= fine_scan.TILE_SIDE - fine_scan.TILE_OVERLAP for a, b in zip(starts, starts[1:], strict=False))
 
 
 def test_a_new_small_face_is_found_by_the_tiles_one_look_a_frame():
@@ -88,15 +88,14 @@ def test_a_new_frame_size_mid_scan_leaves_no_tile_of_the_old_size():
 
 def test_halvings_asked_from_several_threads_are_made_once():
     frame = np.random.default_rng(0).integers(0, 255, (1080, 1920, 3), dtype=np.uint8)
+
+    def ask(levels: Halvings, start: threading.Barrier) -> None:
+        start.wait()
+        levels.level(3)
+
     for _ in range(5):
-        levels = Halvings(frame)
-        start = threading.Barrier(4)
-
-        def ask():
-            start.wait()
-            levels.level(3)
-
-        threads = [threading.Thread(target=ask) for _ in range(4)]
+        levels, start = Halvings(frame), threading.Barrier(4)
+        threads = [threading.Thread(target=ask, args=(levels, start)) for _ in range(4)]
         for thread in threads:
             thread.start()
         for thread in threads:
