@@ -28,8 +28,9 @@ import numpy as np
 from facecam.errors import FacecamError
 from facecam.realtime.compose import MODES, ComposeSettings, draw, face_alpha, parse_background
 from facecam.realtime.crops import Box
-from facecam.realtime.faces import FaceFinder, FrameFaces, finder_settings
+from facecam.realtime.faces import FaceFinder, FrameFaces
 from facecam.realtime.holes import close_pockets
+from facecam.realtime.passes import finder_settings
 
 #: the package's sample clip (a talking head), for trying the API out
 SAMPLE_VIDEO = Path(__file__).resolve().parent / "samples" / "astronaut.mp4"

@@ -22,7 +22,7 @@ from facecam.api import FaceStream
 from facecam.errors import close_during_error
 from facecam.realtime.camera import PacedFrames, frames_until_end
 from facecam.realtime.compose import ComposeSettings
-from facecam.realtime.faces import finder_size
+from facecam.realtime.passes import finder_size
 from facecam.realtime.pipeline import Frame, Pipeline
 from facecam.realtime.segmenter import Segmenter
 from facecam.realtime.stats import STAGES, RunStats

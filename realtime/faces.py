@@ -39,33 +39,25 @@ from facecam.realtime.crops import (
     seed_disc,
 )
 from facecam.realtime.fine_scan import FineScan, blobs_in_tile, tile_grid
+from facecam.realtime.passes import (
+    FIND_EVERY,
+    FINDER_ZOOM,
+    FINE_EVERY,
+    crop_input_side,
+    finder_settings,
+    finder_size,
+    grid_shape,
+)
 from facecam.realtime.scene import is_scene_cut, scene_thumbnail
+from facecam.realtime.smoothing import EdgeHold
 from facecam.realtime.tracking import SAME_FACE_IOU, FaceTracker, HeldFace, Track
 
-#: the full-frame pass sees the frame this many times larger than its own pixels (small faces
-#: get model pixels), with the long side at most FINDER_MAX_SIDE (cost) and at least the model's
-FINDER_ZOOM = 2.0
-FINDER_MAX_SIDE = 1280
-#: the full-frame pass at the model's size every this many frames, the zoomed one for small
-#: faces every FINE_EVERY (3 s at 30 fps: it costs ~20 crops), ANONYMIZE_FINE_EVERY in
-#: anonymize; both at the start and on a scene cut
-FIND_EVERY = 6
-FINE_EVERY = 90
-ANONYMIZE_FINE_EVERY = 12
-#: a crop goes to the model at this many model pixels per frame pixel (a small face is enlarged
-#: a little, not to the model's full size: the cost then grows with the face), at least
-#: MIN_CROP_INPUT, at most the model's own size, a multiple of 32
-CROP_DETAIL = 1.5
-MIN_CROP_INPUT = 96
 #: a crop that looks as it did when the model last looked (every 1/8 x 1/8 block of its grey
 #: within STILL_LEVELS grey levels on average) reuses that look, for at most STILL_REUSE frames
 #: in a row: a still head in a call costs a third of the inferences, and a moving one (or a
 #: mouth that opens: one block is enough) is looked at every frame
 STILL_LEVELS = 6.0
 STILL_REUSE = 2
-#: the merged mask's grid: the frame with its long side at most this (finer than the model's
-#: own 224, so a small face keeps a shape); the edge-aware upsampling takes it to full size
-GRID_SIDE = 256
 #: the zoomed pass adds faces smaller than this share of the frame's long side (bigger ones are
 #: the first pass's, and the zoomed pass breaks them into pieces)
 SMALL_FACE_SHARE = 1 / 3
@@ -76,9 +68,8 @@ MIN_FACE_SIDE = 8
 #: proposals at least this share of the frame's long side are faces as the segmenter sees them
 #: (it was trained on such framings); the verifier checks the smaller ones
 TRUSTED_FACE_SHARE = 1 / 3
-#: the verifier's face probability a proposal needs to be followed; lower in anonymize mode
-VERIFY_THRESHOLD = 0.5
-ANONYMIZE_VERIFY_THRESHOLD = 0.2
+#: the edge hold's band (see smoothing.EdgeHold) per unit of smoothing strength: 0.2 at the default 0.6
+EDGE_HOLD_PER_STRENGTH = 1 / 3
 #: how long a lost face stays anonymised, in seconds (converted with the stream's frame rate)
 MEMORY_SECONDS = 0.5
 
@@ -91,43 +82,6 @@ class FrameFaces:
     faces: list[Box] = field(default_factory=list)  # faces tracked in this frame (frame pixels)
     held: list[HeldFace] = field(default_factory=list)  # faces lost within the memory
     levels: processing.Halvings | None = None  # the frame's halvings, shared with the later steps
-
-
-def grid_shape(frame_hw: tuple[int, int], grid_side: int = GRID_SIDE) -> tuple[tuple[int, int], float]:
-    """``((h, w), scale)`` of the mask grid for a frame of ``(H, W)``: scale = grid px per frame px."""
-    height, width = frame_hw
-    scale = min(1.0, grid_side / max(height, width))
-    return (max(1, round(height * scale)), max(1, round(width * scale))), scale
-
-
-def finder_size(frame_hw: tuple[int, int], model_side: int, zoom: float = FINDER_ZOOM) -> tuple[int, int]:
-    """``(h, w)`` of the zoomed full-frame pass: the frame ``zoom`` times larger, its long side
-    within ``model_side .. FINDER_MAX_SIDE``, each side a multiple of 32."""
-    long_side = min(FINDER_MAX_SIDE, max(model_side, zoom * max(frame_hw)))
-    return processing.scaled_size(frame_hw, long_side)
-
-
-def finder_settings(mode: str) -> dict:
-    """FaceFinder settings for a compose mode. In anonymize a missed face is a privacy failure
-    and a patch of skin pixelated costs little: a small face coming into view is looked for
-    every 12 frames, not 90, in every tile, changed or not, and the verifier keeps doubtful
-    proposals. Elsewhere a wrong face shows (a blurred arm, a sharp patch of carpet) and the CPU
-    is spared."""
-    if mode == "anonymize":
-        return {
-            "fine_every": ANONYMIZE_FINE_EVERY,
-            "verify_threshold": ANONYMIZE_VERIFY_THRESHOLD,
-            "skip_unchanged_tiles": False,
-        }
-    return {"fine_every": FINE_EVERY, "verify_threshold": VERIFY_THRESHOLD, "skip_unchanged_tiles": True}
-
-
-def crop_input_side(crop_side: float, model_side: int) -> int:
-    """The side, in model pixels, a crop of ``crop_side`` frame pixels is segmented at:
-    CROP_DETAIL model pixels per frame pixel, a multiple of 32, within MIN_CROP_INPUT and the
-    model's own side."""
-    side = int(np.ceil(crop_side * CROP_DETAIL / 32)) * 32
-    return max(min(MIN_CROP_INPUT, model_side), min(model_side, side))
 
 
 class FaceFinder:
@@ -170,6 +124,7 @@ class FaceFinder:
         self.reuse_still = reuse_still
         self.crop_size = int(max(segmenter.card.input_size))
         self.tracker = FaceTracker(round(memory_seconds * fps), smoothing)
+        self.edge_hold = EdgeHold(EDGE_HOLD_PER_STRENGTH * smoothing)
         self._thumb: np.ndarray | None = None
         self._frame_hw: tuple[int, int] | None = None
         self._last_find = self._last_fine = -(10**9)
@@ -185,6 +140,7 @@ class FaceFinder:
     def reset(self) -> None:
         """A new stream: forget every face."""
         self.tracker.reset()
+        self.edge_hold.reset()
         self._thumb = None
         self._frame_hw = None
         self._last_find = self._last_fine = -(10**9)
@@ -208,6 +164,7 @@ class FaceFinder:
         self._thumb, self._frame_hw = thumb, frame.shape[:2]
         if cut:
             self.tracker.reset()
+            self.edge_hold.reset()
         zoomed = self._zoomed_size(frame.shape[:2])
         fine_due = zoomed is not None and index - self._last_fine >= self.fine_every
         # the zoomed pass whole when faces are needed now or there is no time to spread its tiles
@@ -250,6 +207,7 @@ class FaceFinder:
         spent["crops"] -= merge_ms
         if timings is not None:
             timings.update(spent)
+        mask = self.edge_hold.update(mask, levels.shrunk_gray((gw, gh)))
         return FrameFaces(mask, [t.face for t in self.tracker.tracks], list(self.tracker.held), levels)
 
     def find(self, frame: np.ndarray, fine: bool = True, levels: processing.Halvings | None = None) -> list[Box]:
@@ -347,7 +305,7 @@ class FaceFinder:
         return trusted + [box for box, score in zip(new, scores, strict=True) if score > self.verify_threshold]
 
     def crop_input(self, crop: Crop) -> int:
-        """The side, in model pixels, a crop is segmented at (see CROP_DETAIL)."""
+        """The side, in model pixels, a crop is segmented at (see passes.CROP_DETAIL)."""
         return crop_input_side(crop.side, self.crop_size)
 
     def _segment_crops(

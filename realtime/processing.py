@@ -65,6 +65,7 @@ class Halvings:
 
     def __init__(self, frame: np.ndarray) -> None:
         self._levels = [frame]
+        self._grays: dict[tuple[int, int], np.ndarray] = {}
         self._lock = threading.Lock()
 
     @property
@@ -88,11 +89,17 @@ class Halvings:
 
     def shrunk_gray(self, size: tuple[int, int]) -> np.ndarray:
         """The frame in grey, area-averaged down to ``size`` ``(w, h)``: converted to grey before
-        the last, uneven area resize (which costs three times as much on three channels)."""
-        gray = cv2.cvtColor(self.level(self._halvings_for(size)), cv2.COLOR_BGR2GRAY)
-        if gray.shape[1] == size[0] and gray.shape[0] == size[1]:
+        the last, uneven area resize (which costs three times as much on three channels). Made
+        once per size (the finder's edge hold and the upsampling's guide both want the grid's)."""
+        with self._lock:
+            gray = self._grays.get(size)
+        if gray is not None:
             return gray
-        return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+        gray = cv2.cvtColor(self.level(self._halvings_for(size)), cv2.COLOR_BGR2GRAY)
+        if gray.shape[1] != size[0] or gray.shape[0] != size[1]:
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+        with self._lock:
+            return self._grays.setdefault(size, gray)
 
     def _halvings_for(self, size: tuple[int, int]) -> int:
         """How many exact halvings a shrink to ``size`` ``(w, h)`` starts with."""

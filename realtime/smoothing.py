@@ -67,6 +67,52 @@ class TemporalSmoother:
         return out
 
 
+class EdgeHold:
+    """Hysteresis on the edge of the merged face mask where the picture stands still.
+
+    Per-face smoothing runs in each face's crop, which moves with the face, and the crop's mask
+    is resampled onto the frame's grid every frame: an edge pixel near one half then flips
+    between face and not-face on a still head, which is the flicker users see. Here a pixel that
+    was face stays face until its value falls ``band`` below one half, and one that was not
+    stays out until it rises ``band`` above, but only where the frame's grey did not change by
+    ``motion_scale`` levels or more (a moving head's edge follows at once, with no lag). A value
+    held is set to just the side of one half it was on, so the edge-aware upsampling puts the
+    edge where it was. ``band`` 0 turns it off. On d3.mp4 at the default smoothing (band 0.2):
+    flicker 0.0116 -> 0.0097.
+    """
+
+    def __init__(self, band: float, motion_scale: float = 10.0) -> None:
+        if not 0 <= band < 0.5:
+            raise ValueError(f"edge hold band must be within 0..0.5, got {band}")
+        self.band = band
+        self.motion_scale = motion_scale
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the last frame (a new stream, a scene cut)."""
+        self._mask: np.ndarray | None = None
+        self._gray: np.ndarray | None = None
+
+    def update(self, mask: np.ndarray, gray: np.ndarray) -> np.ndarray:
+        """``mask`` ``(h, w) float32`` 0..1 with its still edge pixels held; ``gray`` ``(h, w) uint8``
+        is the frame at the mask's size. Returns a new array when anything is held."""
+        previous, previous_gray = self._mask, self._gray
+        self._gray = gray
+        if self.band == 0 or previous is None or previous.shape != mask.shape or previous_gray.shape != gray.shape:
+            self._mask = mask
+            return mask
+        still = cv2.blur(cv2.absdiff(gray, previous_gray), (3, 3)) < self.motion_scale
+        was_face = previous >= 0.5
+        stay_face = still & was_face & (mask < 0.5) & (mask >= 0.5 - self.band)
+        stay_out = still & ~was_face & (mask >= 0.5) & (mask < 0.5 + self.band)
+        if stay_face.any() or stay_out.any():
+            mask = mask.copy()
+            mask[stay_face] = 0.5
+            mask[stay_out] = np.nextafter(np.float32(0.5), np.float32(0))
+        self._mask = mask
+        return mask
+
+
 class FlickerMeter:
     """Share of the face mask that toggles per frame: mean toggled pixels / mean face area.
 

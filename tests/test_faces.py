@@ -12,7 +12,8 @@ import pytest
 
 from facecam.model_card import ModelCard
 from facecam.realtime.crops import Box, Crop, boxes_of_blobs, crop_pixels, iou, keep_blobs_touching, paste_max
-from facecam.realtime.faces import FaceFinder, grid_shape
+from facecam.realtime.faces import FaceFinder
+from facecam.realtime.passes import grid_shape
 from facecam.realtime.scene import is_scene_cut
 from facecam.realtime.tracking import FaceTracker
 

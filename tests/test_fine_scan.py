@@ -9,7 +9,8 @@ import numpy as np
 from test_faces import ColourKeyedSegmenter, scene
 
 from facecam.realtime import fine_scan
-from facecam.realtime.faces import FaceFinder, finder_settings
+from facecam.realtime.faces import FaceFinder
+from facecam.realtime.passes import finder_settings
 from facecam.realtime.processing import Halvings
 
 ZOOMED_SIDE = 256  # the zoomed pass's long side: 640x360 at zoom 2 gives 1280 (more than a tile)

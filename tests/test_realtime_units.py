@@ -195,3 +195,32 @@ def test_provider_choice_is_predictable():
         candidate_providers("cuda", ["CPUExecutionProvider"], driver=True)
     with pytest.raises(ValueError, match="valid: auto"):
         candidate_providers("gpu", ALL, driver=True)
+
+
+def test_edge_hold_keeps_a_still_edge_pixel_on_its_side_and_follows_motion_at_once():
+    from facecam.realtime.smoothing import EdgeHold
+
+    hold = EdgeHold(0.2)
+    gray = np.full((8, 8), 100, np.uint8)
+    first = np.zeros((8, 8), np.float32)
+    first[:, :4] = 1.0
+    first[0, 4] = 0.6  # an edge pixel on the face side
+    assert hold.update(first, gray) is first
+    wobble = first.copy()
+    wobble[0, 4] = 0.45  # model noise: just under one half on a still picture
+    wobble[1, 5] = 0.55  # and a pixel that was out, just over
+    held = hold.update(wobble, gray)
+    assert held[0, 4] >= 0.5 and held[1, 5] < 0.5  # each stays on the side it was on
+    assert np.array_equal(held[2:], wobble[2:])  # nothing else touched
+    far = held.copy()
+    far[0, 4] = 0.2  # well past the band: the model means it
+    assert hold.update(far, gray)[0, 4] == pytest.approx(0.2)
+    moved = np.full((8, 8), 160, np.uint8)  # the picture changed: the new mask as it is
+    follow = far.copy()
+    follow[1, 5] = 0.55
+    assert hold.update(follow, moved)[1, 5] == pytest.approx(0.55)
+    hold.reset()
+    assert hold.update(wobble, gray) is wobble
+    off = EdgeHold(0.0)
+    off.update(first, gray)
+    assert off.update(wobble, gray) is wobble

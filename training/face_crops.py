@@ -152,7 +152,7 @@ def teacher_face(segmenter, crop_bgr: np.ndarray, side: float) -> np.ndarray:
     """``(S, S) bool``: where the teacher is sure of face when it sees the crop (``side`` source
     pixels) at the size the runtime would give it."""
     from facecam.realtime import processing
-    from facecam.realtime.faces import crop_input_side
+    from facecam.realtime.passes import crop_input_side
 
     side = crop_input_side(side, int(max(segmenter.card.input_size)))
     probability = segmenter.infer(processing.preprocess(crop_bgr, (side, side), segmenter.card))

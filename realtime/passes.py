@@ -1,0 +1,68 @@
+"""How much each pass of the face finder sees, and how often: the zoom and period of the
+full-frame passes, the model pixels a face's crop gets, the mask's grid, and the settings each
+compose mode asks of the finder (see :mod:`facecam.realtime.faces`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facecam.realtime import processing
+
+#: the full-frame pass sees the frame this many times larger than its own pixels (small faces
+#: get model pixels), with the long side at most FINDER_MAX_SIDE (cost) and at least the model's
+FINDER_ZOOM = 2.0
+FINDER_MAX_SIDE = 1280
+#: the full-frame pass at the model's size every this many frames, the zoomed one for small
+#: faces every FINE_EVERY (3 s at 30 fps: it costs ~20 crops), ANONYMIZE_FINE_EVERY in
+#: anonymize; both at the start and on a scene cut
+FIND_EVERY = 6
+FINE_EVERY = 90
+ANONYMIZE_FINE_EVERY = 12
+#: a crop goes to the model at this many model pixels per frame pixel (a small face is enlarged
+#: a little, not to the model's full size: the cost then grows with the face), at least
+#: MIN_CROP_INPUT, at most the model's own size, a multiple of 32
+CROP_DETAIL = 1.5
+MIN_CROP_INPUT = 96
+#: the merged mask's grid: the frame with its long side at most this (finer than the model's
+#: own 224, so a small face keeps a shape); the edge-aware upsampling takes it to full size
+GRID_SIDE = 256
+#: the verifier's face probability a proposal needs to be followed; lower in anonymize mode
+VERIFY_THRESHOLD = 0.5
+ANONYMIZE_VERIFY_THRESHOLD = 0.2
+
+
+def grid_shape(frame_hw: tuple[int, int], grid_side: int = GRID_SIDE) -> tuple[tuple[int, int], float]:
+    """``((h, w), scale)`` of the mask grid for a frame of ``(H, W)``: scale = grid px per frame px."""
+    height, width = frame_hw
+    scale = min(1.0, grid_side / max(height, width))
+    return (max(1, round(height * scale)), max(1, round(width * scale))), scale
+
+
+def finder_size(frame_hw: tuple[int, int], model_side: int, zoom: float = FINDER_ZOOM) -> tuple[int, int]:
+    """``(h, w)`` of the zoomed full-frame pass: the frame ``zoom`` times larger, its long side
+    within ``model_side .. FINDER_MAX_SIDE``, each side a multiple of 32."""
+    long_side = min(FINDER_MAX_SIDE, max(model_side, zoom * max(frame_hw)))
+    return processing.scaled_size(frame_hw, long_side)
+
+
+def finder_settings(mode: str) -> dict:
+    """FaceFinder settings for a compose mode. In anonymize a missed face is a privacy failure
+    and a patch of skin pixelated costs little: a small face coming into view is looked for
+    every 12 frames, not 90, in every tile, changed or not, and the verifier keeps doubtful
+    proposals. Elsewhere a wrong face shows (a blurred arm, a sharp patch of carpet) and the CPU
+    is spared."""
+    if mode == "anonymize":
+        return {
+            "fine_every": ANONYMIZE_FINE_EVERY,
+            "verify_threshold": ANONYMIZE_VERIFY_THRESHOLD,
+            "skip_unchanged_tiles": False,
+        }
+    return {"fine_every": FINE_EVERY, "verify_threshold": VERIFY_THRESHOLD, "skip_unchanged_tiles": True}
+
+
+def crop_input_side(crop_side: float, model_side: int) -> int:
+    """The side, in model pixels, a crop of ``crop_side`` frame pixels is segmented at:
+    CROP_DETAIL model pixels per frame pixel, a multiple of 32, within MIN_CROP_INPUT and the
+    model's own side."""
+    side = int(np.ceil(crop_side * CROP_DETAIL / 32)) * 32
+    return max(min(MIN_CROP_INPUT, model_side), min(model_side, side))
