@@ -21,6 +21,13 @@ GUIDE_RADIUS = 1
 GUIDE_EPS = 4e-3
 #: mask values within this distance of 0 or 1 after upsampling are snapped to 0 or 1
 SNAP = 0.02
+#: a model input whose middle averages darker than DARK_MEAN grey levels is lifted by the gamma
+#: (at least MIN_LIFT_GAMMA) that brings that average to DARK_TARGET; one darker than DARKEST
+#: (0..1, a black frame) is left as it is (see lifted_if_dark; tuned on lfw-parts/val)
+DARK_MEAN = 70
+DARK_TARGET = 110
+MIN_LIFT_GAMMA = 0.35
+DARKEST = 0.005
 
 
 def inference_size(frame_hw: tuple[int, int], card: ModelCard) -> tuple[int, int]:
@@ -125,15 +132,36 @@ def preprocess(frame: np.ndarray, size: tuple[int, int], card: ModelCard) -> np.
     """``(H, W, 3) uint8 BGR`` -> ``(1, 3, h, w) float32`` in the card's colour order.
 
     Raw 0..255 values when the model normalises in its graph, else ``(x/255 - mean)/std``.
+    A dark input is lifted first (:func:`lifted_if_dark`).
     """
     h, w = size
-    small = shrink(frame, (w, h))
+    small = lifted_if_dark(shrink(frame, (w, h)))
     if card.color_order == "RGB":
         small = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
     x = small.astype(np.float32)
     if not card.normalization_in_graph:
         x = (x / 255.0 - np.asarray(card.mean, np.float32)) / np.asarray(card.std, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def lifted_if_dark(image: np.ndarray) -> np.ndarray:
+    """``(h, w, 3) uint8`` as the model should see it: when the middle half of it (where a crop's
+    face is) averages darker than DARK_MEAN grey levels, every pixel goes through the gamma that
+    brings that average to DARK_TARGET (a dim room, a face against a window: the model was
+    trained on faces in ordinary light); otherwise the image itself, untouched.
+
+    On `lfw-parts/val` (the split it was tuned on): very dim 0.836 -> 0.885, dim 0.901 -> 0.908,
+    backlit 0.878 -> 0.877, photos as they are unchanged (0.9109)."""
+    height, width = image.shape[:2]
+    middle = image[height // 4 : height - height // 4, width // 4 : width - width // 4]
+    if middle.size == 0:
+        return image
+    mean = float(cv2.cvtColor(middle, cv2.COLOR_BGR2GRAY).mean()) / 255.0
+    if mean * 255 >= DARK_MEAN or mean <= DARKEST:
+        return image
+    gamma = max(MIN_LIFT_GAMMA, float(np.log(DARK_TARGET / 255.0) / np.log(mean)))
+    table = np.clip((np.arange(256) / 255.0) ** gamma * 255 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.LUT(image, table)
 
 
 def upsample_mask(mask: np.ndarray, frame: np.ndarray, levels: Halvings | None = None) -> np.ndarray:

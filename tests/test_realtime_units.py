@@ -224,3 +224,17 @@ def test_edge_hold_keeps_a_still_edge_pixel_on_its_side_and_follows_motion_at_on
     off = EdgeHold(0.0)
     off.update(first, gray)
     assert off.update(wobble, gray) is wobble
+
+
+def test_a_dark_model_input_is_lifted_and_an_ordinary_one_left_as_it_is():
+    ordinary = np.random.default_rng(0).integers(60, 200, (64, 64, 3), dtype=np.uint8)
+    assert processing.lifted_if_dark(ordinary) is ordinary
+    dark = (ordinary * 0.3).astype(np.uint8)  # a dim room: its middle averages ~38 grey levels
+    lifted = processing.lifted_if_dark(dark)
+    assert abs(float(lifted[16:48, 16:48].mean()) - processing.DARK_TARGET) < 10
+    order = np.argsort(dark[..., 1], axis=None, kind="stable")
+    assert np.all(np.diff(lifted[..., 1].ravel()[order].astype(int)) >= 0)  # a gamma: order kept
+    black = np.zeros((8, 8, 3), np.uint8)  # nothing to lift
+    assert processing.lifted_if_dark(black) is black
+    tensor = processing.preprocess(dark, (64, 64), ModelCard(color_order="BGR", normalization_in_graph=True))
+    assert abs(float(tensor[0, :, 16:48, 16:48].mean()) - processing.DARK_TARGET) < 10  # the model sees it lifted
