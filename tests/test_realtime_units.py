@@ -229,7 +229,7 @@ def test_edge_hold_keeps_a_still_edge_pixel_on_its_side_and_follows_motion_at_on
 def test_a_dark_model_input_is_lifted_and_an_ordinary_one_left_as_it_is():
     ordinary = np.random.default_rng(0).integers(60, 200, (64, 64, 3), dtype=np.uint8)
     assert processing.lifted_if_dark(ordinary) is ordinary
-    dark = (ordinary * 0.3).astype(np.uint8)  # a dim room: its middle averages ~38 grey levels
+    dark = (ordinary * 0.3).astype(np.uint8)  # a dim room: it averages ~38 grey levels
     lifted = processing.lifted_if_dark(dark)
     assert abs(float(lifted[16:48, 16:48].mean()) - processing.DARK_TARGET) < 10
     order = np.argsort(dark[..., 1], axis=None, kind="stable")
