@@ -75,10 +75,10 @@ class EdgeHold:
     between face and not-face on a still head, which is the flicker users see. Here a pixel that
     was face stays face until its value falls ``band`` below one half, and one that was not
     stays out until it rises ``band`` above, but only where the frame's grey did not change by
-    ``motion_scale`` levels or more (a moving head's edge follows at once, with no lag). A value
-    held is set to just the side of one half it was on, so the edge-aware upsampling puts the
-    edge where it was. ``band`` 0 turns it off. On d3.mp4 at the default smoothing (band 0.2):
-    flicker 0.0116 -> 0.0097.
+    ``motion_scale`` levels or more (a moving head's edge follows at once, with no lag). A pixel
+    held keeps its last value (not just one half: the edge-aware upsampling would flip it again at
+    full resolution). ``band`` 0 turns it off. On d3.mp4 at the default smoothing (band 0.2):
+    flicker of the mask grid 0.0116 -> 0.0097, of the full-resolution mask video 0.0116 -> 0.0107.
     """
 
     def __init__(self, band: float, motion_scale: float = 10.0) -> None:
@@ -107,8 +107,8 @@ class EdgeHold:
         stay_out = still & ~was_face & (mask >= 0.5) & (mask < 0.5 + self.band)
         if stay_face.any() or stay_out.any():
             mask = mask.copy()
-            mask[stay_face] = 0.5
-            mask[stay_out] = np.nextafter(np.float32(0.5), np.float32(0))
+            held = stay_face | stay_out
+            mask[held] = previous[held]
         self._mask = mask
         return mask
 
