@@ -25,6 +25,15 @@ CROP_MARGIN = 2.2
 MIN_CROP_SIDE = 24.0
 #: a crop keeps only blobs touching its centre disc of this radius (share of the crop side)
 SEED_RADIUS = 0.12
+#: a proposal's sure core (see face_blob_boxes), and how unlike its blob it must be to count
+CORE_THRESHOLD = 0.85
+CORE_SAME_IOU = 0.5
+#: a face box taller than HEAD_ASPECT times its width holds more than a head and its neck: the
+#: skin of a bare chest or arm painted with the face (a group photo in party clothes). Its crop
+#: is aimed at the top HEAD_HEIGHT times its width, where the head of an upright person is;
+#: centred on the whole box it would look at the chest and find no face there
+HEAD_ASPECT = 2.0
+HEAD_HEIGHT = 1.3
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,14 @@ class Box:
         return Box(cx - hw, cy - hh, cx + hw, cy + hh)
 
 
+def head_of(face: Box) -> Box:
+    """``face``, or its top HEAD_HEIGHT x its width when it is taller than HEAD_ASPECT x its width."""
+    width = face.x1 - face.x0
+    if face.y1 - face.y0 <= HEAD_ASPECT * width:
+        return face
+    return Box(face.x0, face.y0, face.x1, face.y0 + HEAD_HEIGHT * width)
+
+
 def iou(a: Box, b: Box) -> float:
     """Intersection over union of two boxes (0 when they do not touch)."""
     w = min(a.x1, b.x1) - max(a.x0, b.x0)
@@ -73,6 +90,7 @@ class Crop:
 
     @classmethod
     def around(cls, face: Box, margin: float = CROP_MARGIN) -> Crop:
+        face = head_of(face)
         cx, cy = face.center
         return cls(cx, cy, max(MIN_CROP_SIDE, margin * face.size))
 
@@ -145,6 +163,21 @@ def boxes_of_blobs(probability: np.ndarray, scale: tuple[float, float], threshol
         if area >= min_pixels:
             boxes.append(Box(x * sx, y * sy, (x + w) * sx, (y + h) * sy))
     return boxes
+
+
+def face_blob_boxes(
+    probability: np.ndarray, scale: tuple[float, float], threshold: float, min_pixels: int
+) -> list[Box]:
+    """The full-frame pass's proposals: :func:`boxes_of_blobs` at ``threshold``, plus the blobs
+    at CORE_THRESHOLD that are not the same as one of those (IoU at most CORE_SAME_IOU).
+
+    Why: at ``threshold`` a face can run into a large doubtful region (the bright lamps above a
+    man's head, a neighbour's shoulder) and its blob is then too big or off-centre to be taken
+    for a face; at a higher threshold the face's sure core stands apart.
+    """
+    boxes = boxes_of_blobs(probability, scale, threshold, min_pixels)
+    cores = boxes_of_blobs(probability, scale, max(threshold, CORE_THRESHOLD), min_pixels)
+    return boxes + [c for c in cores if all(iou(c, b) <= CORE_SAME_IOU for b in boxes)]
 
 
 def keep_blobs_touching(probability: np.ndarray, seed: np.ndarray, threshold: float) -> np.ndarray:

@@ -32,6 +32,7 @@ from facecam.realtime.crops import (
     crop_box_to_frame,
     crop_pixels,
     crop_to_crop,
+    face_blob_boxes,
     inside_frame,
     iou,
     keep_blobs_touching,
@@ -48,16 +49,11 @@ from facecam.realtime.passes import (
     finder_size,
     grid_shape,
 )
+from facecam.realtime.reuse import STILL_REUSE, moved_look
 from facecam.realtime.scene import is_scene_cut, scene_thumbnail
 from facecam.realtime.smoothing import EdgeHold
 from facecam.realtime.tracking import SAME_FACE_IOU, FaceTracker, HeldFace, Track
 
-#: a crop that looks as it did when the model last looked (every 1/8 x 1/8 block of its grey
-#: within STILL_LEVELS grey levels on average) reuses that look, for at most STILL_REUSE frames
-#: in a row: a still head in a call costs a third of the inferences, and a moving one (or a
-#: mouth that opens: one block is enough) is looked at every frame
-STILL_LEVELS = 6.0
-STILL_REUSE = 2
 #: the zoomed pass adds faces smaller than this share of the frame's long side (bigger ones are
 #: the first pass's, and the zoomed pass breaks them into pieces)
 SMALL_FACE_SHARE = 1 / 3
@@ -68,6 +64,10 @@ MIN_FACE_SIDE = 8
 #: proposals at least this share of the frame's long side are faces as the segmenter sees them
 #: (it was trained on such framings); the verifier checks the smaller ones
 TRUSTED_FACE_SHARE = 1 / 3
+#: a crop cut around a blob of several faces shows them small and in a crowd, where the model
+#: is less sure of each: its other blobs are proposed from this probability (the verifier then
+#: judges them, and each gets a crop of its own where the model sees it well)
+SPLIT_THRESHOLD = 0.25
 #: the edge hold's band (see smoothing.EdgeHold) per unit of smoothing strength: 0.2 at the default 0.6
 EDGE_HOLD_PER_STRENGTH = 1 / 3
 #: how long a lost face stays anonymised, in seconds (converted with the stream's frame rate)
@@ -93,7 +93,7 @@ class FaceFinder:
     ``verifier``: a :class:`~facecam.realtime.verifier.Verifier` that keeps only the proposals
     it scores above ``verify_threshold`` (without one, every blob of the full-frame pass is
     followed); ``reuse_still``: a face whose crop has not changed reuses the model's last look
-    (see STILL_LEVELS); ``skip_unchanged_tiles``: a stream's small-face pass passes over the
+    (see realtime.reuse); ``skip_unchanged_tiles``: a stream's small-face pass passes over the
     tiles that have not changed (see fine_scan; off in anonymize).
     """
 
@@ -129,6 +129,7 @@ class FaceFinder:
         self._frame_hw: tuple[int, int] | None = None
         self._last_find = self._last_fine = -(10**9)
         self.scan = FineScan(skip_unchanged_tiles)
+        self._split_faces: list[Box] = []
 
     def follow_mode(self, mode: str) -> None:
         """Look for faces as ``mode`` needs (see finder_settings), keeping every track: the camera
@@ -199,6 +200,11 @@ class FaceFinder:
             # (several faces merged into one blob at the model's size, say).
             new = self.tracker.propose(self.verified(frame, candidates), frame.shape[:2])
             merge_ms += self._segment_and_merge(frame, new, index, mask, scale, levels)
+        if self._split_faces:
+            # the other faces that the first looks at new tracks found (see _update_track)
+            split, self._split_faces = self._split_faces, []
+            new = self.tracker.propose(self.verified(frame, split), frame.shape[:2])
+            merge_ms += self._segment_and_merge(frame, new, index, mask, scale, levels)
         t2 = time.perf_counter()
         spent["crops"] = (t2 - t1) * 1000
         self.tracker.drop_duplicates()
@@ -242,7 +248,7 @@ class FaceFinder:
         probability = self.segmenter.infer(processing.preprocess(small, size, self.segmenter.card))
         ph, pw = probability.shape
         height, width = frame.shape[:2]
-        boxes = boxes_of_blobs(probability, (width / pw, height / ph), FACE_THRESHOLD, MIN_BLOB_PIXELS)
+        boxes = face_blob_boxes(probability, (width / pw, height / ph), FACE_THRESHOLD, MIN_BLOB_PIXELS)
         return [box for box in boxes if box.size >= MIN_FACE_SIDE]
 
     def _tile_blobs(self, frame: np.ndarray, zoomed: tuple[int, int], thumb: np.ndarray) -> list[Box]:
@@ -318,12 +324,11 @@ class FaceFinder:
         grays = [cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops]
         probabilities: list[np.ndarray] = [np.empty(0)] * len(tracks)
         for i, track in enumerate(tracks):
-            if self.reuse_still and _looks_as_before(track, grays[i]):
-                # the last look, moved with the crop (a still face's crop still drifts a little)
-                probabilities[i] = cv2.warpAffine(
-                    track.looked_probability, crop_to_crop(track.looked_crop, track.crop, sizes[i]), (sizes[i],) * 2
-                )
-                track.reused += 1
+            if self.reuse_still and track.looked_gray is not None and track.reused < STILL_REUSE:
+                moved = moved_look(track.looked_crop, track.looked_gray, track.looked_probability, track.crop, grays[i])
+                if moved is not None:
+                    probabilities[i] = moved
+                    track.reused += 1
         for size in sorted(set(sizes)):
             picked = [i for i, s in enumerate(sizes) if s == size and probabilities[i].size == 0]
             if not picked:
@@ -355,6 +360,11 @@ class FaceFinder:
         (cx, cy) = track.crop.to_crop(size) @ np.array([fx, fy, 1.0])
         kept = keep_blobs_touching(probability, seed_disc(size, (cx, cy)), FACE_THRESHOLD)
         box = blob_box(kept, FACE_THRESHOLD)
+        if track.frames == 0 and track.misses == 0:
+            # The first look at a proposal: a blob of the full-frame pass may hold several faces
+            # (two heads side by side, a face and its neighbour's) whose crop is centred on
+            # none of them. Every other face this crop shows is proposed on its own.
+            self._split_faces += other_faces(probability, kept, track.crop)
         if box is None:
             self.tracker.missed(track, index)
             return
@@ -366,10 +376,11 @@ class FaceFinder:
         track.smoother.warp(crop_to_crop(crop, track.crop, size))
 
 
-def _looks_as_before(track: Track, gray: np.ndarray) -> bool:
-    """Whether the model's last look at ``track`` may stand for this frame's crop ``gray``."""
-    before = track.looked_gray
-    if before is None or before.shape != gray.shape or track.reused >= STILL_REUSE:
-        return False
-    blocks = cv2.resize(cv2.absdiff(before, gray), (8, 8), interpolation=cv2.INTER_AREA)
-    return float(blocks.max()) <= STILL_LEVELS
+def other_faces(probability: np.ndarray, kept: np.ndarray, crop: Crop) -> list[Box]:
+    """Boxes (frame pixels) of the face blobs of a crop's ``probability`` other than the ``kept``
+    one, at least MIN_BLOB_PIXELS crop pixels and MIN_FACE_SIDE frame pixels."""
+    size = probability.shape[0]
+    others = np.where(kept > 0, 0.0, probability).astype(np.float32)
+    boxes = boxes_of_blobs(others, (1.0, 1.0), SPLIT_THRESHOLD, MIN_BLOB_PIXELS)
+    frame_boxes = [crop_box_to_frame((b.x0, b.y0, b.x1, b.y1), crop, size) for b in boxes]
+    return [b for b in frame_boxes if b.size >= MIN_FACE_SIDE]

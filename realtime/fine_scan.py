@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from facecam.face import FACE_THRESHOLD
-from facecam.realtime.crops import Box, boxes_of_blobs
+from facecam.realtime.crops import Box, face_blob_boxes
 from facecam.realtime.processing import preprocess, shrink
 
 #: tile side in model pixels (a multiple of 32), and how far neighbouring tiles overlap: a face
@@ -158,7 +158,7 @@ def blobs_in_tile(segmenter, frame: np.ndarray, tile: Tile, zoomed_hw: tuple[int
     region = tile_region(tile, zoomed_hw, frame.shape[:2])
     size = (tile[1] - tile[0], tile[3] - tile[2])
     probability = segmenter.infer(preprocess(tile_pixels(frame, region, size), size, segmenter.card))
-    return tile_boxes_to_frame(boxes_of_blobs(probability, (1.0, 1.0), FACE_THRESHOLD, min_pixels), region, size)
+    return tile_boxes_to_frame(face_blob_boxes(probability, (1.0, 1.0), FACE_THRESHOLD, min_pixels), region, size)
 
 
 def tile_boxes_to_frame(boxes: list[Box], region: tuple[int, int, int, int], size_hw: tuple[int, int]) -> list[Box]:

@@ -114,9 +114,13 @@ class FaceTracker:
 
     def missed(self, track: Track, frame_index: int) -> None:
         """``track``'s crop found no face in frame ``frame_index``; after MISS_LIMIT misses in a
-        row the track ends and its face is held for ``memory_frames`` frames from then."""
+        row (a track never seen: at its first miss) the track ends and its face is held for
+        ``memory_frames`` frames from then."""
         track.misses += 1
-        if track.misses >= MISS_LIMIT:
+        if track.frames == 0 or track.misses >= MISS_LIMIT:
+            # (a proposal whose crop shows no face at its centre is no face to follow: a blob of
+            # chest skin, or two heads merged into one blob whose faces are proposed on their
+            # own; it is held all the same, as anonymize would rather cover too much)
             self.tracks.remove(track)
             self.hold(track, frame_index)
 

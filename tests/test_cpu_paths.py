@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from facecam.face import face_probability
-from facecam.realtime import faces, processing
+from facecam.realtime import faces, processing, reuse
 from facecam.realtime.compose import _blend, alpha_box
 from facecam.realtime.crops import Crop, crop_pixels
 
@@ -131,7 +131,7 @@ def test_a_still_face_reuses_the_last_look_a_moving_one_does_not():
 
     still = face_frames(SETTLE + 9, 0.0)
     assert looks_at_the_face(still, reuse=False) == 9
-    assert looks_at_the_face(still, reuse=True) == 9 // (faces.STILL_REUSE + 1)  # one frame in three
+    assert looks_at_the_face(still, reuse=True) == 9 // (reuse.STILL_REUSE + 1)  # one frame in three
     # the sample clip: the camera pans across a talking face, so every crop looks new
     moving = list(itertools.islice(facecam.video_frames(facecam.SAMPLE_VIDEO), SETTLE + 9))
     assert looks_at_the_face(moving, reuse=True) == 9

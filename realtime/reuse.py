@@ -1,0 +1,72 @@
+"""Reusing the model's last look at a face: a still head in a call, or a crowd under a camera
+that pans, shows the model the same face frame after frame, only moved. When a face's crop
+is the crop the model last looked at, moved by a shift (measured here by phase correlation),
+that look moved by the same shift stands for a new one. At most ``STILL_REUSE`` frames in a
+row, so the model still looks at every face at least once in ``STILL_REUSE + 1`` frames.
+
+Why it is safe: the shifted old crop must match the new one in every 1/8 x 1/8 block of the
+crop to within ``STILL_LEVELS`` grey levels on average. A mouth that opens, a head that
+turns, a hand that comes up, a face that moves apart from its background by more than the
+shift explains: one block is enough and the model looks again.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from facecam.realtime.crops import Crop, crop_to_crop
+
+STILL_LEVELS = 6.0
+STILL_REUSE = 2
+#: the shift is measured on the crops shrunk to this share of their side: phase correlation
+#: is sub-pixel (about 0.3 of its pixels), so a 224 px crop's shift is good to about a pixel
+SHIFT_SCALE = 0.5
+
+
+def moved_look(
+    looked_crop: Crop, looked_gray: np.ndarray, looked_probability: np.ndarray, crop: Crop, gray: np.ndarray
+) -> np.ndarray | None:
+    """The model's last look, ``looked_probability`` (``(s, s) float32``, seen in
+    ``looked_crop`` whose grey was ``looked_gray``), moved onto this frame's ``crop`` (its grey
+    ``gray``, same side ``s``); None when the crop shows more than the old one moved."""
+    size = gray.shape[0]
+    if looked_gray.shape != gray.shape:
+        return None
+    # where the old crop's pixels are in the new crop if the face stood still in the frame ...
+    matrix = crop_to_crop(looked_crop, crop, size)
+    before = cv2.warpAffine(looked_gray, matrix, (size, size), borderMode=cv2.BORDER_REPLICATE)
+    # ... and the face's own shift since then
+    dx, dy = image_shift(before, gray)
+    matrix = matrix + np.array([[0.0, 0.0, dx], [0.0, 0.0, dy]])
+    if dx or dy:
+        before = cv2.warpAffine(looked_gray, matrix, (size, size), borderMode=cv2.BORDER_REPLICATE)
+    if not looks_the_same(before, gray):
+        return None
+    return cv2.warpAffine(looked_probability, matrix, (size, size))
+
+
+def image_shift(before: np.ndarray, now: np.ndarray) -> tuple[float, float]:
+    """``(dx, dy)`` pixels that ``before`` (``(s, s) uint8``) moved by to become ``now``: phase
+    correlation of the two shrunk by SHIFT_SCALE, weighted to the middle (where the face is)."""
+    side = max(16, round(before.shape[0] * SHIFT_SCALE))
+    small_before = cv2.resize(before, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
+    small_now = cv2.resize(now, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
+    (dx, dy), _ = cv2.phaseCorrelate(small_before, small_now, _window(side))
+    scale = before.shape[0] / side
+    return dx * scale, dy * scale
+
+
+def looks_the_same(before: np.ndarray, now: np.ndarray) -> bool:
+    """Whether every 1/8 x 1/8 block of ``now`` is within STILL_LEVELS grey levels of ``before``."""
+    blocks = cv2.resize(cv2.absdiff(before, now), (8, 8), interpolation=cv2.INTER_AREA)
+    return float(blocks.max()) <= STILL_LEVELS
+
+
+_WINDOWS: dict[int, np.ndarray] = {}
+
+
+def _window(side: int) -> np.ndarray:
+    if side not in _WINDOWS:
+        _WINDOWS[side] = cv2.createHanningWindow((side, side), cv2.CV_32F)
+    return _WINDOWS[side]
