@@ -25,7 +25,7 @@ CROP_MARGIN = 2.2
 MIN_CROP_SIDE = 24.0
 #: a crop keeps only blobs touching its centre disc of this radius (share of the crop side)
 SEED_RADIUS = 0.12
-#: a proposal's sure core (see face_blob_boxes), and how unlike its blob it must be to count
+#: a proposal's sure cores (see face_blob_boxes), and how unlike its blob one must be to count
 CORE_THRESHOLD = 0.85
 CORE_SAME_IOU = 0.5
 #: a face box taller than HEAD_ASPECT times its width holds more than a head and its neck: the
@@ -168,12 +168,12 @@ def boxes_of_blobs(probability: np.ndarray, scale: tuple[float, float], threshol
 def face_blob_boxes(
     probability: np.ndarray, scale: tuple[float, float], threshold: float, min_pixels: int
 ) -> list[Box]:
-    """The full-frame pass's proposals: :func:`boxes_of_blobs` at ``threshold``, plus the blobs
-    at CORE_THRESHOLD that are not the same as one of those (IoU at most CORE_SAME_IOU).
+    """A full-frame pass's proposals: :func:`boxes_of_blobs` at ``threshold``, plus the blobs at
+    CORE_THRESHOLD that are not the same as one of those (IoU at most CORE_SAME_IOU).
 
-    Why: at ``threshold`` a face can run into a large doubtful region (the bright lamps above a
-    man's head, a neighbour's shoulder) and its blob is then too big or off-centre to be taken
-    for a face; at a higher threshold the face's sure core stands apart.
+    Why: at ``threshold`` a face can run into a doubtful region (the bright lamps above a man's
+    head, a neighbour's shoulder) and its blob is then too big, or centred off the face; at a
+    higher threshold the face's sure core stands apart.
     """
     boxes = boxes_of_blobs(probability, scale, threshold, min_pixels)
     cores = boxes_of_blobs(probability, scale, max(threshold, CORE_THRESHOLD), min_pixels)

@@ -205,6 +205,7 @@ class FaceFinder:
             split, self._split_faces = self._split_faces, []
             new = self.tracker.propose(self.verified(frame, split), frame.shape[:2])
             merge_ms += self._segment_and_merge(frame, new, index, mask, scale, levels)
+            self._split_faces = []  # split once: the pieces' own crops propose nothing more
         t2 = time.perf_counter()
         spent["crops"] = (t2 - t1) * 1000
         self.tracker.drop_duplicates()
@@ -244,6 +245,8 @@ class FaceFinder:
         return zoomed
 
     def _blobs(self, frame: np.ndarray, size: tuple[int, int], levels: processing.Halvings | None = None) -> list[Box]:
+        """Boxes of the face blobs of a full-frame pass at ``size`` and their sure cores (see
+        crops.face_blob_boxes)."""
         small = (levels or processing.Halvings(frame)).shrunk(size[::-1])
         probability = self.segmenter.infer(processing.preprocess(small, size, self.segmenter.card))
         ph, pw = probability.shape

@@ -15,7 +15,7 @@ from facecam.realtime.crops import Box, Crop, boxes_of_blobs, crop_pixels, iou, 
 from facecam.realtime.faces import FaceFinder
 from facecam.realtime.passes import grid_shape
 from facecam.realtime.scene import is_scene_cut
-from facecam.realtime.tracking import FaceTracker
+from facecam.realtime.tracking import REJECT_FRAMES, FaceTracker
 
 SKIN_BGR = (120, 160, 220)
 
@@ -143,10 +143,24 @@ def test_a_lost_face_is_held_for_the_memory_and_no_longer():
 def test_a_held_face_covers_where_the_face_was_grown_a_little():
     tracker = FaceTracker(memory_frames=3)
     (track,) = tracker.propose([Box(100, 100, 140, 150)], (480, 640))
+    tracker.seen(track, Box(100, 100, 140, 150), (480, 640))
     tracker.missed(track, 7)
+    assert tracker.tracks == [track] and not tracker.held  # a blink of the model is forgiven
     tracker.missed(track, 8)
     (held,) = tracker.held
     assert held.until == 11 and held.box.size > 50 and iou(held.box, Box(100, 100, 140, 150)) > 0.6
+
+
+def test_a_proposal_whose_crop_shows_no_face_ends_at_once_held_and_is_not_proposed_again_at_once():
+    tracker = FaceTracker(memory_frames=3)
+    blob = Box(100, 100, 140, 200)  # a face and the chest below it, say
+    (track,) = tracker.propose([blob], (480, 640))
+    tracker.missed(track, 7)
+    assert not tracker.tracks and len(tracker.held) == 1
+    assert tracker.propose([blob], (480, 640)) == []  # the same blob, proposed after the crop pass
+    assert tracker.propose([Box(300, 100, 340, 150)], (480, 640))  # another place: a new track
+    tracker.expire(7 + REJECT_FRAMES + 1)
+    assert tracker.propose([blob], (480, 640))  # at a later full-frame pass it is looked at again
 
 
 def test_a_scene_cut_drops_the_faces_and_their_memory():

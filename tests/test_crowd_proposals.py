@@ -1,0 +1,57 @@
+"""Proposals in a crowd: a blob that holds more than a face (a bare chest under it, a lamp
+above it, a neighbour beside it) still leads to the face.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from test_faces import SKIN_BGR, ColourKeyedSegmenter
+
+from facecam.realtime.crops import Box, Crop, face_blob_boxes, head_of
+from facecam.realtime.faces import FaceFinder, other_faces
+
+
+def test_a_tall_box_is_aimed_at_its_head_and_a_face_box_is_left_as_it_is():
+    face = Box(100, 100, 140, 160)  # a face and its neck: 1.5 times as tall as wide
+    assert head_of(face) == face
+    body = Box(100, 100, 140, 300)  # the same face with the chest under it
+    assert head_of(body) == Box(100, 100, 140, 152)
+    crop = Crop.around(body)
+    assert 100 <= crop.cy <= 160 and crop.side < 2.2 * 100  # on the head, not the chest
+
+
+def test_a_face_run_into_a_big_doubtful_blob_is_proposed_by_its_sure_core():
+    probability = np.zeros((200, 300), np.float32)
+    probability[20:120, 20:280] = 0.6  # lamps, painted as doubtful face
+    cv2.circle(probability, (150, 100), 15, 0.97, -1)  # a face below them, sure, touching them
+    cv2.circle(probability, (60, 170), 12, 0.95, -1)  # a face on its own: its core is itself
+    boxes = face_blob_boxes(probability, (1.0, 1.0), 0.5, 12)
+    sides = sorted(round(b.size) for b in boxes)
+    assert sides == [25, 31, 260]  # the lone face, the face's core, the big blob (dropped later as too big)
+
+
+def test_a_first_look_proposes_the_other_faces_its_crop_shows():
+    probability = np.zeros((100, 100), np.float32)
+    cv2.circle(probability, (50, 50), 12, 0.95, -1)  # the face the crop was cut for
+    cv2.circle(probability, (15, 20), 6, 0.35, -1)  # a neighbour, seen small and unsure
+    kept = np.zeros_like(probability)
+    kept[30:70, 30:70] = probability[30:70, 30:70]
+    crop = Crop(500.0, 300.0, 200.0)  # 2 frame pixels per crop pixel
+    (other,) = other_faces(probability, kept, crop)
+    cx, cy = other.center
+    assert abs(cx - (400 + 15.5 * 2)) <= 3 and abs(cy - (200 + 20.5 * 2)) <= 3
+
+
+def test_a_face_above_a_bare_chest_is_followed_on_the_face():
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    cv2.circle(frame, (320, 110), 28, SKIN_BGR, -1)  # the face ...
+    cv2.rectangle(frame, (290, 135), (350, 330), SKIN_BGR, -1)  # ... and the chest's skin under it
+    finder = FaceFinder(ColourKeyedSegmenter(), smoothing=0, find_every=100)
+    for index in range(4):
+        result = finder.process(frame, index)
+    (face,) = result.faces
+    crop = finder.tracker.tracks[0].crop
+    assert abs(crop.cx - 320) < 10 and crop.cy < 200  # the crop stays on the head
+    grid = cv2.resize(result.mask, (640, 360))
+    assert grid[110, 320] > 0.5
