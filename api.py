@@ -30,7 +30,7 @@ from facecam.realtime.compose import MODES, ComposeSettings, draw, face_alpha, p
 from facecam.realtime.crops import Box
 from facecam.realtime.faces import FaceFinder, FrameFaces
 from facecam.realtime.holes import close_pockets
-from facecam.realtime.passes import finder_settings
+from facecam.realtime.passes import PHOTO_SPLIT_THRESHOLD, finder_settings
 
 #: the package's sample clip (a talking head), for trying the API out
 SAMPLE_VIDEO = Path(__file__).resolve().parent / "samples" / "astronaut.mp4"
@@ -120,6 +120,7 @@ class FaceStream:
         smoothing = self.smoothing
         if photo:
             options["find_every"], smoothing = 1, 0.0
+            options["split_threshold"] = PHOTO_SPLIT_THRESHOLD
         return FaceFinder(self.segmenter, smoothing=smoothing, fps=self.fps, verifier=self.verifier, **options)
 
     @property

@@ -44,6 +44,7 @@ from facecam.realtime.passes import (
     FIND_EVERY,
     FINDER_ZOOM,
     FINE_EVERY,
+    SPLIT_THRESHOLD,
     crop_input_side,
     finder_settings,
     finder_size,
@@ -64,10 +65,6 @@ MIN_FACE_SIDE = 8
 #: proposals at least this share of the frame's long side are faces as the segmenter sees them
 #: (it was trained on such framings); the verifier checks the smaller ones
 TRUSTED_FACE_SHARE = 1 / 3
-#: a crop cut around a blob of several faces shows them small and in a crowd, where the model
-#: is less sure of each: its other blobs are proposed from this probability (the verifier then
-#: judges them, and each gets a crop of its own where the model sees it well)
-SPLIT_THRESHOLD = 0.25
 #: the edge hold's band (see smoothing.EdgeHold) per unit of smoothing strength: 0.2 at the default 0.6
 EDGE_HOLD_PER_STRENGTH = 1 / 3
 #: how long a lost face stays anonymised, in seconds (converted with the stream's frame rate)
@@ -110,6 +107,7 @@ class FaceFinder:
         verify_threshold: float = 0.5,
         reuse_still: bool = True,
         skip_unchanged_tiles: bool = True,
+        split_threshold: float = SPLIT_THRESHOLD,
     ) -> None:
         if find_every < 1 or fine_every < 1:
             raise ValueError(f"find_every and fine_every must be >= 1, got {find_every} and {fine_every}")
@@ -122,6 +120,7 @@ class FaceFinder:
         self.fine_every = fine_every
         self.zoom = zoom
         self.reuse_still = reuse_still
+        self.split_threshold = split_threshold
         self.crop_size = int(max(segmenter.card.input_size))
         self.tracker = FaceTracker(round(memory_seconds * fps), smoothing)
         self.edge_hold = EdgeHold(EDGE_HOLD_PER_STRENGTH * smoothing)
@@ -136,6 +135,7 @@ class FaceFinder:
         window's keys and ``FaceStream.mode`` switch modes mid-stream."""
         settings = finder_settings(mode)
         self.fine_every, self.verify_threshold = settings["fine_every"], settings["verify_threshold"]
+        self.split_threshold = settings["split_threshold"]
         self.scan.skip_unchanged = settings["skip_unchanged_tiles"]
 
     def reset(self) -> None:
@@ -363,11 +363,13 @@ class FaceFinder:
         (cx, cy) = track.crop.to_crop(size) @ np.array([fx, fy, 1.0])
         kept = keep_blobs_touching(probability, seed_disc(size, (cx, cy)), FACE_THRESHOLD)
         box = blob_box(kept, FACE_THRESHOLD)
-        if track.frames == 0 and track.misses == 0:
-            # The first look at a proposal: a blob of the full-frame pass may hold several faces
-            # (two heads side by side, a face and its neighbour's) whose crop is centred on
-            # none of them. Every other face this crop shows is proposed on its own.
-            self._split_faces += other_faces(probability, kept, track.crop)
+        if box is None and track.frames == 0 and track.misses == 0:
+            # The first look at a proposal found no face at its centre: the blob of the
+            # full-frame pass may hold several faces (two heads side by side, a face and its
+            # neighbour's) and the crop is centred on none of them. Every face this crop shows
+            # is proposed on its own. (Not after a look that found its face: the weak blobs
+            # around a face, a hand or the neck, then became faces for a frame and flickered.)
+            self._split_faces += other_faces(probability, kept, track.crop, self.split_threshold)
         if box is None:
             self.tracker.missed(track, index)
             return
@@ -379,11 +381,11 @@ class FaceFinder:
         track.smoother.warp(crop_to_crop(crop, track.crop, size))
 
 
-def other_faces(probability: np.ndarray, kept: np.ndarray, crop: Crop) -> list[Box]:
-    """Boxes (frame pixels) of the face blobs of a crop's ``probability`` other than the ``kept``
-    one, at least MIN_BLOB_PIXELS crop pixels and MIN_FACE_SIDE frame pixels."""
+def other_faces(probability: np.ndarray, kept: np.ndarray, crop: Crop, threshold: float) -> list[Box]:
+    """Boxes (frame pixels) of the blobs above ``threshold`` of a crop's ``probability`` other
+    than the ``kept`` one, at least MIN_BLOB_PIXELS crop pixels and MIN_FACE_SIDE frame pixels."""
     size = probability.shape[0]
     others = np.where(kept > 0, 0.0, probability).astype(np.float32)
-    boxes = boxes_of_blobs(others, (1.0, 1.0), SPLIT_THRESHOLD, MIN_BLOB_PIXELS)
+    boxes = boxes_of_blobs(others, (1.0, 1.0), threshold, MIN_BLOB_PIXELS)
     frame_boxes = [crop_box_to_frame((b.x0, b.y0, b.x1, b.y1), crop, size) for b in boxes]
     return [b for b in frame_boxes if b.size >= MIN_FACE_SIDE]

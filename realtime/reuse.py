@@ -36,13 +36,15 @@ def moved_look(
     # where the old crop's pixels are in the new crop if the face stood still in the frame ...
     matrix = crop_to_crop(looked_crop, crop, size)
     before = cv2.warpAffine(looked_gray, matrix, (size, size), borderMode=cv2.BORDER_REPLICATE)
-    # ... and the face's own shift since then
-    dx, dy = image_shift(before, gray)
-    matrix = matrix + np.array([[0.0, 0.0, dx], [0.0, 0.0, dy]])
-    if dx or dy:
-        before = cv2.warpAffine(looked_gray, matrix, (size, size), borderMode=cv2.BORDER_REPLICATE)
     if not looks_the_same(before, gray):
-        return None
+        # ... and, when it did not stand still, its own shift since then. A still face is
+        # never shifted: the measured shift's error (a fraction of a pixel) would make its
+        # edge jitter, which the smoothing then has to hold
+        dx, dy = image_shift(before, gray)
+        matrix = matrix + np.array([[0.0, 0.0, dx], [0.0, 0.0, dy]])
+        before = cv2.warpAffine(looked_gray, matrix, (size, size), borderMode=cv2.BORDER_REPLICATE)
+        if not looks_the_same(before, gray):
+            return None
     return cv2.warpAffine(looked_probability, matrix, (size, size))
 
 

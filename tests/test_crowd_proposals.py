@@ -38,7 +38,8 @@ def test_a_first_look_proposes_the_other_faces_its_crop_shows():
     kept = np.zeros_like(probability)
     kept[30:70, 30:70] = probability[30:70, 30:70]
     crop = Crop(500.0, 300.0, 200.0)  # 2 frame pixels per crop pixel
-    (other,) = other_faces(probability, kept, crop)
+    (other,) = other_faces(probability, kept, crop, 0.25)
+    assert other_faces(probability, kept, crop, 0.5) == []  # a stream's threshold: too unsure
     cx, cy = other.center
     assert abs(cx - (400 + 15.5 * 2)) <= 3 and abs(cy - (200 + 20.5 * 2)) <= 3
 
