@@ -25,9 +25,9 @@ CROP_MARGIN = 2.2
 MIN_CROP_SIDE = 24.0
 #: a crop keeps only blobs touching its centre disc of this radius (share of the crop side)
 SEED_RADIUS = 0.12
-#: a proposal's sure cores (see face_blob_boxes), and how unlike its blob one must be to count
+#: a proposal's sure cores, and how much bigger than a core its blob must be (see face_blob_boxes)
 CORE_THRESHOLD = 0.85
-CORE_SAME_IOU = 0.5
+CORE_PARENT_RATIO = 3.0
 #: a face box taller than HEAD_ASPECT times its width holds more than a head and its neck: the
 #: skin of a bare chest or arm painted with the face (a group photo in party clothes). Its crop
 #: is aimed at the top HEAD_HEIGHT times its width, where the head of an upright person is;
@@ -166,18 +166,26 @@ def boxes_of_blobs(probability: np.ndarray, scale: tuple[float, float], threshol
 
 
 def face_blob_boxes(
-    probability: np.ndarray, scale: tuple[float, float], threshold: float, min_pixels: int
+    probability: np.ndarray, scale: tuple[float, float], threshold: float, min_pixels: int, cores: bool = False
 ) -> list[Box]:
-    """A full-frame pass's proposals: :func:`boxes_of_blobs` at ``threshold``, plus the blobs at
-    CORE_THRESHOLD that are not the same as one of those (IoU at most CORE_SAME_IOU).
+    """A full-frame pass's proposals: :func:`boxes_of_blobs` at ``threshold``; with ``cores``,
+    also the blobs at CORE_THRESHOLD inside a blob at least CORE_PARENT_RATIO times their size.
 
-    Why: at ``threshold`` a face can run into a doubtful region (the bright lamps above a man's
-    head, a neighbour's shoulder) and its blob is then too big, or centred off the face; at a
-    higher threshold the face's sure core stands apart.
+    Why: at ``threshold`` a face can run into a large doubtful region (the bright lamps above a
+    man's head) and its blob is then too big to be taken for a face; at a higher threshold the
+    face's sure core stands apart. Only where a missed face costs more than a wrong one
+    (anonymize): a sure core also comes out of a lamp or a hand in such a region
+    (`lfw-parts/test` IoU 0.9071 -> 0.9054 with cores, 0.9039 with the cores of every blob).
     """
     boxes = boxes_of_blobs(probability, scale, threshold, min_pixels)
-    cores = boxes_of_blobs(probability, scale, max(threshold, CORE_THRESHOLD), min_pixels)
-    return boxes + [c for c in cores if all(iou(c, b) <= CORE_SAME_IOU for b in boxes)]
+    if not cores:
+        return boxes
+    sure = boxes_of_blobs(probability, scale, max(threshold, CORE_THRESHOLD), min_pixels)
+    return boxes + [c for c in sure if any(_inside(c, b) and b.size >= CORE_PARENT_RATIO * c.size for b in boxes)]
+
+
+def _inside(inner: Box, outer: Box) -> bool:
+    return outer.x0 <= inner.x0 and outer.y0 <= inner.y0 and inner.x1 <= outer.x1 and inner.y1 <= outer.y1
 
 
 def keep_blobs_touching(probability: np.ndarray, seed: np.ndarray, threshold: float) -> np.ndarray:

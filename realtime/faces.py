@@ -108,6 +108,7 @@ class FaceFinder:
         reuse_still: bool = True,
         skip_unchanged_tiles: bool = True,
         split_threshold: float = SPLIT_THRESHOLD,
+        find_cores: bool = False,
     ) -> None:
         if find_every < 1 or fine_every < 1:
             raise ValueError(f"find_every and fine_every must be >= 1, got {find_every} and {fine_every}")
@@ -121,6 +122,7 @@ class FaceFinder:
         self.zoom = zoom
         self.reuse_still = reuse_still
         self.split_threshold = split_threshold
+        self.find_cores = find_cores
         self.crop_size = int(max(segmenter.card.input_size))
         self.tracker = FaceTracker(round(memory_seconds * fps), smoothing)
         self.edge_hold = EdgeHold(EDGE_HOLD_PER_STRENGTH * smoothing)
@@ -135,7 +137,7 @@ class FaceFinder:
         window's keys and ``FaceStream.mode`` switch modes mid-stream."""
         settings = finder_settings(mode)
         self.fine_every, self.verify_threshold = settings["fine_every"], settings["verify_threshold"]
-        self.split_threshold = settings["split_threshold"]
+        self.split_threshold, self.find_cores = settings["split_threshold"], settings["find_cores"]
         self.scan.skip_unchanged = settings["skip_unchanged_tiles"]
 
     def reset(self) -> None:
@@ -251,7 +253,9 @@ class FaceFinder:
         probability = self.segmenter.infer(processing.preprocess(small, size, self.segmenter.card))
         ph, pw = probability.shape
         height, width = frame.shape[:2]
-        boxes = face_blob_boxes(probability, (width / pw, height / ph), FACE_THRESHOLD, MIN_BLOB_PIXELS)
+        boxes = face_blob_boxes(
+            probability, (width / pw, height / ph), FACE_THRESHOLD, MIN_BLOB_PIXELS, self.find_cores
+        )
         return [box for box in boxes if box.size >= MIN_FACE_SIDE]
 
     def _tile_blobs(self, frame: np.ndarray, zoomed: tuple[int, int], thumb: np.ndarray) -> list[Box]:
@@ -259,7 +263,7 @@ class FaceFinder:
         tile = self.scan.next_tile(thumb, [t.face for t in self.tracker.tracks], frame.shape[:2])
         if tile is None:
             return []
-        boxes = blobs_in_tile(self.segmenter, frame, tile, zoomed, MIN_BLOB_PIXELS)
+        boxes = blobs_in_tile(self.segmenter, frame, tile, zoomed, MIN_BLOB_PIXELS, self.find_cores)
         small = SMALL_FACE_SHARE * max(frame.shape[:2])
         return [box for box in boxes if MIN_FACE_SIDE <= box.size < small]
 

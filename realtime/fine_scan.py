@@ -152,13 +152,17 @@ def moving_faces_mask(thumb_hw: tuple[int, int], faces: list[Box], frame_hw: tup
     return mask
 
 
-def blobs_in_tile(segmenter, frame: np.ndarray, tile: Tile, zoomed_hw: tuple[int, int], min_pixels: int) -> list[Box]:
+def blobs_in_tile(
+    segmenter, frame: np.ndarray, tile: Tile, zoomed_hw: tuple[int, int], min_pixels: int, cores: bool = False
+) -> list[Box]:
     """Boxes, in frame pixels, of the face blobs the model sees in one tile of the zoomed pass
-    (blobs under ``min_pixels`` model pixels are noise)."""
+    (blobs under ``min_pixels`` model pixels are noise; ``cores``: see crops.face_blob_boxes)."""
     region = tile_region(tile, zoomed_hw, frame.shape[:2])
     size = (tile[1] - tile[0], tile[3] - tile[2])
     probability = segmenter.infer(preprocess(tile_pixels(frame, region, size), size, segmenter.card))
-    return tile_boxes_to_frame(face_blob_boxes(probability, (1.0, 1.0), FACE_THRESHOLD, min_pixels), region, size)
+    return tile_boxes_to_frame(
+        face_blob_boxes(probability, (1.0, 1.0), FACE_THRESHOLD, min_pixels, cores), region, size
+    )
 
 
 def tile_boxes_to_frame(boxes: list[Box], region: tuple[int, int, int, int], size_hw: tuple[int, int]) -> list[Box]:

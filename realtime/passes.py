@@ -64,12 +64,14 @@ def finder_settings(mode: str) -> dict:
             "verify_threshold": ANONYMIZE_VERIFY_THRESHOLD,
             "skip_unchanged_tiles": False,
             "split_threshold": ANONYMIZE_SPLIT_THRESHOLD,
+            "find_cores": True,
         }
     return {
         "fine_every": FINE_EVERY,
         "verify_threshold": VERIFY_THRESHOLD,
         "skip_unchanged_tiles": True,
         "split_threshold": SPLIT_THRESHOLD,
+        "find_cores": False,
     }
 
 

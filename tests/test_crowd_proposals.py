@@ -26,9 +26,10 @@ def test_a_face_run_into_a_big_doubtful_blob_is_proposed_by_its_sure_core():
     probability[20:120, 20:280] = 0.6  # lamps, painted as doubtful face
     cv2.circle(probability, (150, 100), 15, 0.97, -1)  # a face below them, sure, touching them
     cv2.circle(probability, (60, 170), 12, 0.95, -1)  # a face on its own: its core is itself
-    boxes = face_blob_boxes(probability, (1.0, 1.0), 0.5, 12)
+    boxes = face_blob_boxes(probability, (1.0, 1.0), 0.5, 12, cores=True)
     sides = sorted(round(b.size) for b in boxes)
     assert sides == [25, 31, 260]  # the lone face, the face's core, the big blob (dropped later as too big)
+    assert len(face_blob_boxes(probability, (1.0, 1.0), 0.5, 12)) == 2  # outside anonymize: no cores
 
 
 def test_a_first_look_proposes_the_other_faces_its_crop_shows():
