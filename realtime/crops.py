@@ -188,6 +188,14 @@ def _inside(inner: Box, outer: Box) -> bool:
     return outer.x0 <= inner.x0 and outer.y0 <= inner.y0 and inner.x1 <= outer.x1 and inner.y1 <= outer.y1
 
 
+def faces_in_crop(probability: np.ndarray, crop: Crop, threshold: float, min_pixels: int) -> list[Box]:
+    """Boxes, in frame pixels, of the blobs of a crop's ``(s, s)`` ``probability`` above
+    ``threshold`` and at least ``min_pixels`` crop pixels."""
+    size = probability.shape[0]
+    boxes = boxes_of_blobs(probability, (1.0, 1.0), threshold, min_pixels)
+    return [crop_box_to_frame((b.x0, b.y0, b.x1, b.y1), crop, size) for b in boxes]
+
+
 def keep_blobs_touching(probability: np.ndarray, seed: np.ndarray, threshold: float) -> np.ndarray:
     """``probability`` ``(s, s) float32`` with every blob (above ``threshold``) that does not
     touch ``seed`` (``(s, s) bool``) set to 0, so a crop adds only the face it was cut for,

@@ -28,11 +28,12 @@ from facecam.realtime.crops import (
     Box,
     Crop,
     blob_box,
-    boxes_of_blobs,
     crop_box_to_frame,
     crop_pixels,
     crop_to_crop,
     face_blob_boxes,
+    faces_in_crop,
+    head_of,
     inside_frame,
     iou,
     keep_blobs_touching,
@@ -89,9 +90,10 @@ class FaceFinder:
     full-frame passes (1 = every frame; photos use 1); ``zoom``: the full-frame pass's zoom;
     ``verifier``: a :class:`~facecam.realtime.verifier.Verifier` that keeps only the proposals
     it scores above ``verify_threshold`` (without one, every blob of the full-frame pass is
-    followed); ``reuse_still``: a face whose crop has not changed reuses the model's last look
-    (see realtime.reuse); ``skip_unchanged_tiles``: a stream's small-face pass passes over the
-    tiles that have not changed (see fine_scan; off in anonymize).
+    followed); ``reuse_still``: a face whose crop shows what it showed, still or moved by a
+    shift, reuses the model's last look (see realtime.reuse); ``skip_unchanged_tiles``: a
+    stream's small-face pass passes over the tiles that have not changed (see fine_scan; off in
+    anonymize).
     """
 
     def __init__(
@@ -148,6 +150,7 @@ class FaceFinder:
         self._frame_hw = None
         self._last_find = self._last_fine = -(10**9)
         self.scan = FineScan(self.scan.skip_unchanged)
+        self._split_faces = []
 
     def process(self, frame: np.ndarray, index: int, timings: dict[str, float] | None = None) -> FrameFaces:
         """Find, crop, segment, track and merge the faces of one ``(H, W, 3) uint8 BGR`` frame.
@@ -203,11 +206,11 @@ class FaceFinder:
             new = self.tracker.propose(self.verified(frame, candidates), frame.shape[:2])
             merge_ms += self._segment_and_merge(frame, new, index, mask, scale, levels)
         if self._split_faces:
-            # the other faces that the first looks at new tracks found (see _update_track)
-            split, self._split_faces = self._split_faces, []
-            new = self.tracker.propose(self.verified(frame, split), frame.shape[:2])
+            # the faces that the first looks at new tracks found away from their centre (see
+            # _update_track), segmented now; split once: the pieces' own crops propose nothing
+            new = self.tracker.propose(self.verified(frame, self._split_faces), frame.shape[:2])
             merge_ms += self._segment_and_merge(frame, new, index, mask, scale, levels)
-            self._split_faces = []  # split once: the pieces' own crops propose nothing more
+            self._split_faces = []
         t2 = time.perf_counter()
         spent["crops"] = (t2 - t1) * 1000
         self.tracker.drop_duplicates()
@@ -363,17 +366,18 @@ class FaceFinder:
         # run on as a streak and the face's box (and the next crop) grow without end
         size = probability.shape[0]
         probability = probability * inside_frame(track.crop, frame_hw, size)
-        fx, fy = track.face.center
+        fx, fy = head_of(track.face).center  # where Crop.around aimed the crop
         (cx, cy) = track.crop.to_crop(size) @ np.array([fx, fy, 1.0])
         kept = keep_blobs_touching(probability, seed_disc(size, (cx, cy)), FACE_THRESHOLD)
         box = blob_box(kept, FACE_THRESHOLD)
-        if box is None and track.frames == 0 and track.misses == 0:
+        if box is None and track.frames == 0:
             # The first look at a proposal found no face at its centre: the blob of the
             # full-frame pass may hold several faces (two heads side by side, a face and its
             # neighbour's) and the crop is centred on none of them. Every face this crop shows
             # is proposed on its own. (Not after a look that found its face: the weak blobs
             # around a face, a hand or the neck, then became faces for a frame and flickered.)
-            self._split_faces += other_faces(probability, kept, track.crop, self.split_threshold)
+            found = faces_in_crop(probability, track.crop, self.split_threshold, MIN_BLOB_PIXELS)
+            self._split_faces += [face for face in found if face.size >= MIN_FACE_SIDE]
         if box is None:
             self.tracker.missed(track, index)
             return
@@ -383,13 +387,3 @@ class FaceFinder:
         self.tracker.seen(track, crop_box_to_frame(box, crop, size), frame_hw)
         # the smoother's memory moves with the crop: old crop pixels -> frame -> new crop pixels
         track.smoother.warp(crop_to_crop(crop, track.crop, size))
-
-
-def other_faces(probability: np.ndarray, kept: np.ndarray, crop: Crop, threshold: float) -> list[Box]:
-    """Boxes (frame pixels) of the blobs above ``threshold`` of a crop's ``probability`` other
-    than the ``kept`` one, at least MIN_BLOB_PIXELS crop pixels and MIN_FACE_SIDE frame pixels."""
-    size = probability.shape[0]
-    others = np.where(kept > 0, 0.0, probability).astype(np.float32)
-    boxes = boxes_of_blobs(others, (1.0, 1.0), threshold, MIN_BLOB_PIXELS)
-    frame_boxes = [crop_box_to_frame((b.x0, b.y0, b.x1, b.y1), crop, size) for b in boxes]
-    return [b for b in frame_boxes if b.size >= MIN_FACE_SIDE]

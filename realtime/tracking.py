@@ -31,8 +31,9 @@ JUMP_SHARE = 0.25
 CROP_STILL_SHARE = 0.02
 #: a lost face is held (anonymised at its last place) grown by this factor
 HELD_GROWTH = 1.25
-#: a proposal whose first look showed no face is not proposed again for this many frames: the
-#: same blob comes back from the proposals that follow the crop pass in the same frame. Not
+#: a proposal whose first look showed no face is not proposed again (the same box: IoU over
+#: DUPLICATE_IOU; the faces found in its crop are other boxes) for this many frames: the same
+#: blob comes back from the proposals that follow the crop pass in the same frame. Not
 #: longer: looked at again in a later full-frame pass, a face missed once is often found
 #: (group1.mp4 anonymize recall 0.97 at 1 frame, 0.94 at 25)
 REJECT_FRAMES = 1
@@ -48,7 +49,7 @@ class Track:
     smoother: TemporalSmoother = field(repr=False)
     misses: int = 0
     frames: int = 0  # frames it was seen in
-    # the model's last look at this face, reused while the crop does not change (see faces.STILL_*)
+    # the model's last look at this face, reused while the crop shows it, still or shifted (see realtime.reuse)
     looked_crop: Crop | None = field(default=None, repr=False)
     looked_gray: np.ndarray | None = field(default=None, repr=False)
     looked_probability: np.ndarray | None = field(default=None, repr=False)
@@ -92,7 +93,7 @@ class FaceTracker:
         """Start a track for each proposed face that no track follows yet; returns the new ones."""
         new = []
         for face in faces:
-            if self.follows(face) or any(iou(face, r.box) > SAME_FACE_IOU for r in self.rejected):
+            if self.follows(face) or any(iou(face, r.box) > DUPLICATE_IOU for r in self.rejected):
                 continue
             crop = fit_crop(Crop.around(face, self.margin), frame_hw)
             track = Track(self._next_id, crop, face, TemporalSmoother(self.smoothing))

@@ -5,7 +5,7 @@ it covers, named by frame index as ``centerface_boxes.py`` names its boxes.
     python scripts/anonymize_masks.py CLIP.mp4 OUT_DIR [MODEL]
     python ../shared/anchors/face_recall.py boxes.json OUT_DIR
 
-``--mode mask`` writes the mask of the other modes, which neither grows nor holds faces.
+(``facecam --mode mask`` writes the mask of the other modes, which neither grows nor holds faces.)
 """
 
 from __future__ import annotations
