@@ -28,9 +28,11 @@ import numpy as np
 from facecam.errors import FacecamError
 from facecam.realtime.compose import MODES, ComposeSettings, draw, face_alpha, parse_background
 from facecam.realtime.crops import Box
-from facecam.realtime.faces import FaceFinder, FrameFaces
+from facecam.realtime.faces import EDGE_HOLD_PER_STRENGTH, FaceFinder, FrameFaces
 from facecam.realtime.holes import close_pockets
 from facecam.realtime.passes import PHOTO_SPLIT_THRESHOLD, finder_settings
+from facecam.realtime.processing import Halvings
+from facecam.realtime.smoothing import AlphaHold, faces_region
 
 #: the package's sample clip (a talking head), for trying the API out
 SAMPLE_VIDEO = Path(__file__).resolve().parent / "samples" / "astronaut.mp4"
@@ -110,6 +112,7 @@ class FaceStream:
             self.close()
             raise
         self.finder = self._new_finder()
+        self.alpha_hold = AlphaHold(EDGE_HOLD_PER_STRENGTH * smoothing)
         self._finder_mode = self.settings.mode
         self._index = 0
 
@@ -138,6 +141,7 @@ class FaceStream:
     def reset(self) -> None:
         """A new stream (another video, a camera re-opened): forget every face and its smoothing."""
         self.finder.reset()
+        self.alpha_hold.reset()
         self._index = 0
 
     def find(self, frame: np.ndarray, index: int, timings: dict[str, float] | None = None) -> FrameFaces:
@@ -151,8 +155,18 @@ class FaceStream:
 
     def alpha(self, frame: np.ndarray, found: FrameFaces, mode: str | None = None) -> np.ndarray:
         """Step 2: the full-resolution ``(H, W) float32`` alpha for ``mode`` (default the stream's),
-        edge-aware."""
+        edge-aware; a still face's edge held (smoothing.AlphaHold), except in anonymize, which
+        grows the faces anyway. Call it once per frame, in frame order."""
         mode = mode or self.settings.mode
+        alpha = self._alpha(frame, found, mode)
+        if mode == "anonymize":
+            self.alpha_hold.reset()
+            return alpha
+        levels = found.levels if found.levels is not None and found.levels.frame is frame else Halvings(frame)
+        grid_gray = levels.shrunk_gray(found.mask.shape[::-1])  # the finder's own grey, cached
+        return self.alpha_hold.update(alpha, grid_gray, faces_region(found.faces, frame.shape[:2]))
+
+    def _alpha(self, frame: np.ndarray, found: FrameFaces, mode: str) -> np.ndarray:
         return face_alpha(
             frame, found.mask, mode, faces=found.faces, held=found.held, settings=self.settings, levels=found.levels
         )
@@ -176,7 +190,7 @@ class FaceStream:
     def process_photo(self, image: np.ndarray) -> Result:
         """One photo on its own: a full-frame pass of its own, no memory of earlier frames."""
         found = _closed(self._new_finder(photo=True).process(_checked(image), 0))
-        alpha = self.alpha(image, found)
+        alpha = self._alpha(image, found, self.settings.mode)
         return Result(alpha, self.draw(image, alpha, found=found), list(found.faces), [], 0)
 
     def close(self) -> None:

@@ -226,6 +226,48 @@ def test_edge_hold_keeps_a_still_edge_pixel_on_its_side_and_follows_motion_at_on
     assert off.update(wobble, gray) is wobble
 
 
+def test_the_alpha_hold_holds_a_still_edge_inside_the_faces_region_only():
+    from facecam.realtime.crops import Box
+    from facecam.realtime.smoothing import AlphaHold, faces_region
+
+    grid = np.full((20, 30), 100, np.uint8)  # the frame's grey on the mask grid (half size)
+    region = faces_region([Box(20, 10, 30, 20)], (40, 60))
+    assert region == (19, 9, 31, 21)  # the face grown 1.1x
+    assert faces_region([], (40, 60)) is None
+    hold = AlphaHold(0.2)
+    first = np.zeros((40, 60), np.float32)
+    first[10:20, 20:30] = 1.0
+    first[15, 30] = first[15, 5] = 0.6  # edge pixels: one beside the face, one far from it
+    hold.update(first.copy(), grid, region)
+    wobble = first.copy()
+    wobble[15, 30] = wobble[15, 5] = 0.45  # noise on a still picture
+    held = hold.update(wobble.copy(), grid, region)
+    assert held[15, 30] == pytest.approx(0.6)  # held
+    assert held[15, 5] == pytest.approx(0.45)  # outside the faces' region: as it came
+    moved = grid.copy()
+    moved[5:13, 12:18] = 180  # the head moved there (grid pixels): the new alpha as it is
+    assert hold.update(wobble.copy(), moved, region)[15, 30] == pytest.approx(0.45)
+    assert hold.update(first.copy(), grid, None)[15, 30] == pytest.approx(0.6)  # no face: nothing held
+    moved_region = faces_region([Box(24, 12, 34, 22)], (40, 60))  # a region that moved: its overlap
+    hold.update(first.copy(), grid, region)
+    assert hold.update(wobble.copy(), grid, moved_region)[15, 30] == pytest.approx(0.6)
+
+
+def test_a_stream_holds_its_alpha_and_a_photo_does_not():
+    import facecam
+
+    frame = next(iter(facecam.video_frames(facecam.SAMPLE_VIDEO)))
+    with facecam.FaceStream(mode="mask", smoothing=0.6) as stream:
+        stream.process(frame)
+        region = stream.alpha_hold._region
+        assert region is not None  # the stream's last face region is kept
+        stream.process_photo(np.ascontiguousarray(frame[:, ::-1]))  # a photo, face elsewhere
+        assert stream.alpha_hold._region == region  # the photo left the stream's hold alone
+        stream.mode = "anonymize"
+        stream.process(frame)
+        assert stream.alpha_hold._region is None  # anonymize grows its faces: nothing held
+
+
 def test_a_dark_model_input_is_lifted_and_an_ordinary_one_left_as_it_is():
     ordinary = np.random.default_rng(0).integers(60, 200, (64, 64, 3), dtype=np.uint8)
     assert processing.lifted_if_dark(ordinary) is ordinary
