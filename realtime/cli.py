@@ -82,7 +82,7 @@ def parser() -> OneLineErrorParser:
         "--no-display", action="store_true", help="no window (one is shown for --camera, and for --video without --out)"
     )
     p.add_argument("--max-frames", type=non_negative_int, default=0, help="stop after N frames or photos (0 = all)")
-    p.add_argument("--stats", action="store_true", help="print per-stage times and the mask flicker at the end")
+    p.add_argument("--stats", action="store_true", help="print stage times and the full-size mask flicker at the end")
     add_camera_options(p)
     add_batch_options(p, src)
     p.add_argument(
