@@ -21,7 +21,7 @@ GUIDE_RADIUS = 1
 GUIDE_EPS = 4e-3
 #: mask values within this distance of 0 or 1 after upsampling are snapped to 0 or 1
 SNAP = 0.02
-#: a model input whose middle averages darker than DARK_MEAN grey levels is lifted by the gamma
+#: a model input that averages darker than DARK_MEAN grey levels (all of it) is lifted by the gamma
 #: (at least MIN_LIFT_GAMMA) that brings that average to DARK_TARGET; one darker than DARKEST
 #: (0..1, a black frame) is left as it is (see lifted_if_dark; tuned on lfw-parts/val)
 DARK_MEAN = 70

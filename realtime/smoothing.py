@@ -122,7 +122,7 @@ def held_edges(
     """``mask`` ``(h, w)`` with each pixel that crossed one half by less than ``band`` since
     ``previous`` (same shape), where the picture is ``still``, back at its ``previous`` value (a
     new array when anything is held). ``still`` may be coarser: its pixel for mask pixel
-    ``(x, y)`` is at ``((x + origin_x) * scale_x, (y + origin_y) * scale_y)``."""
+    ``(x, y)`` is at ``((x + origin_x + 0.5) * scale_x, (y + origin_y + 0.5) * scale_y)``, rounded down."""
     # only the pixels within the band can be held: a thin ring at the face's edge, looked at by index
     points = cv2.findNonZero(cv2.inRange(mask, 0.5 - band, 0.5 + band))  # x, y pairs; 5x np.nonzero's speed
     if points is None:
@@ -146,8 +146,9 @@ class AlphaHold:
     upsampling follows the frame's own noise, so a still edge still flickered at full resolution
     (d3.mp4, full-resolution alpha: 0.0106 -> 0.0093). Same band as the grid's, and the same
     motion test, taken on the grid's grey (motion is regional; a full-resolution grey cost
-    more than the rest). Only inside ``region`` (the faces' boxes, grown), so the cost grows
-    with the faces, not the frame.
+    more than the rest). Only inside ``region`` (one box around the faces, grown), so the cost
+    grows with the faces and their spread, not the frame's size. A scene cut is not told to it:
+    a new picture is not still, so nothing is held there.
     """
 
     def __init__(self, band: float, motion_scale: float = 10.0) -> None:

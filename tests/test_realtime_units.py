@@ -247,8 +247,11 @@ def test_the_alpha_hold_holds_a_still_edge_inside_the_faces_region_only():
     moved = grid.copy()
     moved[5:13, 12:18] = 180  # the head moved there (grid pixels): the new alpha as it is
     assert hold.update(wobble.copy(), moved, region)[15, 30] == pytest.approx(0.45)
-    assert hold.update(first.copy(), grid, None)[15, 30] == pytest.approx(0.6)  # no face: nothing held
+    hold.update(first.copy(), grid, region)
+    assert hold.update(wobble.copy(), grid, None)[15, 30] == pytest.approx(0.45)  # no face: nothing held
+    assert hold.update(wobble.copy(), grid, region)[15, 30] == pytest.approx(0.45)  # ... and forgotten
     moved_region = faces_region([Box(24, 12, 34, 22)], (40, 60))  # a region that moved: its overlap
+    hold.reset()
     hold.update(first.copy(), grid, region)
     assert hold.update(wobble.copy(), grid, moved_region)[15, 30] == pytest.approx(0.6)
 
