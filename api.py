@@ -31,7 +31,6 @@ from facecam.realtime.crops import Box
 from facecam.realtime.faces import EDGE_HOLD_PER_STRENGTH, FaceFinder, FrameFaces
 from facecam.realtime.holes import close_pockets
 from facecam.realtime.passes import PHOTO_SPLIT_THRESHOLD, finder_settings
-from facecam.realtime.processing import Halvings
 from facecam.realtime.smoothing import AlphaHold, faces_region
 
 #: the package's sample clip (a talking head), for trying the API out
@@ -158,25 +157,15 @@ class FaceStream:
         edge-aware; a still face's edge held (smoothing.AlphaHold), except in anonymize, which
         grows the faces anyway. Call it once per frame, in frame order."""
         mode = mode or self.settings.mode
-        # the frame's halvings, made once for the upsampling and the hold's grey (a caller may
-        # pass what step 1 found in another frame)
-        levels = found.levels if found.levels is not None and found.levels.frame is frame else Halvings(frame)
-        alpha = self._alpha(frame, found, mode, levels)
+        alpha = self._alpha(frame, found, mode)
         if mode == "anonymize":
             self.alpha_hold.reset()
             return alpha
-        grid_gray = levels.shrunk_gray(found.mask.shape[::-1])  # the finder's own grey, cached
-        return self.alpha_hold.update(alpha, grid_gray, faces_region(found.faces, frame.shape[:2]))
+        return self.alpha_hold.update(alpha, found.still, faces_region(found.faces, frame.shape[:2]))
 
-    def _alpha(self, frame: np.ndarray, found: FrameFaces, mode: str, levels: Halvings | None = None) -> np.ndarray:
+    def _alpha(self, frame: np.ndarray, found: FrameFaces, mode: str) -> np.ndarray:
         return face_alpha(
-            frame,
-            found.mask,
-            mode,
-            faces=found.faces,
-            held=found.held,
-            settings=self.settings,
-            levels=levels or found.levels,
+            frame, found.mask, mode, faces=found.faces, held=found.held, settings=self.settings, levels=found.levels
         )
 
     def draw(

@@ -80,6 +80,7 @@ class FrameFaces:
     faces: list[Box] = field(default_factory=list)  # faces tracked in this frame (frame pixels)
     held: list[HeldFace] = field(default_factory=list)  # faces lost within the memory
     levels: processing.Halvings | None = None  # the frame's halvings, shared with the later steps
+    still: np.ndarray | None = None  # (h, w) bool on the grid: where the picture stood still (EdgeHold.still)
 
 
 class FaceFinder:
@@ -220,7 +221,8 @@ class FaceFinder:
         if timings is not None:
             timings.update(spent)
         mask = self.edge_hold.update(mask, levels.shrunk_gray((gw, gh)))
-        return FrameFaces(mask, [t.face for t in self.tracker.tracks], list(self.tracker.held), levels)
+        faces = [t.face for t in self.tracker.tracks]
+        return FrameFaces(mask, faces, list(self.tracker.held), levels, self.edge_hold.still)
 
     def find(self, frame: np.ndarray, fine: bool = True, levels: processing.Halvings | None = None) -> list[Box]:
         """The full-frame pass: boxes (frame pixels) of the faces the model sees, at two scales.

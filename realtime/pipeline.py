@@ -45,6 +45,7 @@ class Frame:
     faces: list[Box] = field(default_factory=list)  # the faces tracked in this frame (frame pixels)
     held: list[HeldFace] = field(default_factory=list)  # faces just lost, still anonymised
     levels: Halvings | None = field(default=None, repr=False)  # the image's halvings, made once, shared by the steps
+    still: np.ndarray | None = field(default=None, repr=False)  # where the picture stood still, on the mask grid
     alpha: np.ndarray | None = None  # (H, W) float32 0..1, the mask at full resolution
     output: np.ndarray | None = None  # (H, W, 3) uint8 BGR
 
@@ -134,6 +135,7 @@ class Pipeline:
         timings: dict[str, float] = {}
         found = self.stream.find(item.image, item.index, timings)
         item.mask, item.faces, item.held, item.levels = found.mask, found.faces, found.held, found.levels
+        item.still = found.still
         for stage, ms in timings.items():
             stats.stage_ms[stage].append(ms)
 
@@ -154,7 +156,7 @@ class Pipeline:
 
     @staticmethod
     def _found(item: Frame) -> FrameFaces:
-        return FrameFaces(item.mask, item.faces, item.held, item.levels)
+        return FrameFaces(item.mask, item.faces, item.held, item.levels, item.still)
 
     def run(self, source: Iterable[np.ndarray], sink: Callable[[Frame], bool | None]) -> RunStats:
         """Process every frame of ``source`` and hand each result to ``sink`` in order.

@@ -82,9 +82,7 @@ class EdgeHold:
     """
 
     def __init__(self, band: float, motion_scale: float = 10.0) -> None:
-        if not 0 <= band < 0.5:
-            raise ValueError(f"edge hold band must be within 0..0.5, got {band}")
-        self.band = band
+        self.band = checked_band(band)
         self.motion_scale = motion_scale
         self.reset()
 
@@ -92,18 +90,29 @@ class EdgeHold:
         """Forget the last frame (a new stream, a scene cut)."""
         self._mask: np.ndarray | None = None
         self._gray: np.ndarray | None = None
+        #: where the picture stood still at the last update, on the mask's grid (None when it was
+        #: not measured: the first frame, a cut, no hold); the full-resolution hold reads it too
+        self.still: np.ndarray | None = None
 
     def update(self, mask: np.ndarray, gray: np.ndarray) -> np.ndarray:
         """``mask`` ``(h, w) float32`` 0..1 with its still edge pixels held; ``gray`` ``(h, w) uint8``
         is the frame at the mask's size. Returns a new array when anything is held."""
         previous, previous_gray = self._mask, self._gray
-        self._gray = gray
+        self._gray, self.still = gray, None
         if self.band == 0 or previous is None or previous.shape != mask.shape or previous_gray.shape != gray.shape:
             self._mask = mask
             return mask
-        mask = held_edges(mask, previous, still_map(gray, previous_gray, self.motion_scale), self.band)
+        self.still = still_map(gray, previous_gray, self.motion_scale)
+        mask = held_edges(mask, previous, self.still, self.band)
         self._mask = mask
         return mask
+
+
+def checked_band(band: float) -> float:
+    """A hold's band, or a ValueError: it must be within 0 (off) .. 0.5."""
+    if not 0 <= band < 0.5:
+        raise ValueError(f"edge hold band must be within 0..0.5, got {band}")
+    return band
 
 
 def still_map(gray: np.ndarray, previous_gray: np.ndarray, motion: float) -> np.ndarray:
@@ -144,49 +153,39 @@ class AlphaHold:
 
     The grid's :class:`EdgeHold` keeps the low-resolution mask still, but the edge-aware
     upsampling follows the frame's own noise, so a still edge still flickered at full resolution
-    (d3.mp4, full-resolution alpha: 0.0106 -> 0.0093). Same band as the grid's, and the same
-    motion test, taken on the grid's grey (motion is regional; a full-resolution grey cost
-    more than the rest). Only inside ``region`` (one box around the faces, grown), so the cost
-    grows with the faces and their spread, not the frame's size. A scene cut is not told to it:
-    a new picture is not still, so nothing is held there.
+    (d3.mp4, full-resolution alpha: 0.0106 -> 0.0093). Same band as the grid's, and where the
+    picture stands still is the grid hold's own measure (``EdgeHold.still``: none after a
+    scene cut, so nothing is held there). Only inside ``region`` (one box around the faces,
+    grown), so the cost grows with the faces and their spread, not the frame's size.
     """
 
-    def __init__(self, band: float, motion_scale: float = 10.0) -> None:
-        if not 0 <= band < 0.5:
-            raise ValueError(f"alpha hold band must be within 0..0.5, got {band}")
-        self.band = band
-        self.motion_scale = motion_scale
+    def __init__(self, band: float) -> None:
+        self.band = checked_band(band)
         self.reset()
 
     def reset(self) -> None:
         """Forget the last frame (a new stream)."""
         self._alpha: np.ndarray | None = None  # the last frame's alpha in its region
-        self._grid_gray: np.ndarray | None = None
         self._region: tuple[int, int, int, int] | None = None
         self._shape: tuple[int, int] | None = None
 
-    def update(self, alpha: np.ndarray, grid_gray: np.ndarray, region: tuple[int, int, int, int] | None) -> np.ndarray:
+    def update(
+        self, alpha: np.ndarray, still: np.ndarray | None, region: tuple[int, int, int, int] | None
+    ) -> np.ndarray:
         """``alpha`` ``(H, W) float32`` with the still edge pixels inside ``region`` ``(x0, y0,
-        x1, y1)`` (frame pixels; None: no face) held; ``grid_gray`` ``(h, w) uint8``: the frame's
-        grey at any smaller size (the mask grid's). Holds only where this region and the last
-        frame's overlap; changes ``alpha`` in place."""
+        x1, y1)`` (frame pixels; None: no face) held; ``still`` ``(h, w) bool``: where the picture
+        stood still since the last frame, on any smaller grid (None: nowhere). Holds only where
+        this region and the last frame's overlap; changes ``alpha`` in place."""
         if self.band == 0 or region is None:
             self.reset()
             return alpha
         x0, y0, x1, y1 = region
-        previous_gray, self._grid_gray = self._grid_gray, grid_gray
-        if (
-            self._region is not None
-            and self._shape == alpha.shape[:2]
-            and previous_gray is not None
-            and previous_gray.shape == grid_gray.shape
-        ):
+        if still is not None and self._region is not None and self._shape == alpha.shape[:2]:
             px0, py0, px1, py1 = self._region
             ix0, iy0, ix1, iy1 = max(x0, px0), max(y0, py0), min(x1, px1), min(y1, py1)
             if ix1 > ix0 and iy1 > iy0:
                 before = (slice(iy0 - py0, iy1 - py0), slice(ix0 - px0, ix1 - px0))
-                scale = (grid_gray.shape[1] / alpha.shape[1], grid_gray.shape[0] / alpha.shape[0])
-                still = still_map(grid_gray, previous_gray, self.motion_scale)
+                scale = (still.shape[1] / alpha.shape[1], still.shape[0] / alpha.shape[0])
                 alpha[iy0:iy1, ix0:ix1] = held_edges(
                     alpha[iy0:iy1, ix0:ix1], self._alpha[before], still, self.band, scale, (ix0, iy0)
                 )

@@ -230,7 +230,7 @@ def test_the_alpha_hold_holds_a_still_edge_inside_the_faces_region_only():
     from facecam.realtime.crops import Box
     from facecam.realtime.smoothing import AlphaHold, faces_region
 
-    grid = np.full((20, 30), 100, np.uint8)  # the frame's grey on the mask grid (half size)
+    still = np.ones((20, 30), bool)  # the grid hold's stillness (half the frame's size): all still
     region = faces_region([Box(20, 10, 30, 20)], (40, 60))
     assert region == (19, 9, 31, 21)  # the face grown 1.1x
     assert faces_region([], (40, 60)) is None
@@ -238,22 +238,40 @@ def test_the_alpha_hold_holds_a_still_edge_inside_the_faces_region_only():
     first = np.zeros((40, 60), np.float32)
     first[10:20, 20:30] = 1.0
     first[15, 30] = first[15, 5] = 0.6  # edge pixels: one beside the face, one far from it
-    hold.update(first.copy(), grid, region)
+    hold.update(first.copy(), None, region)
     wobble = first.copy()
     wobble[15, 30] = wobble[15, 5] = 0.45  # noise on a still picture
-    held = hold.update(wobble.copy(), grid, region)
+    held = hold.update(wobble.copy(), still, region)
     assert held[15, 30] == pytest.approx(0.6)  # held
     assert held[15, 5] == pytest.approx(0.45)  # outside the faces' region: as it came
-    moved = grid.copy()
-    moved[5:13, 12:18] = 180  # the head moved there (grid pixels): the new alpha as it is
+    moved = still.copy()
+    moved[5:13, 12:18] = False  # the head moved there (grid pixels 15 // 2, 30 // 2): as it is
     assert hold.update(wobble.copy(), moved, region)[15, 30] == pytest.approx(0.45)
-    hold.update(first.copy(), grid, region)
-    assert hold.update(wobble.copy(), grid, None)[15, 30] == pytest.approx(0.45)  # no face: nothing held
-    assert hold.update(wobble.copy(), grid, region)[15, 30] == pytest.approx(0.45)  # ... and forgotten
+    hold.update(first.copy(), still, region)
+    assert hold.update(wobble.copy(), None, region)[15, 30] == pytest.approx(0.45)  # a cut: nothing still
+    hold.update(first.copy(), still, region)
+    assert hold.update(wobble.copy(), still, None)[15, 30] == pytest.approx(0.45)  # no face: nothing held
+    assert hold.update(wobble.copy(), still, region)[15, 30] == pytest.approx(0.45)  # ... and forgotten
     moved_region = faces_region([Box(24, 12, 34, 22)], (40, 60))  # a region that moved: its overlap
     hold.reset()
-    hold.update(first.copy(), grid, region)
-    assert hold.update(wobble.copy(), grid, moved_region)[15, 30] == pytest.approx(0.6)
+    hold.update(first.copy(), still, region)
+    assert hold.update(wobble.copy(), still, moved_region)[15, 30] == pytest.approx(0.6)
+
+
+def test_the_grid_hold_tells_where_the_picture_stood_still():
+    from facecam.realtime.smoothing import EdgeHold
+
+    hold = EdgeHold(0.2)
+    gray = np.full((8, 8), 100, np.uint8)
+    mask = np.zeros((8, 8), np.float32)
+    hold.update(mask, gray)
+    assert hold.still is None  # nothing to compare with yet
+    moved = gray.copy()
+    moved[:, :3] = 200
+    hold.update(mask, moved)
+    assert hold.still[4, 7] and not hold.still[4, 0]
+    hold.reset()
+    assert hold.still is None
 
 
 def test_a_stream_holds_its_alpha_and_a_photo_does_not():
