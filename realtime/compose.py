@@ -199,6 +199,9 @@ def _cover(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def _background_image(settings: ComposeSettings, height: int, width: int) -> np.ndarray:
+    """``settings.background`` covering ``height x width``, made once per size and background: a
+    caller who sets another background (a library's settings change while running) gets it on
+    the next frame, not the last one's cached copy."""
     bg = settings.background
 
     def make() -> np.ndarray:
@@ -206,7 +209,25 @@ def _background_image(settings: ComposeSettings, height: int, width: int) -> np.
             return _cover(bg, height, width)
         return np.full((height, width, 3), bg, np.uint8)
 
-    return settings._cache.get(("background", height, width), make)
+    which = _Same(bg) if isinstance(bg, np.ndarray) else tuple(int(c) for c in bg)
+    return settings._cache.get(("background", height, width, which), make)
+
+
+class _Same:
+    """A cache key part that is one object, by identity (an image array is not hashable, and
+    hashing its pixels every frame costs more than the blend). It holds the object, so its id
+    cannot pass to a new array while the key is cached."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Same) and other.obj is self.obj
 
 
 def halo_free_blur(frame: np.ndarray, face: np.ndarray, sigma: float, levels: Halvings | None = None) -> np.ndarray:

@@ -105,3 +105,19 @@ def test_the_image_cache_drops_the_least_recently_used():
         cache.get(key, lambda key=key: make(key))
     # "a" was used before "c" came, so "b" went; "b" again is made again and "c" goes
     assert made == ["a", "b", "c", "b"] and len(cache) == 2
+
+
+def test_a_new_background_is_drawn_at_once_not_the_cached_one():
+    # a library caller changes the background while running: same frame size, so a cache keyed
+    # by size alone would keep drawing the first one
+    frame = np.zeros((60, 80, 3), np.uint8)
+    alpha = np.zeros((60, 80), np.float32)  # no face: the output is the background itself
+    settings = ComposeSettings(mode="replace", background=(0, 0, 255))
+    assert (draw(frame, alpha, settings) == (0, 0, 255)).all()
+    settings.background = (255, 0, 0)
+    assert (draw(frame, alpha, settings) == (255, 0, 0)).all()
+    image = np.full((30, 40, 3), 77, np.uint8)
+    settings.background = image
+    assert (draw(frame, alpha, settings) == 77).all()
+    settings.background = np.full((30, 40, 3), 9, np.uint8)  # another array, same size
+    assert (draw(frame, alpha, settings) == 9).all()
