@@ -227,7 +227,7 @@ def _checked(frame) -> np.ndarray:
 
 def video_frames(path: str | Path) -> Iterator[np.ndarray]:
     """Every frame of a video file, in order, as ``(H, W, 3) uint8 BGR`` (the frames ``facecam --video`` reads)."""
-    from facecam.realtime.video_io import VideoReader
+    from facecam.realtime.video_reader import VideoReader
 
     with VideoReader(Path(path)) as reader:
         yield from reader.frames()

@@ -75,7 +75,9 @@ def check_batch_options(args: argparse.Namespace) -> None:
     if args.out is None:
         raise FacecamError("--videos needs --out DIR for the results")
     if args.stats:  # said, not ignored: each file's frames, FPS and faces are in the batch report
-        raise FacecamError("--stats is for one --video, --camera or --images run; a batch reports each file (--report FILE)")
+        raise FacecamError(
+            "--stats is for one --video, --camera or --images run; a batch reports each file (--report FILE)"
+        )
     if args.ray is not None and args.jobs != 1:
         raise FacecamError("--jobs is for this machine; with --ray, --ray-cpus sets each task's share of a node")
     if args.ray is None and (args.ray_cpus != 1.0 or args.ray_gpus != 0.0):

@@ -27,7 +27,8 @@ from facecam.realtime.pipeline import Frame, Pipeline
 from facecam.realtime.segmenter import Segmenter
 from facecam.realtime.stats import STAGES, RunStats
 from facecam.realtime.verifier import open_verifier
-from facecam.realtime.video_io import VideoReader, VideoWriter
+from facecam.realtime.video_io import VideoWriter
+from facecam.realtime.video_reader import VideoReader
 
 #: the stage the pipeline calls "output" is encoding in a benchmark
 STAGE_LABELS = {s: ("encode" if s == "output" else s) for s in STAGES}

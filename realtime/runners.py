@@ -25,7 +25,8 @@ from facecam.realtime.pipeline import Frame, Pipeline, RunStats
 from facecam.realtime.segmenter import Segmenter
 from facecam.realtime.vcam import VirtualCameraSink
 from facecam.realtime.verifier import Verifier
-from facecam.realtime.video_io import VideoReader, VideoWriter, check_output_path
+from facecam.realtime.video_io import VideoWriter, check_output_path
+from facecam.realtime.video_reader import VideoReader
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 WINDOW = "facecam"

@@ -1,4 +1,5 @@
-"""Video files in and out with PyAV: frames as ``(H, W, 3) uint8 BGR``, audio kept.
+"""Video files out with PyAV: frames ``(H, W, 3) uint8 BGR`` encoded, the source's audio kept
+(files in: ``video_reader``).
 
 The writer encodes into a hidden temporary file beside the target and renames it into place
 when it is finished. A run cut short (Ctrl-C, a fault, a full disk) still ends in a playable
@@ -11,7 +12,6 @@ every player); a partial one stays fragmented.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,99 +27,8 @@ CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", "
 DISK_RESERVE = 1 << 20
 #: check the free space every this many frames
 DISK_CHECK_EVERY = 10
-#: frame times not taken this many frames after they were yielded are forgotten (a reader
-#: used without a writer, as the benchmark does); a pipeline holds at most a few dozen
-FRAME_TIMES_KEPT = 1024
 #: audio codecs an MP4/MOV can carry as they are; others are re-encoded to AAC
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
-#: frames a second taken for a video that states no rate (and said so: ``VideoReader.fps_assumed``)
-ASSUMED_FPS = Fraction(30)
-
-
-def frame_rate(average: Fraction | None, guessed: Fraction | None) -> tuple[Fraction, bool]:
-    """The stream's frame rate and whether it was assumed (ASSUMED_FPS: the stream states none)."""
-    for rate in (average, guessed):
-        if rate:  # None or 0 when the container does not say
-            return Fraction(rate), False
-    return ASSUMED_FPS, True
-
-
-class VideoReader:
-    """Decode a video file frame by frame.
-
-    ``fps`` (Fraction, the average rate; ASSUMED_FPS with ``fps_assumed`` True where the file
-    states none), ``width``, ``height``, ``start_seconds`` (the first
-    video timestamp) and ``time_base`` (the stream's clock tick) describe it. A missing file, a
-    non-video or an undecodable one is a FacecamError. Frames that fail to decode mid-stream
-    are skipped and counted in ``skipped``, so one corrupt frame does not end a long file.
-    :meth:`take_frame_time` says when a yielded frame is shown: phone videos change their frame
-    rate mid-file, and a copy timed at the average rate drifts from its audio.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FacecamError(f"video {self.path} does not exist")
-        try:
-            self._container = av.open(str(self.path))
-        except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-            raise FacecamError(f"{self.path} is not a readable video ({type(exc).__name__})") from exc
-        if not self._container.streams.video:
-            self._container.close()
-            raise FacecamError(f"{self.path} has no video stream")
-        self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO"
-        ctx = self._stream.codec_context
-        if not ctx.width or not ctx.height:
-            self._container.close()
-            raise FacecamError(f"{self.path}: video stream has no frame size; is the file complete?")
-        self.width, self.height = ctx.width, ctx.height
-        self.fps, self.fps_assumed = frame_rate(self._stream.average_rate, self._stream.guessed_rate)
-        start = self._stream.start_time
-        # Output frames are timed from 0; the audio is shifted by the same start (MPEG-TS starts late).
-        self.start_seconds = Fraction(start * self._stream.time_base) if start is not None else Fraction(0)
-        self.time_base = Fraction(self._stream.time_base) if self._stream.time_base else None
-        self.skipped = 0
-        self._frame_times: dict[int, Fraction | None] = {}  # yielded, not yet taken
-        self._yielded = 0
-
-    def frames(self) -> Iterator[np.ndarray]:
-        """Every decodable frame in order, as ``(H, W, 3) uint8 BGR``."""
-        try:
-            for packet in self._container.demux(self._stream):
-                try:
-                    decoded = packet.decode()
-                except av.error.InvalidDataError:
-                    self.skipped += 1
-                    continue
-                for frame in decoded:
-                    self._frame_times[self._yielded] = self._seconds(frame)
-                    self._frame_times.pop(self._yielded - FRAME_TIMES_KEPT, None)
-                    self._yielded += 1
-                    yield frame.to_ndarray(format="bgr24")
-        except av.error.FFmpegError as exc:
-            raise FacecamError(f"{self.path}: decoding stopped ({exc})") from exc
-
-    def take_frame_time(self, index: int) -> Fraction | None:
-        """When the ``index``-th yielded frame (from 0) is shown, in seconds from ``start_seconds``;
-        None where the file does not say. Each is handed out once, and those never asked for
-        are dropped after FRAME_TIMES_KEPT frames, so a long file holds only a few."""
-        return self._frame_times.pop(index, None)
-
-    def _seconds(self, frame: av.VideoFrame) -> Fraction | None:
-        time_base = frame.time_base or self.time_base
-        if frame.pts is None or not time_base:
-            return None
-        return frame.pts * Fraction(time_base) - self.start_seconds
-
-    def close(self) -> None:
-        self._container.close()
-
-    def __enter__(self) -> VideoReader:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def check_output_path(path: Path, inputs: tuple[Path, ...] = ()) -> None:

@@ -17,7 +17,7 @@ import av
 import cv2
 
 from facecam.errors import FacecamError, cli_entry
-from facecam.realtime.video_io import VideoReader
+from facecam.realtime.video_reader import VideoReader
 
 
 def widen(frame, height: int):

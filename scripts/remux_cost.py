@@ -22,7 +22,8 @@ import cv2
 import numpy as np
 
 from facecam.realtime.remux import remux
-from facecam.realtime.video_io import VideoReader, VideoWriter
+from facecam.realtime.video_io import VideoWriter
+from facecam.realtime.video_reader import VideoReader
 
 SIZE = (1280, 720)
 

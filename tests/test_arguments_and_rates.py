@@ -11,7 +11,7 @@ import pytest
 from conftest import assert_clean_error, run_cli
 
 from facecam.errors import FacecamError
-from facecam.realtime import runners, video_io
+from facecam.realtime import runners, video_reader
 from facecam.realtime.compose import ComposeSettings, draw
 from facecam.realtime.segmenter import Segmenter
 
@@ -50,15 +50,15 @@ def test_the_cli_still_names_its_flag(tiny_model, clip, tmp_path):
 
 
 def test_frame_rate_is_the_stated_one_or_an_assumed_30():
-    assert video_io.frame_rate(Fraction(30000, 1001), Fraction(25)) == (Fraction(30000, 1001), False)
-    assert video_io.frame_rate(None, Fraction(25)) == (Fraction(25), False)
-    assert video_io.frame_rate(Fraction(0), None) == (Fraction(30), True)
-    assert video_io.frame_rate(None, None) == (Fraction(30), True)
+    assert video_reader.frame_rate(Fraction(30000, 1001), Fraction(25)) == (Fraction(30000, 1001), False)
+    assert video_reader.frame_rate(None, Fraction(25)) == (Fraction(25), False)
+    assert video_reader.frame_rate(Fraction(0), None) == (Fraction(30), True)
+    assert video_reader.frame_rate(None, None) == (Fraction(30), True)
 
 
 def test_a_video_without_a_frame_rate_says_30_fps_is_assumed(tiny_model, clip, tmp_path, monkeypatch, capsys):
-    stated = video_io.frame_rate
-    monkeypatch.setattr(video_io, "frame_rate", lambda average, guessed: stated(None, None))  # as a raw stream
+    stated = video_reader.frame_rate
+    monkeypatch.setattr(video_reader, "frame_rate", lambda average, guessed: stated(None, None))  # as a raw stream
     out = tmp_path / "out.mp4"
     with Segmenter(tiny_model) as seg:
         runners.run_video(seg, clip, out, runners.JobOptions(ComposeSettings("mask")))

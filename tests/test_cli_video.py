@@ -44,10 +44,10 @@ def test_a_variable_frame_rate_keeps_its_frame_times(tiny_model, tmp_path, suffi
 
 
 def test_frame_times_nobody_takes_are_not_kept(clip, monkeypatch):
-    from facecam.realtime import video_io
+    from facecam.realtime import video_reader
 
-    monkeypatch.setattr(video_io, "FRAME_TIMES_KEPT", 5)
-    with video_io.VideoReader(clip) as reader:  # read without a writer, as the benchmark does
+    monkeypatch.setattr(video_reader, "FRAME_TIMES_KEPT", 5)
+    with video_reader.VideoReader(clip) as reader:  # read without a writer, as the benchmark does
         assert sum(1 for _ in reader.frames()) == 24
         assert reader.take_frame_time(23) == pytest.approx(23 / 12) and reader.take_frame_time(0) is None
         assert len(reader._frame_times) == 4
@@ -255,7 +255,8 @@ def fragmented_partial(source, out, frames: int):
     """What Ctrl-C leaves: the first ``frames`` frames of ``source``, fragmented, with audio."""
     from fractions import Fraction
 
-    from facecam.realtime.video_io import VideoReader, VideoWriter
+    from facecam.realtime.video_io import VideoWriter
+    from facecam.realtime.video_reader import VideoReader
 
     with VideoReader(source) as reader:
         writer = VideoWriter(

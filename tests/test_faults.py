@@ -175,7 +175,8 @@ def test_a_signal_between_two_writes_leaves_a_consistent_file(tmp_path, sig):
     from fractions import Fraction
 
     from facecam.errors import stop_on_sigterm
-    from facecam.realtime.video_io import VideoReader, VideoWriter
+    from facecam.realtime.video_io import VideoWriter
+    from facecam.realtime.video_reader import VideoReader
 
     clip = write_clip(tmp_path / "in.mp4", frames=48, fps=12)
     out = tmp_path / "out.mp4"

@@ -82,7 +82,8 @@ def _record_camera(tiny_model: Path, clip: Path, out: Path) -> None:
 def _write_partials(clip: Path, folder: Path) -> None:
     """What an interrupted run leaves (the writer finishes the fragments: interrupted.mp4) and
     what a killed one leaves (the hidden temporary file as it was mid-run: killed.mp4)."""
-    from facecam.realtime.video_io import VideoReader, VideoWriter
+    from facecam.realtime.video_io import VideoWriter
+    from facecam.realtime.video_reader import VideoReader
 
     with VideoReader(clip) as reader:
         writer = VideoWriter(folder / "interrupted.mp4", Fraction(FPS), SIZE[1], SIZE[0], audio_from=clip)

@@ -13,7 +13,8 @@ from players import top_level_boxes
 
 from facecam.errors import FacecamError
 from facecam.realtime import cli, remux
-from facecam.realtime.video_io import VideoReader, VideoWriter
+from facecam.realtime.video_io import VideoWriter
+from facecam.realtime.video_reader import VideoReader
 
 
 def write_all(source, out):
