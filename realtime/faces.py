@@ -54,7 +54,7 @@ from facecam.realtime.passes import (
 from facecam.realtime.reuse import STILL_REUSE, moved_look
 from facecam.realtime.scene import is_scene_cut, scene_thumbnail
 from facecam.realtime.smoothing import EdgeHold
-from facecam.realtime.tracking import SAME_FACE_IOU, FaceTracker, HeldFace, Track
+from facecam.realtime.tracking import SAME_FACE_IOU, FaceTracker, HeldFace, Track, inside
 
 #: the zoomed pass adds faces smaller than this share of the frame's long side (bigger ones are
 #: the first pass's, and the zoomed pass breaks them into pieces)
@@ -236,13 +236,7 @@ class FaceFinder:
         zoomed = self._zoomed_size((height, width))
         if not fine or zoomed is None:
             return coarse
-        small = SMALL_FACE_SHARE * max(height, width)
-        extra = [
-            box
-            for box in self._blobs(frame, zoomed)
-            if box.size < small and not any(iou(box, c) > SAME_FACE_IOU for c in coarse)
-        ]
-        return coarse + extra
+        return coarse + zoomed_additions(coarse, self._blobs(frame, zoomed), SMALL_FACE_SHARE * max(height, width))
 
     def _zoomed_size(self, frame_hw: tuple[int, int]) -> tuple[int, int] | None:
         """``(h, w)`` of the zoomed pass, None when it would not be much larger than the coarse one."""
@@ -389,3 +383,21 @@ class FaceFinder:
         self.tracker.seen(track, crop_box_to_frame(box, crop, size), frame_hw)
         # the smoother's memory moves with the crop: old crop pixels -> frame -> new crop pixels
         track.smoother.warp(crop_to_crop(crop, track.crop, size))
+
+
+def zoomed_additions(coarse: list[Box], zoomed: list[Box], small: float) -> list[Box]:
+    """The blobs of the zoomed full-frame pass that are faces the coarse pass did not find.
+
+    A small one (under ``small`` frame pixels) that overlaps no coarse face. A bigger one only
+    where no coarse face holds its centre: the zoomed pass breaks a big face into pieces (a
+    cheek, a forehead) that lie inside the coarse pass's box of it, but at the model's own size a
+    face of a crowded photo may not be painted at all (a man at the side of a family photo, 128
+    px in 435) or run into its neighbour, and only the zoomed pass shows it (its blob often runs
+    into the chest below: a crop aimed at its head, see crops.head_of, finds the face)."""
+    extra = []
+    for box in zoomed:
+        if any(iou(box, c) > SAME_FACE_IOU for c in coarse):
+            continue
+        if box.size < small or not any(inside(box.center, c) for c in coarse):
+            extra.append(box)
+    return extra

@@ -9,7 +9,7 @@ import numpy as np
 from test_faces import SKIN_BGR, ColourKeyedSegmenter
 
 from facecam.realtime.crops import Box, Crop, face_blob_boxes, faces_in_crop, head_of
-from facecam.realtime.faces import FaceFinder
+from facecam.realtime.faces import FaceFinder, zoomed_additions
 
 
 def test_a_tall_box_is_aimed_at_its_head_and_a_face_box_is_left_as_it_is():
@@ -81,3 +81,15 @@ def test_a_face_above_a_bare_chest_is_followed_on_the_face():
     assert abs(crop.cx - 320) < 10 and crop.cy < 150 and crop.side < 250  # on the head, not the chest
     grid = cv2.resize(result.mask, (640, 360))
     assert grid[110, 320] > 0.5
+
+
+def test_the_zoomed_pass_adds_a_big_face_the_coarse_pass_missed_but_not_pieces_of_a_found_one():
+    frame_side = 435
+    small = frame_side / 3
+    found = Box(20, 80, 140, 250)  # a face the coarse pass found
+    piece = Box(30, 90, 135, 260)  # the zoomed pass sees it run into the neck: a big blob, centre inside it
+    missed = Box(320, 40, 430, 230)  # a man the coarse pass did not paint, his blob run into his chest
+    tiny = Box(200, 20, 230, 60)  # a small face elsewhere
+    added = zoomed_additions([found], [piece, missed, tiny], small)
+    assert added == [missed, tiny]
+    assert missed.size >= small and piece.size >= small  # (the old rule kept only blobs under a third of the frame)
