@@ -34,6 +34,9 @@ CORE_PARENT_RATIO = 3.0
 #: centred on the whole box it would look at the chest and find no face there
 HEAD_ASPECT = 2.0
 HEAD_HEIGHT = 1.3
+#: the part of a tall proposal below the face found at its top is looked at when it is at least
+#: this share of the proposal's width tall (a face under it; see below_heads)
+REST_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,28 @@ def head_of(face: Box) -> Box:
     if face.y1 - face.y0 <= HEAD_ASPECT * width:
         return face
     return Box(face.x0, face.y0, face.x1, face.y0 + HEAD_HEIGHT * width)
+
+
+def below_heads(proposals: list[Box], faces: list[Box]) -> list[Box]:
+    """What each tall proposal holds below the face found at its head: a second face, perhaps.
+
+    A tall blob is aimed at its head (see head_of): a face above a bare chest. But in a group
+    photo it is as often two faces one above the other (a person standing behind another), and
+    once the head's crop has found the upper face, the lower one counts as followed by it. The
+    part of the proposal under that face (``faces``: the faces found now), when it is at least
+    REST_SHARE of the proposal's width tall, is proposed on its own; the verifier drops a chest."""
+    rests = []
+    for box in proposals:
+        head = head_of(box)
+        if head == box:
+            continue
+        width = box.x1 - box.x0
+        for face in faces:
+            cx, cy = face.center
+            if head.x0 <= cx <= head.x1 and head.y0 <= cy <= head.y1 and box.y1 - face.y1 >= REST_SHARE * width:
+                rests.append(Box(box.x0, face.y1, box.x1, box.y1))
+                break
+    return rests
 
 
 def iou(a: Box, b: Box) -> float:

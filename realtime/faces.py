@@ -27,6 +27,7 @@ from facecam.realtime import processing
 from facecam.realtime.crops import (
     Box,
     Crop,
+    below_heads,
     blob_box,
     crop_box_to_frame,
     crop_pixels,
@@ -203,7 +204,9 @@ class FaceFinder:
         if candidates:
             # A proposal inside a track's box was taken for that track's face; now that the crop
             # pass has fitted each box to its face, one that no box covers is a face of its own
-            # (several faces merged into one blob at the model's size, say).
+            # (several faces merged into one blob at the model's size, say), and so may be what
+            # a tall one holds under the face found at its head.
+            candidates += below_heads(candidates, [t.face for t in self.tracker.tracks])
             new = self.tracker.propose(self.verified(frame, candidates), frame.shape[:2])
             merge_ms += self._segment_and_merge(frame, new, index, mask, scale, levels)
         if self._split_faces:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from test_faces import SKIN_BGR, ColourKeyedSegmenter
 
-from facecam.realtime.crops import Box, Crop, face_blob_boxes, faces_in_crop, head_of
+from facecam.realtime.crops import Box, Crop, below_heads, face_blob_boxes, faces_in_crop, head_of
 from facecam.realtime.faces import FaceFinder, zoomed_additions
 
 
@@ -93,3 +93,13 @@ def test_the_zoomed_pass_adds_a_big_face_the_coarse_pass_missed_but_not_pieces_o
     added = zoomed_additions([found], [piece, missed, tiny], small)
     assert added == [missed, tiny]
     assert missed.size >= small and piece.size >= small  # (the old rule kept only blobs under a third of the frame)
+
+
+def test_a_tall_blob_of_two_faces_one_above_the_other_proposes_the_lower_one():
+    blob = Box(400, 100, 456, 225)  # a woman's face and, under it, the man standing in front of her
+    upper = Box(422, 100, 456, 155)  # what the crop aimed at its head found
+    (rest,) = below_heads([blob], [upper])
+    assert rest == Box(400, 155, 456, 225)
+    assert below_heads([blob], [Box(400, 190, 456, 225)]) == []  # no face found at its head
+    assert below_heads([Box(400, 100, 456, 170)], [upper]) == []  # not tall: a face and its neck
+    assert below_heads([blob], [Box(422, 100, 456, 190)]) == []  # under the face: too little left for one
