@@ -36,7 +36,6 @@ from facecam.realtime.crops import (
     faces_in_crop,
     head_of,
     inside_frame,
-    iou,
     keep_blobs_touching,
     paste_max,
     seed_disc,
@@ -51,11 +50,12 @@ from facecam.realtime.passes import (
     finder_settings,
     finder_size,
     grid_shape,
+    zoomed_additions,
 )
 from facecam.realtime.reuse import STILL_REUSE, moved_look
 from facecam.realtime.scene import is_scene_cut, scene_thumbnail
 from facecam.realtime.smoothing import EdgeHold
-from facecam.realtime.tracking import SAME_FACE_IOU, FaceTracker, HeldFace, Track, inside
+from facecam.realtime.tracking import FaceTracker, HeldFace, Track
 
 #: the zoomed pass adds faces smaller than this share of the frame's long side (bigger ones are
 #: the first pass's, and the zoomed pass breaks them into pieces)
@@ -386,21 +386,3 @@ class FaceFinder:
         self.tracker.seen(track, crop_box_to_frame(box, crop, size), frame_hw)
         # the smoother's memory moves with the crop: old crop pixels -> frame -> new crop pixels
         track.smoother.warp(crop_to_crop(crop, track.crop, size))
-
-
-def zoomed_additions(coarse: list[Box], zoomed: list[Box], small: float) -> list[Box]:
-    """The blobs of the zoomed full-frame pass that are faces the coarse pass did not find.
-
-    A small one (under ``small`` frame pixels) that overlaps no coarse face. A bigger one only
-    where no coarse face holds its centre: the zoomed pass breaks a big face into pieces (a
-    cheek, a forehead) that lie inside the coarse pass's box of it, but at the model's own size a
-    face of a crowded photo may not be painted at all (a man at the side of a family photo, 128
-    px in 435) or run into its neighbour, and only the zoomed pass shows it (its blob often runs
-    into the chest below: a crop aimed at its head, see crops.head_of, finds the face)."""
-    extra = []
-    for box in zoomed:
-        if any(iou(box, c) > SAME_FACE_IOU for c in coarse):
-            continue
-        if box.size < small or not any(inside(box.center, c) for c in coarse):
-            extra.append(box)
-    return extra

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from facecam.realtime import processing
+from facecam.realtime.crops import Box, iou
+from facecam.realtime.tracking import SAME_FACE_IOU, inside
 
 #: the full-frame pass sees the frame this many times larger than its own pixels (small faces
 #: get model pixels), with the long side at most FINDER_MAX_SIDE (cost) and at least the model's
@@ -81,3 +83,21 @@ def crop_input_side(crop_side: float, model_side: int) -> int:
     model's own side."""
     side = int(np.ceil(crop_side * CROP_DETAIL / 32)) * 32
     return max(min(MIN_CROP_INPUT, model_side), min(model_side, side))
+
+
+def zoomed_additions(coarse: list[Box], zoomed: list[Box], small: float) -> list[Box]:
+    """The blobs of the zoomed full-frame pass that are faces the coarse pass did not find.
+
+    A small one (under ``small`` frame pixels) that overlaps no coarse face. A bigger one only
+    where no coarse face holds its centre: the zoomed pass breaks a big face into pieces (a
+    cheek, a forehead) that lie inside the coarse pass's box of it, but at the model's own size a
+    face of a crowded photo may not be painted at all (a man at the side of a family photo, 128
+    px in 435) or run into its neighbour, and only the zoomed pass shows it (its blob often runs
+    into the chest below: a crop aimed at its head, see crops.head_of, finds the face)."""
+    extra = []
+    for box in zoomed:
+        if any(iou(box, c) > SAME_FACE_IOU for c in coarse):
+            continue
+        if box.size < small or not any(inside(box.center, c) for c in coarse):
+            extra.append(box)
+    return extra

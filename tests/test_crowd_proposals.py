@@ -9,7 +9,8 @@ import numpy as np
 from test_faces import SKIN_BGR, ColourKeyedSegmenter
 
 from facecam.realtime.crops import Box, Crop, below_heads, face_blob_boxes, faces_in_crop, head_of
-from facecam.realtime.faces import FaceFinder, zoomed_additions
+from facecam.realtime.faces import FaceFinder
+from facecam.realtime.passes import zoomed_additions
 
 
 def test_a_tall_box_is_aimed_at_its_head_and_a_face_box_is_left_as_it_is():
