@@ -76,7 +76,7 @@ def check_batch_options(args: argparse.Namespace) -> None:
         raise FacecamError("--videos needs --out DIR for the results")
     if args.stats:  # said, not ignored: each file's frames, FPS and faces are in the batch report
         raise FacecamError(
-            "--stats is for one --video, --camera or --images run; a batch reports each file (--report FILE)"
+            "--stats is for one --video, --camera or --images run; a batch reports each file (--report PATH)"
         )
     if args.ray is not None and args.jobs != 1:
         raise FacecamError("--jobs is for this machine; with --ray, --ray-cpus sets each task's share of a node")

@@ -201,8 +201,11 @@ def _cover(image: np.ndarray, height: int, width: int) -> np.ndarray:
 def _background_image(settings: ComposeSettings, height: int, width: int) -> np.ndarray:
     """``settings.background`` covering ``height x width``, made once per size and background: a
     caller who sets another background (a library's settings change while running) gets it on
-    the next frame, not the last one's cached copy."""
+    the next frame, not the last one's cached copy. Another background means another object (or
+    colour): an image array changed in place keeps its cached copy. A background set after the
+    settings were made is checked here (a FacecamError, not an OpenCV error from the frame)."""
     bg = settings.background
+    _check_background(bg)
 
     def make() -> np.ndarray:
         if isinstance(bg, np.ndarray):

@@ -57,8 +57,11 @@ from facecam.realtime.scene import is_scene_cut, scene_thumbnail
 from facecam.realtime.smoothing import EdgeHold
 from facecam.realtime.tracking import FaceTracker, HeldFace, Track
 
-#: the zoomed pass adds faces smaller than this share of the frame's long side (bigger ones are
-#: the first pass's, and the zoomed pass breaks them into pieces)
+#: the zoomed pass adds faces smaller than this share of the frame's long side that the first
+#: pass did not find; a bigger blob only where no face of the first pass holds its centre (the
+#: zoomed pass breaks a big face into pieces; see passes.zoomed_additions). Tiles of the zoomed
+#: pass (a stream's, see fine_scan) add small ones only: a big blob is cut by the tile's edge,
+#: and the first pass, every FIND_EVERY frames, finds big faces in a stream
 SMALL_FACE_SHARE = 1 / 3
 #: finder blobs smaller than this (finder pixels), or whose box is under MIN_FACE_SIDE frame
 #: pixels, are noise: the smallest face to find (16 px) paints a blob of ~10 px or more
@@ -232,7 +235,8 @@ class FaceFinder:
 
         At the model's own size big faces come out whole; at ``zoom`` times the frame small
         faces get pixels, but a big face there breaks into pieces (a cheek, a forehead), so the
-        zoomed pass adds only small faces that the first pass did not find (``fine``: run it).
+        zoomed pass adds what passes.zoomed_additions keeps: the small faces the first pass did
+        not find, and the big blobs none of its faces holds the centre of (``fine``: run it).
         """
         height, width = frame.shape[:2]
         coarse = self._blobs(frame, processing.inference_size((height, width), self.segmenter.card), levels)

@@ -17,6 +17,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from facecam.errors import FacecamError
 from facecam.realtime.compose import CACHE_ENTRIES, ComposeSettings, ImageCache, draw
 from facecam.realtime.stats import RESERVOIR_SIZE, STAGES, Reservoir, RunStats
 
@@ -121,3 +122,11 @@ def test_a_new_background_is_drawn_at_once_not_the_cached_one():
     assert (draw(frame, alpha, settings) == 77).all()
     settings.background = np.full((30, 40, 3), 9, np.uint8)  # another array, same size
     assert (draw(frame, alpha, settings) == 9).all()
+
+
+def test_a_bad_background_set_after_the_settings_were_made_is_a_clear_error():
+    settings = ComposeSettings(mode="replace")
+    settings.background = 128  # not a colour of three
+    frame = np.zeros((20, 30, 3), np.uint8)
+    with pytest.raises(FacecamError, match="background colour"):
+        draw(frame, np.zeros((20, 30), np.float32), settings)

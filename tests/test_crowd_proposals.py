@@ -91,9 +91,10 @@ def test_the_zoomed_pass_adds_a_big_face_the_coarse_pass_missed_but_not_pieces_o
     piece = Box(30, 90, 135, 260)  # the zoomed pass sees it run into the neck: a big blob, centre inside it
     missed = Box(320, 40, 430, 230)  # a man the coarse pass did not paint, his blob run into his chest
     tiny = Box(200, 20, 230, 60)  # a small face elsewhere
-    added = zoomed_additions([found], [piece, missed, tiny], small)
+    low_piece = Box(60, 150, 100, 300)  # its chin and neck: little overlap (IoU 0.18), centre inside its box
+    added = zoomed_additions([found], [piece, low_piece, missed, tiny], small)
     assert added == [missed, tiny]
-    assert missed.size >= small and piece.size >= small  # (the old rule kept only blobs under a third of the frame)
+    assert min(missed.size, piece.size, low_piece.size) >= small  # the old rule kept only blobs under a third
 
 
 def test_a_tall_blob_of_two_faces_one_above_the_other_proposes_the_lower_one():
