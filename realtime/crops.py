@@ -87,11 +87,16 @@ def below_heads(proposals: list[Box], faces: list[Box]) -> list[Box]:
             continue
         width = box.x1 - box.x0
         for face in faces:
-            cx, cy = face.center
-            if head.x0 <= cx <= head.x1 and head.y0 <= cy <= head.y1 and box.y1 - face.y1 >= REST_SHARE * width:
+            if inside(face.center, head) and box.y1 - face.y1 >= REST_SHARE * width:
                 rests.append(Box(box.x0, face.y1, box.x1, box.y1))
                 break
     return rests
+
+
+def inside(point: tuple[float, float], box: Box) -> bool:
+    """Whether ``point`` ``(x, y)`` lies in ``box`` (its edges included)."""
+    x, y = point
+    return box.x0 <= x <= box.x1 and box.y0 <= y <= box.y1
 
 
 def iou(a: Box, b: Box) -> float:

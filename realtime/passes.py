@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from facecam.realtime import processing
-from facecam.realtime.crops import Box, iou
-from facecam.realtime.tracking import SAME_FACE_IOU, inside
+from facecam.realtime.crops import Box, inside, iou
+from facecam.realtime.tracking import SAME_FACE_IOU
 
 #: the full-frame pass sees the frame this many times larger than its own pixels (small faces
 #: get model pixels), with the long side at most FINDER_MAX_SIDE (cost) and at least the model's

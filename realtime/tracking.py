@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facecam.realtime.crops import CROP_MARGIN, Box, Crop, fit_crop, iou
+from facecam.realtime.crops import CROP_MARGIN, Box, Crop, fit_crop, inside, iou
 from facecam.realtime.smoothing import TemporalSmoother
 
 #: a proposal overlapping a track's face this much (IoU) is that face, not a new one
@@ -155,11 +155,6 @@ class FaceTracker:
             for h in self.held
             if h.until >= frame_index and not any(iou(h.box, t.face) > SAME_FACE_IOU for t in self.tracks)
         ]
-
-
-def inside(point: tuple[float, float], box: Box) -> bool:
-    x, y = point
-    return box.x0 <= x <= box.x1 and box.y0 <= y <= box.y1
 
 
 def _barely_moved(old: Crop, new: Crop) -> bool:
