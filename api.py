@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from facecam.errors import FacecamError
-from facecam.realtime.compose import MODES, ComposeSettings, draw, face_alpha, parse_background
+from facecam.realtime.compose import MEASURED, MODES, ComposeSettings, draw, face_alpha_and_box, parse_background
 from facecam.realtime.crops import Box
 from facecam.realtime.faces import EDGE_HOLD_PER_STRENGTH, FaceFinder, FrameFaces
 from facecam.realtime.holes import close_pockets
@@ -123,7 +123,9 @@ class FaceStream:
         if photo:
             options["find_every"], smoothing = 1, 0.0
             options["split_threshold"] = PHOTO_SPLIT_THRESHOLD
-        return FaceFinder(self.segmenter, smoothing=smoothing, fps=self.fps, verifier=self.verifier, **options)
+        return FaceFinder(
+            self.segmenter, smoothing=smoothing, fps=self.fps, verifier=self.verifier, photo=photo, **options
+        )
 
     @property
     def mode(self) -> str:
@@ -156,30 +158,47 @@ class FaceStream:
         """Step 2: the full-resolution ``(H, W) float32`` alpha for ``mode`` (default the stream's),
         edge-aware; a still face's edge held (smoothing.AlphaHold), except in anonymize, which
         grows the faces anyway. Call it once per frame, in frame order."""
+        return self.alpha_and_box(frame, found, mode)[0]
+
+    def alpha_and_box(
+        self, frame: np.ndarray, found: FrameFaces, mode: str | None = None
+    ) -> tuple[np.ndarray, tuple[slice, slice] | None]:
+        """:meth:`alpha`, and the rows and columns outside which it is 0 (None: it is 0
+        everywhere): give them to :meth:`draw` and it blends there without measuring them."""
         mode = mode or self.settings.mode
-        alpha = self._alpha(frame, found, mode)
+        alpha, box = self._alpha(frame, found, mode)
         if mode == "anonymize":
             self.alpha_hold.reset()
-            return alpha
-        return self.alpha_hold.update(alpha, found.still, faces_region(found.faces, frame.shape[:2]))
+            return alpha, box
+        # the hold changes only pixels that are near one half, so inside the box
+        return self.alpha_hold.update(alpha, found.still, faces_region(found.faces, frame.shape[:2])), box
 
-    def _alpha(self, frame: np.ndarray, found: FrameFaces, mode: str) -> np.ndarray:
-        return face_alpha(
+    def _alpha(
+        self, frame: np.ndarray, found: FrameFaces, mode: str
+    ) -> tuple[np.ndarray, tuple[slice, slice] | None]:
+        return face_alpha_and_box(
             frame, found.mask, mode, faces=found.faces, held=found.held, settings=self.settings, levels=found.levels
         )
 
     def draw(
-        self, frame: np.ndarray, alpha: np.ndarray, mode: str | None = None, found: FrameFaces | None = None
+        self,
+        frame: np.ndarray,
+        alpha: np.ndarray,
+        mode: str | None = None,
+        found: FrameFaces | None = None,
+        box=MEASURED,
     ) -> np.ndarray:
         """Step 3: ``mode`` (default the stream's) drawn from the frame and its alpha: ``(H, W, 3) uint8 BGR``.
-        ``found``: what step 1 found in this frame, when at hand (its shrunk copies of the frame are reused)."""
-        return draw(frame, alpha, self.settings, mode, found.levels if found is not None else None)
+        ``found``: what step 1 found in this frame, when at hand (its shrunk copies of the frame are
+        reused); ``box``: what :meth:`alpha_and_box` gave with this alpha (by default the box is
+        measured on ``alpha``: pass it only for an alpha left as step 2 made it)."""
+        return draw(frame, alpha, self.settings, mode, found.levels if found is not None else None, box)
 
     def process(self, frame: np.ndarray) -> Result:
         """One ``(H, W, 3) uint8 BGR`` frame -> its :class:`Result`. Frames are numbered in call order."""
         found = self.find(frame, self._index)
-        alpha = self.alpha(frame, found)
-        image = self.draw(frame, alpha, found=found)
+        alpha, box = self.alpha_and_box(frame, found)
+        image = self.draw(frame, alpha, found=found, box=box)
         result = Result(alpha, image, list(found.faces), [h.box for h in found.held], self._index)
         self._index += 1
         return result
@@ -187,8 +206,8 @@ class FaceStream:
     def process_photo(self, image: np.ndarray) -> Result:
         """One photo on its own: a full-frame pass of its own, no memory of earlier frames."""
         found = _closed(self._new_finder(photo=True).process(_checked(image), 0))
-        alpha = self._alpha(image, found, self.settings.mode)
-        return Result(alpha, self.draw(image, alpha, found=found), list(found.faces), [], 0)
+        alpha, box = self._alpha(image, found, self.settings.mode)
+        return Result(alpha, self.draw(image, alpha, found=found, box=box), list(found.faces), [], 0)
 
     def close(self) -> None:
         """Release the models (a shared ``segmenter`` stays open)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from facecam.cli_args import OneLineErrorParser, non_negative_int, positive_float
 from facecam.errors import FacecamError, cli_entry
 from facecam.realtime.compose import MODES
-from facecam.realtime.providers import PROVIDER_CHOICES
+from facecam.realtime.providers import PROVIDER_CHOICES, stream_threads
 from facecam.realtime.segmenter import DEFAULT_MODEL, WEIGHTS_DIR
 
 PACKAGE_ROOT = WEIGHTS_DIR.parent
@@ -39,7 +39,9 @@ def parser() -> OneLineErrorParser:
         metavar="MODEL[@PROVIDER]",
         help="run each of these (a model, model@provider, or @provider) and print them side by side",
     )
-    p.add_argument("--threads", type=non_negative_int, default=0, help="inference threads (0 = onnxruntime's default)")
+    p.add_argument(
+        "--threads", type=non_negative_int, default=0, help="inference threads (0 = 1, as facecam runs a video)"
+    )
     p.add_argument(
         "--verifier", default="facecam_verifier", metavar="NAME|PATH|none", help="the face verifier (none: no verifier)"
     )
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     base = BenchConfig(
         source=args.source,
         mode=args.mode,
-        threads=args.threads,
+        threads=stream_threads(args.threads),
         verifier=args.verifier,
         frames=args.frames,
         warmup=args.warmup,

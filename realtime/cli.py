@@ -15,7 +15,7 @@ from facecam.errors import EXIT_INTERRUPTED, FacecamError, cli_entry, stop_on_si
 from facecam.realtime.batch_cli import add_batch_options, check_batch_options
 from facecam.realtime.camera_options import add_camera_options, camera_location, camera_source, check_camera_options
 from facecam.realtime.compose import ANONYMIZE_STYLES, MODES, ComposeSettings, parse_background
-from facecam.realtime.providers import PROVIDER_CHOICES
+from facecam.realtime.providers import PROVIDER_CHOICES, stream_threads
 from facecam.realtime.segmenter import DEFAULT_MODEL, Segmenter
 from facecam.realtime.verifier import DEFAULT_VERIFIER, open_verifier
 
@@ -59,7 +59,13 @@ def parser() -> OneLineErrorParser:
         choices=PROVIDER_CHOICES,
         help="onnxruntime provider; auto = TensorRT, CUDA, then CPU, the first that starts",
     )
-    p.add_argument("--threads", type=non_negative_int, default=0, help="inference threads (0 = onnxruntime's default)")
+    p.add_argument(
+        "--threads",
+        type=non_negative_int,
+        default=0,
+        help="inference threads (0 = 1 for a video or camera, whose steps run in threads of their own; "
+        "onnxruntime's default for photos)",
+    )
     p.add_argument(
         "--verifier",
         default=DEFAULT_VERIFIER,
@@ -132,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         virtual_camera=args.virtual_camera,
         mirror=args.mirror,
     )
-    opts.verifier = open_verifier(args.verifier, args.provider, args.threads)
-    with Segmenter(args.model, provider=args.provider, threads=args.threads) as segmenter:
+    threads = args.threads if args.images is not None else stream_threads(args.threads)
+    opts.verifier = open_verifier(args.verifier, args.provider, threads)
+    with Segmenter(args.model, provider=args.provider, threads=threads) as segmenter:
         card = segmenter.card
         print(
             f"facecam: model {segmenter.path.name} ({card.model_name or 'unnamed'}, {card.precision}) on "

@@ -98,7 +98,8 @@ class FaceFinder:
     followed); ``reuse_still``: a face whose crop shows what it showed, still or moved by a
     shift, reuses the model's last look (see realtime.reuse); ``skip_unchanged_tiles``: a
     stream's small-face pass passes over the tiles that have not changed (see fine_scan; off in
-    anonymize).
+    anonymize); ``photo``: the finder of one photo, whose large crops keep the model's full size
+    (see passes.LARGE_CROP_INPUT: a stream's are segmented smaller).
     """
 
     def __init__(
@@ -116,6 +117,7 @@ class FaceFinder:
         skip_unchanged_tiles: bool = True,
         split_threshold: float = SPLIT_THRESHOLD,
         find_cores: bool = False,
+        photo: bool = False,
     ) -> None:
         if find_every < 1 or fine_every < 1:
             raise ValueError(f"find_every and fine_every must be >= 1, got {find_every} and {fine_every}")
@@ -130,6 +132,7 @@ class FaceFinder:
         self.reuse_still = reuse_still
         self.split_threshold = split_threshold
         self.find_cores = find_cores
+        self.stream = not photo
         self.crop_size = int(max(segmenter.card.input_size))
         self.tracker = FaceTracker(round(memory_seconds * fps), smoothing)
         self.edge_hold = EdgeHold(EDGE_HOLD_PER_STRENGTH * smoothing)
@@ -165,8 +168,8 @@ class FaceFinder:
         """
         spent = {"finder": 0.0, "crops": 0.0, "merge": 0.0}
         t0 = time.perf_counter()
-        thumb = scene_thumbnail(frame)
         levels = processing.Halvings(frame)
+        thumb = scene_thumbnail(frame, levels)
         # a new frame size (a call's video adapting to the bandwidth, a camera re-opened) is a
         # cut too: every crop is in the old frame's pixels and would miss its face
         first = self._frame_hw is None
@@ -325,7 +328,7 @@ class FaceFinder:
 
     def crop_input(self, crop: Crop) -> int:
         """The side, in model pixels, a crop is segmented at (see passes.CROP_DETAIL)."""
-        return crop_input_side(crop.side, self.crop_size)
+        return crop_input_side(crop.side, self.crop_size, stream=self.stream)
 
     def _segment_crops(
         self, frame: np.ndarray, tracks: list[Track], levels: processing.Halvings | None = None

@@ -25,6 +25,14 @@ ANONYMIZE_FINE_EVERY = 12
 #: MIN_CROP_INPUT, at most the model's own size, a multiple of 32
 CROP_DETAIL = 1.5
 MIN_CROP_INPUT = 96
+#: in a stream, a crop the model would see shrunk LARGE_CROP_SHRINK times or more per side (a
+#: webcam face at 720p: a 1,250 px crop) is segmented at LARGE_CROP_INPUT model pixels, not the
+#: model's own 224: half the inference time, and the edge-aware upsampling puts the edge back at
+#: full resolution. Measured on d3.mp4 and talking_head.mp4 with every crop at 160: flicker
+#: 0.0093 -> 0.0084 and 0.0183 -> 0.0188, holes unchanged. Photos keep the full size (on
+#: lfw-parts/test, 250 px photos, 160 costs 0.006 IoU).
+LARGE_CROP_SHRINK = 4
+LARGE_CROP_INPUT = 160
 #: the merged mask's grid: the frame with its long side at most this (finer than the model's
 #: own 224, so a small face keeps a shape); the edge-aware upsampling takes it to full size
 GRID_SIDE = 256
@@ -77,10 +85,13 @@ def finder_settings(mode: str) -> dict:
     }
 
 
-def crop_input_side(crop_side: float, model_side: int) -> int:
+def crop_input_side(crop_side: float, model_side: int, stream: bool = False) -> int:
     """The side, in model pixels, a crop of ``crop_side`` frame pixels is segmented at:
     CROP_DETAIL model pixels per frame pixel, a multiple of 32, within MIN_CROP_INPUT and the
-    model's own side."""
+    model's own side; in a ``stream``, LARGE_CROP_INPUT for a crop of LARGE_CROP_SHRINK times
+    that or more."""
+    if stream and crop_side >= LARGE_CROP_SHRINK * LARGE_CROP_INPUT:
+        model_side = min(model_side, LARGE_CROP_INPUT)
     side = int(np.ceil(crop_side * CROP_DETAIL / 32)) * 32
     return max(min(MIN_CROP_INPUT, model_side), min(model_side, side))
 

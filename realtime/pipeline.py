@@ -47,6 +47,7 @@ class Frame:
     levels: Halvings | None = field(default=None, repr=False)  # the image's halvings, made once, shared by the steps
     still: np.ndarray | None = field(default=None, repr=False)  # where the picture stood still, on the mask grid
     alpha: np.ndarray | None = None  # (H, W) float32 0..1, the mask at full resolution
+    alpha_box: tuple[slice, slice] | None = None  # the rows and columns outside which alpha is 0
     output: np.ndarray | None = None  # (H, W, 3) uint8 BGR
 
 
@@ -144,14 +145,14 @@ class Pipeline:
         takes MediaPipe's on its full-resolution mask (in memory: a mask video's encoding adds
         toggles of its own, about 0.001 on d3.mp4)."""
         t0 = time.perf_counter()
-        item.alpha = self.stream.alpha(item.image, self._found(item), item.mode)
+        item.alpha, item.alpha_box = self.stream.alpha_and_box(item.image, self._found(item), item.mode)
         stats.stage_ms["upsample"].append((time.perf_counter() - t0) * 1000)
         if self.flicker is not None:
-            self.flicker.add(item.alpha)
+            self.flicker.add(item.alpha, item.alpha_box)
 
     def _draw(self, item: Frame, stats: RunStats) -> None:
         t0 = time.perf_counter()
-        item.output = self.stream.draw(item.image, item.alpha, item.mode, self._found(item))
+        item.output = self.stream.draw(item.image, item.alpha, item.mode, self._found(item), item.alpha_box)
         stats.stage_ms["compose"].append((time.perf_counter() - t0) * 1000)
 
     @staticmethod

@@ -175,14 +175,12 @@ def upsample_mask(mask: np.ndarray, frame: np.ndarray, levels: Halvings | None =
     h, w = mask.shape
     big_h, big_w = frame.shape[:2]
     out = np.zeros((big_h, big_w), np.float32)
-    box = support_box(mask, 2 * GUIDE_RADIUS + 2)
+    box = upsampled_box(mask, (big_h, big_w))
     if box is None:
         return out  # no face: nothing to upsample
     # Only the face's surroundings are computed at full resolution: outside the box the
     # filter's output is exactly 0 (see support_box), and a webcam face is a third of the frame.
-    y0, y1, x0, x1 = box
-    fy0, fy1 = (y0 * big_h) // h, min(big_h, -(-y1 * big_h // h))
-    fx0, fx1 = (x0 * big_w) // w, min(big_w, -(-x1 * big_w // w))
+    fy0, fy1, fx0, fx1 = box
     gray = cv2.cvtColor(frame[fy0:fy1, fx0:fx1], cv2.COLOR_BGR2GRAY)
     small_gray = (levels or Halvings(frame)).shrunk_gray((w, h))
     guide = small_gray.astype(np.float32) * (1 / 255)
@@ -204,6 +202,18 @@ def upsample_mask(mask: np.ndarray, frame: np.ndarray, levels: Halvings | None =
     cv2.add(roi, _upsampled(b, (big_h, big_w), (fy0, fy1, fx0, fx1)), dst=roi)
     np.clip(roi, 0.0, 1.0, out=roi)
     return out
+
+
+def upsampled_box(mask: np.ndarray, frame_hw: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)``: the frame pixels (of a frame of ``frame_hw``) that
+    :func:`upsample_mask` computes for ``mask``; its alpha is exactly 0 outside them. None when
+    the mask is empty. The compose step blends only there, with no pass over the whole alpha."""
+    box = support_box(mask, 2 * GUIDE_RADIUS + 2)
+    if box is None:
+        return None
+    (h, w), (big_h, big_w) = mask.shape, frame_hw
+    y0, y1, x0, x1 = box
+    return (y0 * big_h) // h, min(big_h, -(-y1 * big_h // h)), (x0 * big_w) // w, min(big_w, -(-x1 * big_w // w))
 
 
 def support_box(mask: np.ndarray, margin: int) -> tuple[int, int, int, int] | None:

@@ -9,17 +9,17 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from facecam.realtime.processing import Halvings
+
 #: a mean grey change (0..255) this large between frames is a scene cut: every face is dropped
 SCENE_CUT = 40.0
 
 
-def scene_thumbnail(frame: np.ndarray) -> np.ndarray:
-    """``(64, 64) uint8`` grey thumbnail for the scene-cut test. The frame is sampled every few
-    pixels (128 or more samples a side) before the area average: averaging every pixel of a 720p
-    frame took 3.3 ms a frame, and a cut changes the whole picture, not single pixels."""
-    height, width = frame.shape[:2]
-    small = cv2.resize(frame[:: max(1, height // 128), :: max(1, width // 128)], (64, 64), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+def scene_thumbnail(frame: np.ndarray, levels: Halvings | None = None) -> np.ndarray:
+    """``(64, 64) uint8`` grey thumbnail for the scene-cut test and the unchanged tiles: an area
+    average of the whole frame, made from its halvings (``levels``, when the caller has them:
+    the finder makes them anyway, and from them it costs a twentieth of a fresh average)."""
+    return (levels or Halvings(frame)).shrunk_gray((64, 64))
 
 
 def is_scene_cut(previous: np.ndarray | None, current: np.ndarray, threshold: float = SCENE_CUT) -> bool:

@@ -208,3 +208,55 @@ def test_halvings_of_another_frame_are_not_used():
     alpha = face_alpha(frame, mask, "blur", levels=wrong)
     np.testing.assert_array_equal(alpha, face_alpha(frame, mask, "blur"))
     np.testing.assert_array_equal(draw(frame, alpha, settings, levels=wrong), draw(frame, alpha, settings))
+
+
+def test_a_streams_large_crop_is_segmented_smaller_a_photos_is_not():
+    from facecam.realtime.passes import LARGE_CROP_INPUT, LARGE_CROP_SHRINK, crop_input_side
+
+    large = LARGE_CROP_SHRINK * LARGE_CROP_INPUT  # a webcam face's crop at 720p is larger still
+    assert crop_input_side(1250, 224, stream=True) == LARGE_CROP_INPUT
+    assert crop_input_side(large, 224, stream=True) == LARGE_CROP_INPUT
+    assert crop_input_side(1250, 224) == 224  # a photo's
+    # below the threshold a stream's crop gets what a photo's gets (a medium face keeps its detail)
+    for side in (40, 120, 250, large - 1):
+        assert crop_input_side(side, 224, stream=True) == crop_input_side(side, 224)
+    assert crop_input_side(large - 1, 224) == 224
+
+
+@pytest.mark.parametrize("mode", ["blur", "overlay", "replace", "anonymize"])
+def test_the_box_known_from_the_grid_holds_every_face_pixel_and_draws_what_measuring_draws(mode):
+    from facecam.realtime.compose import ComposeSettings, draw, face_alpha_and_box
+    from facecam.realtime.crops import Box
+    from facecam.realtime.tracking import HeldFace
+
+    frame = textured(720, 1280, 3)
+    mask = np.zeros((144, 256), np.float32)
+    cv2.ellipse(mask, (90, 70), (20, 28), 0, 0, 360, 1.0, -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), 1.5)
+    faces, held = [Box(350, 200, 550, 500)], [HeldFace(Box(1000, 100, 1100, 220), 3)]
+    settings = ComposeSettings(mode=mode, anonymize_margin=0.3)
+    alpha, box = face_alpha_and_box(frame, mask, mode, faces, held, settings)
+    outside = alpha.copy()
+    outside[box] = 0
+    assert alpha[box].any() and not outside.any()
+    if mode == "anonymize":  # the held face's ellipse, away from the mask, is inside the box too
+        assert box[1].stop > 1050 and alpha[160, 1050] > 0.5
+    np.testing.assert_array_equal(draw(frame, alpha, settings, box=box), draw(frame, alpha, settings))
+    empty, none = face_alpha_and_box(frame, np.zeros((144, 256), np.float32), "blur")
+    assert none is None and not empty.any()
+
+
+def test_flicker_measured_in_the_face_box_equals_flicker_of_the_whole_mask():
+    from facecam.realtime.smoothing import FlickerMeter
+
+    rng = np.random.default_rng(0)
+    whole, boxed = FlickerMeter(), FlickerMeter()
+    for frame in range(30):
+        mask = np.zeros((120, 200), np.float32)
+        if frame % 7 != 3:  # now and then no face at all
+            cv2.circle(mask, (int(rng.integers(30, 170)), int(rng.integers(30, 90))), int(rng.integers(5, 25)), 1.0, -1)
+        box = processing.support_box(mask, 0)
+        whole.add(mask)
+        boxed.add(mask, None if box is None else (slice(box[0], box[1]), slice(box[2], box[3])))
+    assert whole.value > 0.1
+    assert boxed.value == pytest.approx(whole.value, abs=1e-12)

@@ -66,7 +66,7 @@ def collect_all(photo_sets: list[list[str]], segmenter_name: str | None):
 
     train_sets, held_sets = [], []
     with Segmenter(segmenter_name, provider="cpu") as segmenter:
-        finder = FaceFinder(segmenter, smoothing=0, find_every=1)
+        finder = FaceFinder(segmenter, smoothing=0, find_every=1, photo=True)
         for folder, boxes, holdout in photo_sets:
             train, held = split_photos(Path(folder), holdout)
             teacher = load_boxes(Path(boxes))
