@@ -166,18 +166,30 @@ class FaceStream:
         """:meth:`alpha`, and the rows and columns outside which it is 0 (None: it is 0
         everywhere): give them to :meth:`draw` and it blends there without measuring them."""
         mode = mode or self.settings.mode
-        alpha, box = self._alpha(frame, found, mode)
-        if mode == "anonymize":
+        if mode == "anonymize":  # grown anyway: nothing to hold
             self.alpha_hold.reset()
-            return alpha, box
-        # the hold changes only pixels that are near one half, so inside the box
-        return self.alpha_hold.update(alpha, found.still, faces_region(found.faces, frame.shape[:2])), box
+            return self._alpha(frame, found, mode)
+
+        def hold(alpha: np.ndarray) -> np.ndarray:
+            # at the size the edge-aware upsampling filters at (a quarter of a 720p frame's pixels);
+            # it changes only pixels near one half, so inside the box
+            region = faces_region(found.faces, frame.shape[:2], image_hw=alpha.shape[:2])
+            return self.alpha_hold.update(alpha, found.still, region)
+
+        return self._alpha(frame, found, mode, hold)
 
     def _alpha(
-        self, frame: np.ndarray, found: FrameFaces, mode: str
+        self, frame: np.ndarray, found: FrameFaces, mode: str, refine=None
     ) -> tuple[np.ndarray, tuple[slice, slice] | None]:
         return face_alpha_and_box(
-            frame, found.mask, mode, faces=found.faces, held=found.held, settings=self.settings, levels=found.levels
+            frame,
+            found.mask,
+            mode,
+            faces=found.faces,
+            held=found.held,
+            settings=self.settings,
+            levels=found.levels,
+            refine=refine,
         )
 
     def draw(

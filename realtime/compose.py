@@ -309,12 +309,14 @@ def face_alpha_and_box(
     held: list[HeldFace] = (),
     settings: ComposeSettings | None = None,
     levels: Halvings | None = None,
+    refine=None,
 ) -> tuple[np.ndarray, tuple[slice, slice] | None]:
     """:func:`face_alpha`, and the rows and columns outside which it is 0 (None: all 0), for
-    :func:`draw`: known from the mask grid, with no pass over the full-resolution alpha."""
+    :func:`draw`: known from the mask grid, with no pass over the full-resolution alpha.
+    ``refine``: see processing.upsample_mask (it may change the alpha only where it is not 0)."""
     grid = mode_mask(mask, mode, frame.shape[:2], faces, held, settings)
     box = upsampled_box(grid, frame.shape[:2])
-    alpha = upsample_mask(grid, frame, _of_frame(levels, frame))
+    alpha = upsample_mask(grid, frame, _of_frame(levels, frame), refine)
     return alpha, None if box is None else (slice(box[0], box[1]), slice(box[2], box[3]))
 
 

@@ -180,7 +180,7 @@ class AlphaHold:
         self, alpha: np.ndarray, still: np.ndarray | None, region: tuple[int, int, int, int] | None
     ) -> np.ndarray:
         """``alpha`` ``(H, W) float32`` with the still edge pixels inside ``region`` ``(x0, y0,
-        x1, y1)`` (frame pixels; None: no face) held; ``still`` ``(h, w) bool``: where the picture
+        x1, y1)`` (the alpha's pixels; None: no face) held; ``still`` ``(h, w) bool``: where the picture
         stood still since the last frame, on any smaller grid (None: nowhere). Holds only where
         this region and the last frame's overlap; changes ``alpha`` in place."""
         if self.band == 0 or region is None:
@@ -265,13 +265,18 @@ def _toggled(before: np.ndarray, before_box: tuple[int, int, int, int], now: np.
 REGION_GROWTH = 1.1
 
 
-def faces_region(faces, frame_hw: tuple[int, int], growth: float = REGION_GROWTH) -> tuple[int, int, int, int] | None:
-    """``(x0, y0, x1, y1)`` integer frame pixels covering every face box in ``faces`` grown by
-    ``growth``, inside the frame; None without faces."""
+def faces_region(
+    faces, frame_hw: tuple[int, int], growth: float = REGION_GROWTH, image_hw: tuple[int, int] | None = None
+) -> tuple[int, int, int, int] | None:
+    """``(x0, y0, x1, y1)`` integer pixels covering every face box in ``faces`` (frame pixels)
+    grown by ``growth``, inside the frame; None without faces. In the pixels of ``image_hw``, the
+    frame resized to that size, when given (an alpha made at one of the frame's halvings)."""
     if not faces:
         return None
-    height, width = frame_hw
+    height, width = image_hw or frame_hw
+    sx, sy = width / frame_hw[1], height / frame_hw[0]
     grown = [face.grown(growth) for face in faces]
+    grown = [type(b)(b.x0 * sx, b.y0 * sy, b.x1 * sx, b.y1 * sy) for b in grown]
     x0, y0 = max(0, int(min(b.x0 for b in grown))), max(0, int(min(b.y0 for b in grown)))
     x1, y1 = min(width, int(np.ceil(max(b.x1 for b in grown)))), min(height, int(np.ceil(max(b.y1 for b in grown))))
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None

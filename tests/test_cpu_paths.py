@@ -47,6 +47,10 @@ def test_upsampling_only_the_face_box_equals_the_whole_frame(height, width, grid
     cv2.ellipse(mask, (grid[1] // 3, grid[0] // 2), (grid[1] // 8, grid[0] // 5), 0, 0, 360, 1.0, -1)
     mask = cv2.GaussianBlur(mask, (0, 0), 1.5)
     got, want = processing.upsample_mask(mask, frame), whole_frame_upsample(mask, frame)
+    count = processing.alpha_level((height, width))
+    if count:  # filtered at a halving (see processing.ALPHA_SIDE), then resized
+        level = processing.Halvings(frame).level(count)
+        want = cv2.resize(whole_frame_upsample(mask, level), (width, height), interpolation=cv2.INTER_LINEAR)
     assert got.shape == (height, width)
     assert np.abs(got - want).max() < 1e-4  # the box is resized on its own, sampled where the whole is
     assert want[got == 0].max() < 0.02  # nothing of the face is lost outside the box
@@ -260,3 +264,22 @@ def test_flicker_measured_in_the_face_box_equals_flicker_of_the_whole_mask():
         boxed.add(mask, None if box is None else (slice(box[0], box[1]), slice(box[2], box[3])))
     assert whole.value > 0.1
     assert boxed.value == pytest.approx(whole.value, abs=1e-12)
+
+
+def test_a_large_frames_alpha_filtered_at_its_halving_puts_the_edge_where_the_full_size_filter_does():
+    # a dark disc on a light ground: the edge the guided filter snaps to
+    frame = np.full((720, 1280, 3), 200, np.uint8)
+    cv2.circle(frame, (500, 300), 150, (60, 50, 40), -1, lineType=cv2.LINE_AA)
+    frame = cv2.add(frame, textured(720, 1280, 5) // 16)
+    mask = np.zeros((144, 256), np.float32)
+    cv2.circle(mask, (100, 60), 31, 1.0, -1)  # the model's blob, a little off the true edge
+    mask = cv2.GaussianBlur(mask, (0, 0), 1.0)
+    assert processing.alpha_level((720, 1280)) == 1 and processing.alpha_level((360, 640)) == 0
+    halved = processing.upsample_mask(mask, frame) >= 0.5
+    full = processing._guided_upsample(mask, frame, processing.Halvings(frame)) >= 0.5
+    disc = np.zeros((720, 1280), np.uint8)
+    cv2.circle(disc, (500, 300), 150, 1, -1)
+    # they differ by under a pixel's ring around the edge, and the halving's is as close to the disc
+    ring = 2 * np.pi * 150
+    assert np.count_nonzero(halved != full) < ring
+    assert np.count_nonzero(halved != disc.astype(bool)) <= np.count_nonzero(full != disc.astype(bool)) + ring / 2
