@@ -40,7 +40,7 @@ from facecam.realtime.crops import (
     paste_max,
     seed_disc,
 )
-from facecam.realtime.fine_scan import FineScan, blobs_in_tile, tile_grid
+from facecam.realtime.fine_scan import REFRESH_PERIODS, FineScan, blobs_in_tile, moving_faces_mask, tile_grid, unchanged
 from facecam.realtime.passes import (
     FIND_EVERY,
     FINDER_ZOOM,
@@ -141,6 +141,7 @@ class FaceFinder:
         self._last_find = self._last_fine = -(10**9)
         self.scan = FineScan(skip_unchanged_tiles)
         self._split_faces: list[Box] = []
+        self._reset_find_memory()
 
     def follow_mode(self, mode: str) -> None:
         """Look for faces as ``mode`` needs (see finder_settings), keeping every track: the camera
@@ -159,6 +160,14 @@ class FaceFinder:
         self._last_find = self._last_fine = -(10**9)
         self.scan = FineScan(self.scan.skip_unchanged)
         self._split_faces = []
+        self._reset_find_memory()
+
+    def _reset_find_memory(self) -> None:
+        """What the last full-frame pass saw (see _nothing_new_since_find): forgotten."""
+        self._find_thumb: np.ndarray | None = None
+        self._found_tracks: list[Track] = []
+        self._finds_passed = 0
+        self._find_settled = False
 
     def process(self, frame: np.ndarray, index: int, timings: dict[str, float] | None = None) -> FrameFaces:
         """Find, crop, segment, track and merge the faces of one ``(H, W, 3) uint8 BGR`` frame.
@@ -188,7 +197,14 @@ class FaceFinder:
             self.scan.start()
             self._last_fine = index
         candidates = []
-        if whole or index - self._last_find >= self.find_every:
+        due = index - self._last_find >= self.find_every
+        if due and not whole and self._nothing_new_since_find(thumb, frame.shape[:2]):
+            self._recheck_tracks(frame)  # the tracks are judged again all the same (cheap: small faces only)
+            self._last_find, self._finds_passed = index, self._finds_passed + 1
+            due = False
+        if whole or due:
+            self._finds_passed = 0
+            self._find_thumb, self._found_tracks = thumb, list(self.tracker.tracks)
             self._recheck_tracks(frame)
             candidates = self.find(frame, whole, levels)
             self.tracker.propose(self.verified(frame, candidates), frame.shape[:2])
@@ -221,6 +237,8 @@ class FaceFinder:
             new = self.tracker.propose(self.verified(frame, self._split_faces), frame.shape[:2])
             merge_ms += self._segment_and_merge(frame, new, index, mask, scale, levels)
             self._split_faces = []
+        if whole or due:  # every face that pass proposed is followed now, or it may come back
+            self._find_settled = all(self.tracker.follows(box) for box in candidates)
         t2 = time.perf_counter()
         spent["crops"] = (t2 - t1) * 1000
         self.tracker.drop_duplicates()
@@ -232,6 +250,20 @@ class FaceFinder:
         mask = self.edge_hold.update(mask, levels.shrunk_gray((gw, gh)))
         faces = [t.face for t in self.tracker.tracks]
         return FrameFaces(mask, faces, list(self.tracker.held), levels, self.edge_hold.still)
+
+    def _nothing_new_since_find(self, thumb: np.ndarray, frame_hw: tuple[int, int]) -> bool:
+        """Whether the full-frame pass now due may be passed over: nothing outside the tracked
+        faces changed since the last one ran (as fine_scan tells an unchanged tile: a webcam's
+        background), every face it proposed was followed (the verifier may take one it doubted the
+        next time) and every face it left tracked still is (one lost may be found again), and it
+        was not passed over REFRESH_PERIODS - 1 times already. Never in anonymize (see
+        finder_settings: there a face missed once is looked for again every period)."""
+        if not self.scan.skip_unchanged or not self._find_settled or self._finds_passed >= REFRESH_PERIODS - 1:
+            return False
+        if not all(any(t is u for u in self.tracker.tracks) for t in self._found_tracks):
+            return False
+        faces = [t.face for t in self.tracker.tracks]
+        return unchanged(self._find_thumb, thumb, moving_faces_mask(thumb.shape, faces, frame_hw))
 
     def find(self, frame: np.ndarray, fine: bool = True, levels: processing.Halvings | None = None) -> list[Box]:
         """The full-frame pass: boxes (frame pixels) of the faces the model sees, at two scales.

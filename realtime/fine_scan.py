@@ -130,14 +130,21 @@ class FineScan:
             tile = self._pending.pop(0)
             patch = thumb_patch(thumb, tile, self.zoomed_hw)
             before = self._looked.get(tile)
-            if not self._look_at_all and before is not None and before.shape == patch.shape:
-                change = cv2.absdiff(before, patch)
-                change[thumb_patch(moved, tile, self.zoomed_hw)] = 0
-                if change.max() <= UNCHANGED_LEVELS:
-                    continue
+            if not self._look_at_all and unchanged(before, patch, thumb_patch(moved, tile, self.zoomed_hw)):
+                continue
             self._looked[tile] = patch
             return tile
         return None
+
+
+def unchanged(before: np.ndarray | None, now: np.ndarray, moving: np.ndarray) -> bool:
+    """Whether no pixel of a thumbnail (or a part of one) moved more than UNCHANGED_LEVELS since
+    ``before`` (None: never seen), leaving out the ``moving`` pixels (``bool``, the tracked faces)."""
+    if before is None or before.shape != now.shape:
+        return False
+    change = cv2.absdiff(before, now)
+    change[moving] = 0
+    return int(change.max()) <= UNCHANGED_LEVELS
 
 
 def moving_faces_mask(thumb_hw: tuple[int, int], faces: list[Box], frame_hw: tuple[int, int]) -> np.ndarray:

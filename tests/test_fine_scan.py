@@ -102,3 +102,33 @@ def test_halvings_asked_from_several_threads_are_made_once():
         for thread in threads:
             thread.join()
         assert [levels.level(k).shape[:2] for k in range(4)] == [(1080, 1920), (540, 960), (270, 480), (135, 240)]
+
+
+def full_frame_passes(finder: FaceFinder, frames: list, start: int = 0) -> list[int]:
+    """The frames (numbered from ``start``) in which ``finder`` ran its full-frame pass."""
+    ran: list[int] = []
+    find = finder.find
+    for index, frame in enumerate(frames, start):
+        finder.find = lambda *args, index=index, **kwargs: ran.append(index) or find(*args, **kwargs)
+        finder.process(frame, index)
+    finder.find = find
+    return ran
+
+
+def test_the_full_frame_pass_is_passed_over_while_nothing_changes_outside_the_faces():
+    finder = FaceFinder(Spy(), smoothing=0, find_every=6, fine_every=1000)
+    still = [scene([(200, 180, 80)])] * 60
+    ran = full_frame_passes(finder, still)
+    # due every 6 frames: run at the start, then at every REFRESH_PERIODS-th due frame only
+    assert ran[0] == 0 and len(ran) == 1 + (60 // 6) // fine_scan.REFRESH_PERIODS, ran
+    assert len(finder.tracker.tracks) == 1
+    # a new face outside the tracked one changes the picture: the next due pass runs and finds it
+    both = [scene([(200, 180, 80), (480, 180, 80)])] * 12
+    ran = full_frame_passes(finder, both, start=60)
+    assert ran and ran[0] <= 60 + 6 and len(finder.tracker.tracks) == 2
+
+
+def test_in_anonymize_every_full_frame_pass_runs():
+    finder = FaceFinder(Spy(), smoothing=0, find_every=6, **{**finder_settings("anonymize"), "fine_every": 1000})
+    ran = full_frame_passes(finder, [scene([(200, 180, 80)])] * 60)
+    assert ran == list(range(0, 60, 6))
