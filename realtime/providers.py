@@ -109,15 +109,11 @@ def candidate_providers(requested: str, available: list[str], driver: bool) -> l
 
 
 def stream_threads(requested: int) -> int:
-    """onnxruntime's intra-op threads for a stream (a video, a camera; ``requested`` 0 = choose),
-    and OpenCV's thread pool cut to the calling thread. A stream's pipeline runs its steps on
-    threads of their own, so parallel loops inside each step only add hand-offs: on d3.mp4 at
-    720p (2 cores) one thread each cut the CPU per frame from 28.0 to 23.2 ms at the same FPS.
-    Process-wide (OpenCV has one pool): the command-line tools call it, a library leaves it to
-    its caller."""
-    import cv2
-
-    cv2.setNumThreads(1)
+    """onnxruntime's intra-op threads for a stream (a video, a camera; ``requested`` 0 = choose):
+    one. A stream's pipeline runs its steps on threads of their own, which keep the cores busy,
+    so splitting each model run over the cores only adds hand-offs: blur on d3.mp4 at 720p
+    (2 cores) took 1-2 ms less CPU a frame with one thread, at the same FPS. (OpenCV's pool is cut
+    to one thread for the same reason: errors.one_opencv_thread_for_cli.)"""
     return requested or 1
 
 
