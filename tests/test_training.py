@@ -336,6 +336,26 @@ def test_augmentations_keep_image_and_label_aligned(prepared):
     assert set(np.unique(out_label)) <= {0, 1, 2}
 
 
+def test_skin_distractors_off_the_face_leave_the_face_untouched():
+    from facecam.training.augment import skin_distractors
+
+    rng = np.random.default_rng(1)
+    image = np.full((192, 256, 3), 120, np.uint8)
+    label = np.zeros((192, 256), np.uint8)
+    cv2.ellipse(label, (50, 60), (14, 20), 0, 0, 360, 1, -1)  # a small face (framed), room beside it
+    image[label == 1] = (150, 170, 210)
+    pasted_any = False
+    for _ in range(20):
+        pasted, pasted_label = skin_distractors(image, label, rng, count=(2, 2), off_face=True)
+        face = label == 1
+        assert (pasted_label[face] == 1).all() and (pasted[face] == image[face]).all()
+        pasted_any |= bool((pasted != image).any())
+    assert pasted_any  # there was room for patches away from the face
+    # without the option some patch lands on the face (a hand over it)
+    over = [skin_distractors(image, label, rng, count=(3, 3))[1] for _ in range(20)]
+    assert any((o[label == 1] == 0).any() for o in over)
+
+
 def test_hard_light_changes_the_light_never_the_label(prepared):
     from facecam.training.augment import AugmentConfig, build_train_transform
 

@@ -27,6 +27,7 @@ class AugmentConfig:
     webcam_framing: float = 0.4  # probability of shrinking the face onto a new background, 0 = off
     blur_noise: float = 0.3  # probability of camera-like blur, noise or JPEG loss, 0 = off
     skin_distractors: float = 0.0  # probability of pasting hand/arm-like patches of the face's own skin, 0 = off
+    distractors_off_face: bool = False  # the patches only where they do not touch the face
     lighting: float = 0.0  # probability of a gamma change (dim or bright rooms) or a grey frame, 0 = off
     hard_light: float = 0.0  # probability of a dim noisy room, a colour cast or light from one side, 0 = off
 
@@ -78,13 +79,20 @@ def webcam_framing(
 
 
 def skin_distractors(
-    image: np.ndarray, label: np.ndarray, rng: np.random.Generator, count: tuple[int, int] = (1, 3)
+    image: np.ndarray,
+    label: np.ndarray,
+    rng: np.random.Generator,
+    count: tuple[int, int] = (1, 3),
+    off_face: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Paste hand- and arm-like shapes textured with the face's own skin, labelled background.
 
     Face data rarely shows arms and hands, so a model learns "skin colour = face" and paints
     every bare arm. These patches have the face's exact colour and texture but are not face:
     elsewhere they teach arms, over the face they are a hand covering it (not face either).
+    ``off_face``: only where a patch does not touch the face (grown by a fortieth of the
+    image): a smooth skin-toned patch over a cheek, labelled not face, may teach the model to
+    leave a lit cheek or pouted lips out (issue 12's suspect for the holes).
     """
     face = label == 1
     if face.sum() < 64:
@@ -93,12 +101,13 @@ def skin_distractors(
     tone = np.median(image[face], axis=0).astype(np.float32)
     h, w = label.shape
     image, label = image.copy(), label.copy()
+    # grown past the patch's feathered rim (its blur reaches 6 px), and by a fortieth of the image
+    grow = 2 * max(7, max(h, w) // 40) + 1
+    keep_out = cv2.dilate(face.astype(np.uint8), np.ones((grow, grow), np.uint8)) > 0 if off_face else None
     for _ in range(int(rng.integers(count[0], count[1] + 1))):
-        long_axis = int(rng.uniform(0.15, 0.45) * max(h, w))
-        short_axis = max(3, int(long_axis * rng.uniform(0.2, 0.45)))
-        centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
-        shape = np.zeros((h, w), np.uint8)
-        cv2.ellipse(shape, centre, (long_axis, short_axis), float(rng.uniform(0, 180)), 0, 360, 255, -1)
+        shape = _distractor_shape((h, w), rng, keep_out)
+        if shape is None:
+            continue
         shading = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), max(h, w) / 12)
         shading = 1 + 0.25 * shading / (np.abs(shading).max() + 1e-6) + rng.uniform(-0.2, 0.1)
         texture = tone[None, None] * shading[..., None] + rng.normal(0, 3, (h, w, 3))
@@ -106,6 +115,23 @@ def skin_distractors(
         image = np.clip(texture * alpha + image.astype(np.float32) * (1 - alpha), 0, 255).astype(np.uint8)
         label[shape > 127] = 0
     return image, label
+
+
+def _distractor_shape(
+    hw: tuple[int, int], rng: np.random.Generator, keep_out: np.ndarray | None, tries: int = 12
+) -> np.ndarray | None:
+    """``(h, w) uint8`` 255 inside one random arm-like ellipse; with ``keep_out`` (``bool``), one
+    that does not touch it (None when ``tries`` random ellipses all did)."""
+    h, w = hw
+    for _ in range(tries if keep_out is not None else 1):
+        long_axis = int(rng.uniform(0.15, 0.45) * max(h, w))
+        short_axis = max(3, int(long_axis * rng.uniform(0.2, 0.45)))
+        centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        shape = np.zeros((h, w), np.uint8)
+        cv2.ellipse(shape, centre, (long_axis, short_axis), float(rng.uniform(0, 180)), 0, 360, 255, -1)
+        if keep_out is None or not shape[keep_out].any():
+            return shape
+    return None
 
 
 def build_train_transform(config: AugmentConfig, seed: int | None = None) -> PairTransform:
@@ -203,10 +229,14 @@ class _TrainTransform:
         self.pipeline.set_random_seed(seed)
 
     def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.config.skin_distractors and self.rng.random() < self.config.skin_distractors:
+        distract = self.config.skin_distractors and self.rng.random() < self.config.skin_distractors
+        off_face = self.config.distractors_off_face
+        if distract and not off_face:
             image, label = skin_distractors(image, label, self.rng)
         if self.config.webcam_framing and self.rng.random() < self.config.webcam_framing:
             image, label = webcam_framing(image, label, self.rng)
+        if distract and off_face:  # after the framing, which leaves room beside a smaller face
+            image, label = skin_distractors(image, label, self.rng, off_face=True)
         out = self.pipeline(image=image, mask=label)
         return out["image"], out["mask"]
 

@@ -72,6 +72,11 @@ def train_parser() -> OneLineErrorParser:
         help="probability of hand/arm-like patches of the face's own skin, labelled not-face",
     )
     aug.add_argument(
+        "--distractors-off-face",
+        action="store_true",
+        help="the skin patches only where they do not touch the face (none over a cheek or the lips)",
+    )
+    aug.add_argument(
         "--lighting", type=unit_float, default=0.0, help="probability of a gamma change or a grey frame (0 = off)"
     )
     aug.add_argument(
@@ -248,6 +253,7 @@ def run_train(argv: list[str]) -> int:
         webcam_framing=a.webcam_framing,
         blur_noise=a.blur_noise,
         skin_distractors=a.skin_distractors,
+        distractors_off_face=a.distractors_off_face,
         lighting=a.lighting,
         hard_light=a.hard_light,
     )
