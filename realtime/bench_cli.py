@@ -16,7 +16,7 @@ from pathlib import Path
 from facecam.cli_args import OneLineErrorParser, non_negative_int, positive_float
 from facecam.errors import FacecamError, cli_entry
 from facecam.realtime.compose import MODES
-from facecam.realtime.providers import PROVIDER_CHOICES, stream_threads
+from facecam.realtime.providers import PROVIDER_CHOICES, camera_threads
 from facecam.realtime.segmenter import DEFAULT_MODEL, WEIGHTS_DIR
 
 PACKAGE_ROOT = WEIGHTS_DIR.parent
@@ -40,7 +40,10 @@ def parser() -> OneLineErrorParser:
         help="run each of these (a model, model@provider, or @provider) and print them side by side",
     )
     p.add_argument(
-        "--threads", type=non_negative_int, default=0, help="inference threads (0 = 1, as facecam runs a video)"
+        "--threads",
+        type=non_negative_int,
+        default=0,
+        help="inference threads (0 = as facecam chooses: 1 with --camera-fps, onnxruntime's default otherwise)",
     )
     p.add_argument(
         "--verifier", default="facecam_verifier", metavar="NAME|PATH|none", help="the face verifier (none: no verifier)"
@@ -110,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     base = BenchConfig(
         source=args.source,
         mode=args.mode,
-        threads=stream_threads(args.threads),
+        threads=camera_threads(args.threads) if args.camera_fps else args.threads,
         verifier=args.verifier,
         frames=args.frames,
         warmup=args.warmup,

@@ -15,7 +15,7 @@ from facecam.errors import EXIT_INTERRUPTED, FacecamError, cli_entry, stop_on_si
 from facecam.realtime.batch_cli import add_batch_options, check_batch_options
 from facecam.realtime.camera_options import add_camera_options, camera_location, camera_source, check_camera_options
 from facecam.realtime.compose import ANONYMIZE_STYLES, MODES, ComposeSettings, parse_background
-from facecam.realtime.providers import PROVIDER_CHOICES, stream_threads
+from facecam.realtime.providers import PROVIDER_CHOICES, camera_threads
 from facecam.realtime.segmenter import DEFAULT_MODEL, Segmenter
 from facecam.realtime.verifier import DEFAULT_VERIFIER, open_verifier
 
@@ -63,8 +63,8 @@ def parser() -> OneLineErrorParser:
         "--threads",
         type=non_negative_int,
         default=0,
-        help="inference threads (0 = 1 for a video or camera, whose steps run in threads of their own; "
-        "onnxruntime's default for photos)",
+        help="inference threads (0 = 1 for a camera, where the CPU a frame costs counts; "
+        "onnxruntime's default for files)",
     )
     p.add_argument(
         "--verifier",
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         virtual_camera=args.virtual_camera,
         mirror=args.mirror,
     )
-    threads = args.threads if args.images is not None else stream_threads(args.threads)
+    threads = camera_threads(args.threads) if args.camera is not None else args.threads
     opts.verifier = open_verifier(args.verifier, args.provider, threads)
     with Segmenter(args.model, provider=args.provider, threads=threads) as segmenter:
         card = segmenter.card

@@ -108,12 +108,13 @@ def candidate_providers(requested: str, available: list[str], driver: bool) -> l
     return [name]
 
 
-def stream_threads(requested: int) -> int:
-    """onnxruntime's intra-op threads for a stream (a video, a camera; ``requested`` 0 = choose):
-    one. A stream's pipeline runs its steps on threads of their own, which keep the cores busy,
-    so splitting each model run over the cores only adds hand-offs: blur on d3.mp4 at 720p
-    (2 cores) took 1-2 ms less CPU a frame with one thread, at the same FPS. (OpenCV's pool is cut
-    to one thread for the same reason: errors.one_opencv_thread_for_cli.)"""
+def camera_threads(requested: int) -> int:
+    """onnxruntime's intra-op threads for a live camera (``requested`` 0 = choose): one. The
+    camera sets the pace, so what counts is the CPU each frame costs, and the pipeline's own
+    threads keep the cores busy: splitting each model run over the cores only adds hand-offs
+    (blur at 720p, 2 cores: 1-2 ms less CPU a frame with one thread). A video file keeps
+    onnxruntime's default, which is faster there (d3.mp4 at 512x512: 57-64 FPS with one thread,
+    67-69 with two, at about the same CPU a frame)."""
     return requested or 1
 
 
