@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from facecam.errors import FacecamError
-from facecam.realtime.compose import MEASURED, MODES, ComposeSettings, draw, face_alpha_and_box, parse_background
+from facecam.realtime.compose import MODES, ComposeSettings, draw, face_alpha_and_box, parse_background
 from facecam.realtime.crops import Box
 from facecam.realtime.faces import EDGE_HOLD_PER_STRENGTH, FaceFinder, FrameFaces
 from facecam.realtime.holes import close_pockets
 from facecam.realtime.passes import PHOTO_SPLIT_THRESHOLD, finder_settings
+from facecam.realtime.processing import UNKNOWN_BOX
 from facecam.realtime.smoothing import AlphaHold, faces_region
 
 #: the package's sample clip (a talking head), for trying the API out
@@ -198,7 +199,7 @@ class FaceStream:
         alpha: np.ndarray,
         mode: str | None = None,
         found: FrameFaces | None = None,
-        box=MEASURED,
+        box=UNKNOWN_BOX,
     ) -> np.ndarray:
         """Step 3: ``mode`` (default the stream's) drawn from the frame and its alpha: ``(H, W, 3) uint8 BGR``.
         ``found``: what step 1 found in this frame, when at hand (its shrunk copies of the frame are

@@ -1,18 +1,19 @@
 """Every face in the frame: find faces at every scale, segment each in its own crop, track them.
 
-    finder = FaceFinder(segmenter)              # one per stream (camera, video, photo)
+    finder = FaceFinder(segmenter)              # one per stream (camera, video); photo=True for a photo
     result = finder.process(frame, index)       # (H, W, 3) uint8 BGR, frame number
     result.mask                                 # (h, w) float32 0..1 on the mask grid
     result.faces, result.held                   # boxes of the tracked and the just-lost faces
 
 Why: at the model's own size (224 px on the frame's long side) a face of 40 px in a group
 photo becomes 7 px and is missed, while the same model segments it well once it fills a
-crop. So a full-frame pass at a larger size proposes faces (run every ``find_every`` frames
-and on a scene cut), each face is segmented in a square crop around it at the model's input
-size, and the crops' masks are merged into one frame mask. Between full-frame passes each
-face's crop follows it from the previous frame, so the cost grows with the number of faces,
-not the frame size. Each face is smoothed over time in its own crop, which moves with it.
-"""
+crop. So a full-frame pass at a larger size proposes faces (due every ``find_every`` frames,
+passed over while nothing changed outside the faces; always on a scene cut), each face is
+segmented in a square crop around it at up to the model's input size (see
+passes.crop_input_side), and the crops' masks are merged into one frame mask. Between
+full-frame passes each face's crop follows it from the previous frame, so the cost grows with
+the number of faces, not the frame size. Each face is smoothed over time in its own crop,
+which moves with it."""
 
 from __future__ import annotations
 
@@ -40,13 +41,14 @@ from facecam.realtime.crops import (
     paste_max,
     seed_disc,
 )
-from facecam.realtime.fine_scan import REFRESH_PERIODS, FineScan, blobs_in_tile, moving_faces_mask, tile_grid, unchanged
+from facecam.realtime.fine_scan import FineScan, FullPassMemory, blobs_in_tile, tile_grid
 from facecam.realtime.passes import (
     FIND_EVERY,
     FINDER_ZOOM,
     FINE_EVERY,
     SPLIT_THRESHOLD,
     crop_input_side,
+    is_large_crop,
     finder_settings,
     finder_size,
     grid_shape,
@@ -56,6 +58,7 @@ from facecam.realtime.reuse import STILL_REUSE, moved_look
 from facecam.realtime.scene import is_scene_cut, scene_thumbnail
 from facecam.realtime.smoothing import EdgeHold
 from facecam.realtime.tracking import FaceTracker, HeldFace, Track
+from facecam.realtime.verifier import believed
 
 #: the zoomed pass adds faces smaller than this share of the frame's long side that the first
 #: pass did not find; a bigger blob only where no face of the first pass holds its centre (the
@@ -141,7 +144,7 @@ class FaceFinder:
         self._last_find = self._last_fine = -(10**9)
         self.scan = FineScan(skip_unchanged_tiles)
         self._split_faces: list[Box] = []
-        self._reset_find_memory()
+        self.pass_memory = FullPassMemory()
 
     def follow_mode(self, mode: str) -> None:
         """Look for faces as ``mode`` needs (see finder_settings), keeping every track: the camera
@@ -160,14 +163,7 @@ class FaceFinder:
         self._last_find = self._last_fine = -(10**9)
         self.scan = FineScan(self.scan.skip_unchanged)
         self._split_faces = []
-        self._reset_find_memory()
-
-    def _reset_find_memory(self) -> None:
-        """What the last full-frame pass saw (see _nothing_new_since_find): forgotten."""
-        self._find_thumb: np.ndarray | None = None
-        self._found_tracks: list[Track] = []
-        self._finds_passed = 0
-        self._find_settled = False
+        self.pass_memory.reset()
 
     def process(self, frame: np.ndarray, index: int, timings: dict[str, float] | None = None) -> FrameFaces:
         """Find, crop, segment, track and merge the faces of one ``(H, W, 3) uint8 BGR`` frame.
@@ -198,13 +194,14 @@ class FaceFinder:
             self._last_fine = index
         candidates = []
         due = index - self._last_find >= self.find_every
-        if due and not whole and self._nothing_new_since_find(thumb, frame.shape[:2]):
-            self._recheck_tracks(frame)  # the tracks are judged again all the same (cheap: small faces only)
-            self._last_find, self._finds_passed = index, self._finds_passed + 1
-            due = False
+        # in a stream whose small faces are looked for in changed tiles only, the pass is passed
+        # over while nothing changed outside the faces (see fine_scan.FullPassMemory)
+        if due and not whole and self.scan.skip_unchanged:
+            if self.pass_memory.may_pass_over(thumb, self.tracker.tracks, frame.shape[:2]):
+                self._recheck_tracks(frame)  # the tracks are judged again all the same (small faces only)
+                self.pass_memory.passed_over()
+                self._last_find, due = index, False
         if whole or due:
-            self._finds_passed = 0
-            self._find_thumb, self._found_tracks = thumb, list(self.tracker.tracks)
             self._recheck_tracks(frame)
             candidates = self.find(frame, whole, levels)
             self.tracker.propose(self.verified(frame, candidates), frame.shape[:2])
@@ -237,8 +234,9 @@ class FaceFinder:
             new = self.tracker.propose(self.verified(frame, self._split_faces), frame.shape[:2])
             merge_ms += self._segment_and_merge(frame, new, index, mask, scale, levels)
             self._split_faces = []
-        if whole or due:  # every face that pass proposed is followed now, or it may come back
-            self._find_settled = all(self.tracker.follows(box) for box in candidates)
+        if whole or due:
+            settled = all(self.tracker.follows(box) for box in candidates)
+            self.pass_memory.ran(thumb, self.tracker.tracks, settled)
         t2 = time.perf_counter()
         spent["crops"] = (t2 - t1) * 1000
         self.tracker.drop_duplicates()
@@ -250,20 +248,6 @@ class FaceFinder:
         mask = self.edge_hold.update(mask, levels.shrunk_gray((gw, gh)))
         faces = [t.face for t in self.tracker.tracks]
         return FrameFaces(mask, faces, list(self.tracker.held), levels, self.edge_hold.still)
-
-    def _nothing_new_since_find(self, thumb: np.ndarray, frame_hw: tuple[int, int]) -> bool:
-        """Whether the full-frame pass now due may be passed over: nothing outside the tracked
-        faces changed since the last one ran (as fine_scan tells an unchanged tile: a webcam's
-        background), every face it proposed was followed (the verifier may take one it doubted the
-        next time) and every face it left tracked still is (one lost may be found again), and it
-        was not passed over REFRESH_PERIODS - 1 times already. Never in anonymize (see
-        finder_settings: there a face missed once is looked for again every period)."""
-        if not self.scan.skip_unchanged or not self._find_settled or self._finds_passed >= REFRESH_PERIODS - 1:
-            return False
-        if not all(any(t is u for u in self.tracker.tracks) for t in self._found_tracks):
-            return False
-        faces = [t.face for t in self.tracker.tracks]
-        return unchanged(self._find_thumb, thumb, moving_faces_mask(thumb.shape, faces, frame_hw))
 
     def find(self, frame: np.ndarray, fine: bool = True, levels: processing.Halvings | None = None) -> list[Box]:
         """The full-frame pass: boxes (frame pixels) of the faces the model sees, at two scales.
@@ -331,43 +315,30 @@ class FaceFinder:
         """Drop the tracks the verifier now scores under half its threshold: a patch that passed
         once (a helmet ring in one frame's light) is not followed for ever; a real face turning
         away for a moment stays (hysteresis). Dropped, not held: it was not a face."""
-        if self.verifier is None or not self.tracker.tracks:
-            return
-        big = TRUSTED_FACE_SHARE * max(frame.shape[:2])
-        tracks = [t for t in self.tracker.tracks if t.face.size < big]  # big faces are trusted
-        if not tracks:
-            return
-        scores = self.verifier.scores_of(frame, [Crop.around(t.face) for t in tracks])
-        for track, score in zip(tracks, scores, strict=True):
-            if score < self.verify_threshold / 2:
+        tracks = list(self.tracker.tracks)
+        kept = believed(self.verifier, frame, [t.face for t in tracks], self.verify_threshold / 2, TRUSTED_FACE_SHARE)
+        for track in tracks:
+            if not any(track.face is face for face in kept):
                 self.tracker.tracks.remove(track)
 
     def verified(self, frame: np.ndarray, proposals: list[Box]) -> list[Box]:
         """The proposals no track follows yet that the verifier takes for faces (all without one)."""
         new = [box for box in proposals if not self.tracker.follows(box)]
-        if self.verifier is None or not new:
-            return new
-        # A face a third of the frame or more is what the segmenter was trained on (a portrait, a
-        # webcam): trusted as it is. The verifier is for the small blobs of the zoomed pass.
-        big = TRUSTED_FACE_SHARE * max(frame.shape[:2])
-        trusted = [box for box in new if box.size >= big]
-        new = [box for box in new if box.size < big]
-        if not new:
-            return trusted
-        # centred on the face, as the verifier was trained (a crop fitted into the frame is not)
-        scores = self.verifier.scores_of(frame, [Crop.around(box) for box in new])
-        return trusted + [box for box, score in zip(new, scores, strict=True) if score > self.verify_threshold]
+        return believed(self.verifier, frame, new, self.verify_threshold, TRUSTED_FACE_SHARE)
 
-    def crop_input(self, crop: Crop) -> int:
-        """The side, in model pixels, a crop is segmented at (see passes.CROP_DETAIL)."""
-        return crop_input_side(crop.side, self.crop_size, stream=self.stream)
+    def crop_input(self, track: Track) -> int:
+        """The side, in model pixels, a track's crop is segmented at (see passes.CROP_DETAIL and
+        passes.LARGE_CROP_INPUT); the track remembers whether it was a large one."""
+        was_large = track.large
+        track.large = self.stream and is_large_crop(track.crop.side, was_large)
+        return crop_input_side(track.crop.side, self.crop_size, stream=self.stream, was_large=was_large)
 
     def _segment_crops(
         self, frame: np.ndarray, tracks: list[Track], levels: processing.Halvings | None = None
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The ``(s, s) float32`` face probability of each track's crop (one batched run per crop
         size) and each crop in grey ``(s, s) uint8`` (for its smoothing)."""
-        sizes = [self.crop_input(t.crop) for t in tracks]
+        sizes = [self.crop_input(t) for t in tracks]
         crops = [crop_pixels(frame, t.crop, s, levels) for t, s in zip(tracks, sizes, strict=True)]
         grays = [cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops]
         probabilities: list[np.ndarray] = [np.empty(0)] * len(tracks)

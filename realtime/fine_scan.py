@@ -137,6 +137,40 @@ class FineScan:
         return None
 
 
+class FullPassMemory:
+    """What a stream's last full-frame pass saw, so that the next one may be passed over while
+    nothing outside the tracked faces has changed since (a webcam's background): a new face
+    changes the picture where no face is tracked. Not when the pass left a face it proposed
+    unfollowed (the verifier may take it the next time), when a face it left tracked is lost
+    since (it may be found again), nor more than REFRESH_PERIODS - 1 times in a row (a face the
+    model missed in a still picture)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._thumb: np.ndarray | None = None
+        self._tracks: list = []
+        self._passed = 0
+        self._settled = False
+
+    def ran(self, thumb: np.ndarray, tracks: list, settled: bool) -> None:
+        """The pass ran on the frame of ``thumb``; ``tracks`` after it; ``settled``: every face it
+        proposed is followed."""
+        self._thumb, self._tracks, self._passed, self._settled = thumb, list(tracks), 0, settled
+
+    def may_pass_over(self, thumb: np.ndarray, tracks: list, frame_hw: tuple[int, int]) -> bool:
+        """Whether the pass due on the frame of ``thumb`` may be passed over (``tracks``: now)."""
+        if not self._settled or self._passed >= REFRESH_PERIODS - 1:
+            return False
+        if not all(any(t is u for u in tracks) for t in self._tracks):
+            return False
+        return unchanged(self._thumb, thumb, moving_faces_mask(thumb.shape, [t.face for t in tracks], frame_hw))
+
+    def passed_over(self) -> None:
+        self._passed += 1
+
+
 def unchanged(before: np.ndarray | None, now: np.ndarray, moving: np.ndarray) -> bool:
     """Whether no pixel of a thumbnail (or a part of one) moved more than UNCHANGED_LEVELS since
     ``before`` (None: never seen), leaving out the ``moving`` pixels (``bool``, the tracked faces)."""

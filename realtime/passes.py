@@ -33,6 +33,10 @@ MIN_CROP_INPUT = 96
 #: lfw-parts/test, 250 px photos, 160 costs 0.006 IoU).
 LARGE_CROP_SHRINK = 4
 LARGE_CROP_INPUT = 160
+#: a track's crop that was segmented at LARGE_CROP_INPUT stays there until it shrinks this much
+#: below the threshold: a face whose crop hovers at it would otherwise flip between two sizes,
+#: and each flip restarts its smoothing and its reuse of the last look
+LARGE_CROP_HYSTERESIS = 0.15
 #: the merged mask's grid: the frame with its long side at most this (finer than the model's
 #: own 224, so a small face keeps a shape); the edge-aware upsampling takes it to full size
 GRID_SIDE = 256
@@ -85,15 +89,21 @@ def finder_settings(mode: str) -> dict:
     }
 
 
-def crop_input_side(crop_side: float, model_side: int, stream: bool = False) -> int:
+def crop_input_side(crop_side: float, model_side: int, stream: bool = False, was_large: bool = False) -> int:
     """The side, in model pixels, a crop of ``crop_side`` frame pixels is segmented at:
     CROP_DETAIL model pixels per frame pixel, a multiple of 32, within MIN_CROP_INPUT and the
     model's own side; in a ``stream``, LARGE_CROP_INPUT for a crop of LARGE_CROP_SHRINK times
-    that or more."""
-    if stream and crop_side >= LARGE_CROP_SHRINK * LARGE_CROP_INPUT:
+    that or more (``was_large``: the track's last crop was one; see LARGE_CROP_HYSTERESIS)."""
+    if stream and is_large_crop(crop_side, was_large):
         model_side = min(model_side, LARGE_CROP_INPUT)
     side = int(np.ceil(crop_side * CROP_DETAIL / 32)) * 32
     return max(min(MIN_CROP_INPUT, model_side), min(model_side, side))
+
+
+def is_large_crop(crop_side: float, was_large: bool = False) -> bool:
+    """Whether a stream's crop of ``crop_side`` frame pixels is segmented at LARGE_CROP_INPUT."""
+    threshold = LARGE_CROP_SHRINK * LARGE_CROP_INPUT * ((1 - LARGE_CROP_HYSTERESIS) if was_large else 1)
+    return crop_side >= threshold
 
 
 def zoomed_additions(coarse: list[Box], zoomed: list[Box], small: float) -> list[Box]:

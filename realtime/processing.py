@@ -183,8 +183,8 @@ def upsample_mask(
     instead of a blurry bilinear staircase. ``frame`` is ``(H, W, 3) uint8 BGR``; ``levels``: its
     :class:`Halvings` when the caller has them (the guide is made from them).
 
-    A frame larger than ALPHA_SIDE is filtered at its halving of about that size and the alpha
-    resized from there (see ALPHA_SIDE). ``refine``, when given, takes the alpha at the size it
+    A frame of twice ALPHA_SIDE or more is filtered at its halving of about that size and the
+    alpha resized from there (see ALPHA_SIDE). ``refine``, when given, takes the alpha at the size it
     was filtered at, before that resize, and returns it changed (the edge hold, at a quarter of
     the pixels).
     """
@@ -220,7 +220,7 @@ def _guided_upsample(mask: np.ndarray, frame: np.ndarray, levels: Halvings) -> n
     box = upsampled_box(mask, (big_h, big_w))
     if box is None:
         return out  # no face: nothing to upsample
-    # Only the face's surroundings are computed at full resolution: outside the box the
+    # Only the face's surroundings are computed at the image's size: outside the box the
     # filter's output is exactly 0 (see support_box), and a webcam face is a third of the frame.
     fy0, fy1, fx0, fx1 = box
     gray = cv2.cvtColor(frame[fy0:fy1, fx0:fx1], cv2.COLOR_BGR2GRAY)
@@ -244,6 +244,16 @@ def _guided_upsample(mask: np.ndarray, frame: np.ndarray, levels: Halvings) -> n
     cv2.add(roi, _upsampled(b, (big_h, big_w), (fy0, fy1, fx0, fx1)), dst=roi)
     np.clip(roi, 0.0, 1.0, out=roi)
     return out
+
+
+#: a ``box`` argument's default where a box may be given (compose.draw, FlickerMeter.add): not
+#: known, so the alpha is looked at whole
+UNKNOWN_BOX = object()
+
+
+def box_slices(box: tuple[int, int, int, int] | None) -> tuple[slice, slice] | None:
+    """``(y0, y1, x0, x1)`` as the ``(rows, columns)`` slices that index it (None stays None)."""
+    return None if box is None else (slice(box[0], box[1]), slice(box[2], box[3]))
 
 
 def upsampled_box(mask: np.ndarray, frame_hw: tuple[int, int]) -> tuple[int, int, int, int] | None:

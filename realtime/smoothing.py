@@ -11,6 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from facecam.realtime.processing import UNKNOWN_BOX
+
 
 class TemporalSmoother:
     """Motion-aware exponential smoothing; the state is this object, passed explicitly.
@@ -156,7 +158,8 @@ def still_at(still: np.ndarray, shape: tuple[int, int], scale: tuple[float, floa
 
 
 class AlphaHold:
-    """The edge hold again, on the full-resolution alpha inside the faces' region.
+    """The edge hold again, on the upsampled alpha inside the faces' region (at the size the
+    edge-aware upsampling filters at: the frame's own, or its halving of ~640 px for 720p and up).
 
     The grid's :class:`EdgeHold` keeps the low-resolution mask still, but the edge-aware
     upsampling follows the frame's own noise, so a still edge still flickered at full resolution
@@ -201,10 +204,6 @@ class AlphaHold:
         return alpha
 
 
-#: FlickerMeter.add's default box: the whole mask
-WHOLE = object()
-
-
 class FlickerMeter:
     """Share of the face mask that toggles per frame: mean toggled pixels / mean face area.
 
@@ -219,12 +218,12 @@ class FlickerMeter:
         self._toggles: list[float] = []
         self._areas: list[float] = []
 
-    def add(self, mask: np.ndarray, box=WHOLE) -> None:
+    def add(self, mask: np.ndarray, box=UNKNOWN_BOX) -> None:
         """One frame's mask. ``box``: the rows and columns outside which it is 0, None when it is 0
         everywhere (as compose.face_alpha_and_box gives them; by default the whole mask is
         looked at), so a pipeline that measures flicker spends its time on the face, not the frame."""
         size = mask.shape[0] * mask.shape[1]
-        if box is WHOLE:
+        if box is UNKNOWN_BOX:
             box = (slice(0, mask.shape[0]), slice(0, mask.shape[1]))
         elif box is None:
             box = (slice(0, 0), slice(0, 0))

@@ -54,6 +54,7 @@ class Track:
     looked_gray: np.ndarray | None = field(default=None, repr=False)
     looked_probability: np.ndarray | None = field(default=None, repr=False)
     reused: int = 0  # frames since the model last looked
+    large: bool = False  # its last crop was segmented at passes.LARGE_CROP_INPUT
 
 
 @dataclass(frozen=True)

@@ -79,3 +79,18 @@ def open_verifier(spec: str | Path | None, provider: str = "cpu", threads: int =
     if str(spec) == DEFAULT_VERIFIER and not (WEIGHTS_DIR / f"{DEFAULT_VERIFIER}.onnx").is_file():
         return None
     return Verifier(spec, provider="cpu" if provider == "auto" else provider, threads=threads)
+
+
+def believed(verifier: Verifier | None, frame: np.ndarray, boxes: list, threshold: float, trusted_share: float) -> list:
+    """The face ``boxes`` (frame pixels) the verifier takes for faces, in order: all of them
+    without a verifier. A face of ``trusted_share`` of the frame's long side or more is what the
+    segmenter was trained on (a portrait, a webcam): trusted as it is; the verifier is for the
+    small blobs of the zoomed pass."""
+    big = trusted_share * max(frame.shape[:2])
+    small = [box for box in boxes if box.size < big]
+    if verifier is None or not small:
+        return list(boxes)
+    # centred on the face, as the verifier was trained (a crop fitted into the frame is not)
+    scores = dict(zip(map(id, small), verifier.scores_of(frame, [Crop.around(box) for box in small]), strict=True))
+    return [box for box in boxes if box.size >= big or scores[id(box)] > threshold]
+

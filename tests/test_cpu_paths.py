@@ -240,9 +240,15 @@ def test_the_box_known_from_the_grid_holds_every_face_pixel_and_draws_what_measu
     faces, held = [Box(350, 200, 550, 500)], [HeldFace(Box(1000, 100, 1100, 220), 3)]
     settings = ComposeSettings(mode=mode, anonymize_margin=0.3)
     alpha, box = face_alpha_and_box(frame, mask, mode, faces, held, settings)
-    outside = alpha.copy()
+    # the same filter over the whole frame, with no box at all, is 0 outside the box too
+    from facecam.realtime.compose import mode_mask
+
+    grid = mode_mask(mask, mode, frame.shape[:2], faces, held, settings)
+    level = processing.Halvings(frame).level(processing.alpha_level(frame.shape[:2]))
+    whole = cv2.resize(whole_frame_upsample(grid, level), (1280, 720), interpolation=cv2.INTER_LINEAR)
+    outside = whole.copy()
     outside[box] = 0
-    assert alpha[box].any() and not outside.any()
+    assert alpha[box].any() and outside.max() == 0
     if mode == "anonymize":  # the held face's ellipse, away from the mask, is inside the box too
         assert box[1].stop > 1050 and alpha[160, 1050] > 0.5
     np.testing.assert_array_equal(draw(frame, alpha, settings, box=box), draw(frame, alpha, settings))
@@ -261,7 +267,7 @@ def test_flicker_measured_in_the_face_box_equals_flicker_of_the_whole_mask():
             cv2.circle(mask, (int(rng.integers(30, 170)), int(rng.integers(30, 90))), int(rng.integers(5, 25)), 1.0, -1)
         box = processing.support_box(mask, 0)
         whole.add(mask)
-        boxed.add(mask, None if box is None else (slice(box[0], box[1]), slice(box[2], box[3])))
+        boxed.add(mask, processing.box_slices(box))
     assert whole.value > 0.1
     assert boxed.value == pytest.approx(whole.value, abs=1e-12)
 
@@ -283,3 +289,74 @@ def test_a_large_frames_alpha_filtered_at_its_halving_puts_the_edge_where_the_fu
     ring = 2 * np.pi * 150
     assert np.count_nonzero(halved != full) < ring
     assert np.count_nonzero(halved != disc.astype(bool)) <= np.count_nonzero(full != disc.astype(bool)) + ring / 2
+
+
+def test_a_crop_hovering_at_the_large_size_keeps_one_input_size():
+    from facecam.realtime.passes import LARGE_CROP_INPUT, LARGE_CROP_SHRINK, crop_input_side, is_large_crop
+
+    threshold = LARGE_CROP_SHRINK * LARGE_CROP_INPUT
+    sides, was_large, inputs = [threshold + d for d in (5, -5, 8, -8, 4, -30)], False, []
+    for side in sides:
+        inputs.append(crop_input_side(side, 224, stream=True, was_large=was_large))
+        was_large = is_large_crop(side, was_large)
+    assert inputs == [LARGE_CROP_INPUT] * len(sides)  # once large, a few pixels less do not flip it
+    assert crop_input_side(threshold * 0.8, 224, stream=True, was_large=True) == 224  # a real shrink does
+    assert crop_input_side(threshold - 5, 224, stream=True) == 224  # never large: the plain threshold
+
+
+def held_edges_by_index(mask, previous, still, band, scale=(1.0, 1.0), origin=(0, 0)):
+    """The edge hold as it was first written: the band's pixels looked at one by one."""
+    points = cv2.findNonZero(cv2.inRange(mask, 0.5 - band, 0.5 + band))
+    if points is None:
+        return mask
+    xs, ys = points.reshape(-1, 2).T
+    now, before = mask[ys, xs], previous[ys, xs]
+    sx = np.minimum(((xs + origin[0] + 0.5) * scale[0]).astype(np.intp), still.shape[1] - 1)
+    sy = np.minimum(((ys + origin[1] + 0.5) * scale[1]).astype(np.intp), still.shape[0] - 1)
+    held = still[sy, sx] & ((now >= 0.5) != (before >= 0.5)) & (now < 0.5 + band)
+    mask = mask.copy()
+    mask[ys[held], xs[held]] = before[held]
+    return mask
+
+
+def test_the_edge_hold_in_whole_array_passes_equals_the_hold_pixel_by_pixel():
+    from facecam.realtime.smoothing import held_edges
+
+    rng = np.random.default_rng(1)
+    for case in range(60):
+        h, w = (int(v) for v in rng.integers(20, 300, 2))
+        blobs = (rng.random((h // 8 + 2, w // 8 + 2)) > 0.5).astype(np.float32)
+        mask = cv2.resize(cv2.GaussianBlur(blobs, (0, 0), 1), (w, h))
+        previous = np.clip(mask + rng.normal(0, 0.1, mask.shape), 0, 1).astype(np.float32)
+        still = rng.random((int(rng.integers(5, 60)), int(rng.integers(5, 60)))) > 0.4
+        scale = (still.shape[1] / (w + 50), still.shape[0] / (h + 30))
+        origin = (int(rng.integers(0, 50)), int(rng.integers(0, 30)))
+        want = held_edges_by_index(mask, previous, still, 0.2, scale, origin)
+        assert not np.array_equal(want, mask) or case % 7  # most cases hold something
+        np.testing.assert_array_equal(held_edges(mask, previous, still, 0.2, scale, origin), want)
+
+
+def test_a_720p_streams_edge_hold_works_at_the_halving_and_holds_a_still_edge():
+    from facecam.api import FaceStream
+    from facecam.realtime.crops import Box
+    from facecam.realtime.faces import FrameFaces
+    from facecam.realtime.smoothing import faces_region
+
+    assert faces_region([Box(400, 200, 600, 500)], (720, 1280), 1.0, image_hw=(360, 640)) == (200, 100, 300, 250)
+    frame = textured(720, 1280, 4)
+    grid = np.zeros((144, 256), np.float32)
+    cv2.ellipse(grid, (100, 70), (22, 30), 0, 0, 360, 1.0, -1)
+    grid = cv2.GaussianBlur(grid, (0, 0), 2.0)
+    noisy = np.clip(grid + np.random.default_rng(2).normal(0, 0.03, grid.shape), 0, 1).astype(np.float32)
+    faces = [Box(380, 180, 620, 520)]
+    still = np.ones((144, 256), bool)
+    flips = {}
+    for smoothing in (0.6, 0.0):  # the hold's band grows with the smoothing; 0 turns it off
+        with FaceStream(mode="blur", smoothing=smoothing) as stream:
+            seen = []
+            for mask in (grid, noisy):  # the same still picture, the model's edge jittering
+                found = FrameFaces(mask, faces, [], processing.Halvings(frame), still)
+                seen.append(stream.alpha_and_box(frame, found)[0] >= 0.5)
+        flips[smoothing] = np.count_nonzero(seen[1] != seen[0])
+    # held at the halving, fewer edge pixels of the full-size alpha flip than without the hold
+    assert 0 < flips[0.6] < flips[0.0] * 0.97, flips

@@ -132,3 +132,12 @@ def test_in_anonymize_every_full_frame_pass_runs():
     finder = FaceFinder(Spy(), smoothing=0, find_every=6, **{**finder_settings("anonymize"), "fine_every": 1000})
     ran = full_frame_passes(finder, [scene([(200, 180, 80)])] * 60)
     assert ran == list(range(0, 60, 6))
+
+
+def test_a_face_lost_since_the_last_full_frame_pass_is_looked_for_at_the_next_one():
+    finder = FaceFinder(Spy(), smoothing=0, find_every=6, fine_every=1000)
+    frame = scene([(200, 180, 80)])
+    assert full_frame_passes(finder, [frame] * 8) == [0]  # the one at 6 passed over: nothing changed
+    finder.tracker.tracks.clear()  # the model lost the face (the picture did not change)
+    ran = full_frame_passes(finder, [frame] * 6, start=8)
+    assert ran == [12] and len(finder.tracker.tracks) == 1
