@@ -27,7 +27,6 @@ from facecam.face import FACE_THRESHOLD
 from facecam.realtime import processing
 from facecam.realtime.crops import (
     Box,
-    Crop,
     below_heads,
     blob_box,
     crop_box_to_frame,
@@ -48,10 +47,10 @@ from facecam.realtime.passes import (
     FINE_EVERY,
     SPLIT_THRESHOLD,
     crop_input_side,
-    is_large_crop,
     finder_settings,
     finder_size,
     grid_shape,
+    is_large_crop,
     zoomed_additions,
 )
 from facecam.realtime.reuse import STILL_REUSE, moved_look
@@ -100,7 +99,8 @@ class FaceFinder:
     it scores above ``verify_threshold`` (without one, every blob of the full-frame pass is
     followed); ``reuse_still``: a face whose crop shows what it showed, still or moved by a
     shift, reuses the model's last look (see realtime.reuse); ``skip_unchanged_tiles``: a
-    stream's small-face pass passes over the tiles that have not changed (see fine_scan; off in
+    stream's small-face pass passes over the tiles that have not changed, and its full-frame pass
+    over a frame with nothing new outside the faces (see fine_scan.FullPassMemory; off in
     anonymize); ``photo``: the finder of one photo, whose large crops keep the model's full size
     (see passes.LARGE_CROP_INPUT: a stream's are segmented smaller).
     """
@@ -234,13 +234,13 @@ class FaceFinder:
             new = self.tracker.propose(self.verified(frame, self._split_faces), frame.shape[:2])
             merge_ms += self._segment_and_merge(frame, new, index, mask, scale, levels)
             self._split_faces = []
-        if whole or due:
-            settled = all(self.tracker.follows(box) for box in candidates)
-            self.pass_memory.ran(thumb, self.tracker.tracks, settled)
         t2 = time.perf_counter()
         spent["crops"] = (t2 - t1) * 1000
         self.tracker.drop_duplicates()
         self.tracker.expire(index)
+        if whole or due:
+            settled = all(self.tracker.follows(box) for box in candidates)
+            self.pass_memory.ran(thumb, self.tracker.tracks, settled)
         spent["merge"] = merge_ms + (time.perf_counter() - t2) * 1000
         spent["crops"] -= merge_ms
         if timings is not None:
@@ -312,7 +312,7 @@ class FaceFinder:
         return (time.perf_counter() - t0) * 1000
 
     def _recheck_tracks(self, frame: np.ndarray) -> None:
-        """Drop the tracks the verifier now scores under half its threshold: a patch that passed
+        """Drop the tracks the verifier now scores at or under half its threshold: a patch that passed
         once (a helmet ring in one frame's light) is not followed for ever; a real face turning
         away for a moment stays (hysteresis). Dropped, not held: it was not a face."""
         tracks = list(self.tracker.tracks)

@@ -10,6 +10,9 @@ then, so no new face can be there (a webcam's background, the empty half of a ro
 A scene cut, the first frame and photos still get the whole pass at once (faces are needed
 now), and so does a stream whose period is too short to spread the tiles over (anonymize at
 720p looks every 12 frames: one pass costs less than the tiles' overlaps).
+
+The same test of an unchanged picture lets a stream pass over the full-frame pass at the
+model's size (FullPassMemory).
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ TILE_OVERLAP = 64
 #: a tile is unchanged when no pixel of its part of the 64x64 scene thumbnail moved more than
 #: this many grey levels (compression noise moves a few; a 16 px face coming in moves tens)
 UNCHANGED_LEVELS = 10
-#: every this many passes, even unchanged tiles are looked at again (see FineScan)
+#: every this many passes, even unchanged tiles are looked at again (see FineScan), and the
+#: full-frame pass runs at least once in this many of its periods (see FullPassMemory)
 REFRESH_PERIODS = 3
 #: a tracked face's box grown this much holds the changes its own motion makes (hair, neck)
 FACE_MOTION_GROWTH = 1.5

@@ -147,7 +147,9 @@ def held_edges(
     return out
 
 
-def still_at(still: np.ndarray, shape: tuple[int, int], scale: tuple[float, float], origin: tuple[int, int]) -> np.ndarray:
+def still_at(
+    still: np.ndarray, shape: tuple[int, int], scale: tuple[float, float], origin: tuple[int, int]
+) -> np.ndarray:
     """``shape`` ``uint8``: the coarser ``(h, w) bool`` map ``still`` read at each pixel of an
     array of ``shape`` (the mapping of :func:`held_edges`), non-zero where still."""
     height, width = shape
@@ -159,7 +161,8 @@ def still_at(still: np.ndarray, shape: tuple[int, int], scale: tuple[float, floa
 
 class AlphaHold:
     """The edge hold again, on the upsampled alpha inside the faces' region (at the size the
-    edge-aware upsampling filters at: the frame's own, or its halving of ~640 px for 720p and up).
+    edge-aware upsampling filters at: the frame's own, or its halving of 640 to 1,279 px for 720p
+    and up, see processing.ALPHA_SIDE).
 
     The grid's :class:`EdgeHold` keeps the low-resolution mask still, but the edge-aware
     upsampling follows the frame's own noise, so a still edge still flickered at full resolution
@@ -229,7 +232,8 @@ class FlickerMeter:
             box = (slice(0, 0), slice(0, 0))
         y0, y1, x0, x1 = box[0].start, box[0].stop, box[1].start, box[1].stop
         part = mask[y0:y1, x0:x1]
-        binary = cv2.compare(part, 128 if mask.dtype == np.uint8 else 0.5, cv2.CMP_GE) if part.size else part.astype(np.uint8)
+        level = 128 if mask.dtype == np.uint8 else 0.5
+        binary = cv2.compare(part, level, cv2.CMP_GE) if part.size else part.astype(np.uint8)
         self._areas.append(cv2.countNonZero(binary) / size if binary.size else 0.0)
         if self._previous is not None and self._previous_shape == mask.shape[:2]:
             self._toggles.append(_toggled(self._previous, self._previous_box, binary, (y0, y1, x0, x1)) / size)

@@ -93,4 +93,3 @@ def believed(verifier: Verifier | None, frame: np.ndarray, boxes: list, threshol
     # centred on the face, as the verifier was trained (a crop fitted into the frame is not)
     scores = dict(zip(map(id, small), verifier.scores_of(frame, [Crop.around(box) for box in small]), strict=True))
     return [box for box in boxes if box.size >= big or scores[id(box)] > threshold]
-
