@@ -279,25 +279,6 @@ def anonymized(frame: np.ndarray, style: str) -> np.ndarray:
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
-def face_alpha(
-    frame: np.ndarray,
-    mask: np.ndarray,
-    mode: str,
-    faces: list[Box] = (),
-    held: list[HeldFace] = (),
-    settings: ComposeSettings | None = None,
-    levels: Halvings | None = None,
-) -> np.ndarray:
-    """The low-res mask as a full-resolution ``(H, W) float32`` 0..1 alpha for ``mode`` (edge-aware).
-
-    In anonymize mode privacy errs on the side of covering: the mask grows by a couple of
-    grid pixels, each face (``faces``, frame-pixel boxes) gets an ellipse reaching
-    ``settings.anonymize_margin`` of its size beyond it, and each face just lost (``held``)
-    stays covered by an ellipse at its last place.
-    """
-    return face_alpha_and_box(frame, mask, mode, faces, held, settings, levels)[0]
-
-
 def face_alpha_and_box(
     frame: np.ndarray,
     mask: np.ndarray,
@@ -308,9 +289,16 @@ def face_alpha_and_box(
     levels: Halvings | None = None,
     refine=None,
 ) -> tuple[np.ndarray, tuple[slice, slice] | None]:
-    """:func:`face_alpha`, and the rows and columns outside which it is 0 (None: all 0), for
-    :func:`draw`: known from the mask grid, with no pass over the full-resolution alpha.
-    ``refine``: see processing.upsample_mask (it may change the alpha only where it is not 0)."""
+    """The low-res mask as a full-resolution ``(H, W) float32`` 0..1 alpha for ``mode``
+    (edge-aware), and the rows and columns outside which it is 0 (None: all 0), for :func:`draw`:
+    known from the mask grid, with no pass over the full-resolution alpha. ``refine``: see
+    processing.upsample_mask (it may change the alpha only where it is not 0).
+
+    In anonymize mode privacy errs on the side of covering (see :func:`mode_mask`): the mask
+    grows by a couple of grid pixels, each face (``faces``, frame-pixel boxes) gets an ellipse
+    reaching ``settings.anonymize_margin`` of its size beyond it, and each face just lost
+    (``held``) stays covered by an ellipse at its last place.
+    """
     grid = mode_mask(mask, mode, frame.shape[:2], faces, held, settings)
     box = upsampled_box(grid, frame.shape[:2])
     alpha = upsample_mask(grid, frame, _of_frame(levels, frame), refine)
@@ -326,7 +314,7 @@ def mode_mask(
     settings: ComposeSettings | None = None,
 ) -> np.ndarray:
     """The grid mask ``mode`` upsamples: the mask itself, or in anonymize the mask grown and the
-    faces' ellipses drawn (see :func:`face_alpha`)."""
+    faces' ellipses drawn (see :func:`face_alpha_and_box`)."""
     if mode != "anonymize":
         return mask
     mask = cv2.dilate(mask, np.ones((5, 5), np.uint8))
@@ -356,12 +344,12 @@ def draw(
     which ``face`` is 0 (None: it is 0 everywhere), as :func:`face_alpha_and_box` gives them;
     by default they are measured on ``face``.
     """
-    if box is UNKNOWN_BOX:
-        box = alpha_box(face)
     height, width = frame.shape[:2]
     mode = mode or settings.mode
     if mode == "mask":
         return cv2.cvtColor((face * 255 + 0.5).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    if box is UNKNOWN_BOX:  # measured once, for the blend and the overlay's tint
+        box = alpha_box(face)
     if mode == "overlay":
         tint = settings._cache.get(
             ("overlay", height, width), lambda: np.full((height, width, 3), OVERLAY_BGR, np.uint8)
@@ -387,4 +375,5 @@ def _of_frame(levels: Halvings | None, frame: np.ndarray) -> Halvings | None:
 
 def compose(frame: np.ndarray, mask: np.ndarray, settings: ComposeSettings) -> np.ndarray:
     """Draw ``settings.mode`` for one frame; see the module docstring for shapes."""
-    return draw(frame, face_alpha(frame, mask, settings.mode), settings)
+    alpha, box = face_alpha_and_box(frame, mask, settings.mode)
+    return draw(frame, alpha, settings, box=box)

@@ -193,16 +193,16 @@ class FaceFinder:
             self.scan.start()
             self._last_fine = index
         candidates = []
-        due = index - self._last_find >= self.find_every
+        due = whole or index - self._last_find >= self.find_every
+        if due:
+            self._recheck_tracks(frame)
         # in a stream whose small faces are looked for in changed tiles only, the pass is passed
         # over while nothing changed outside the faces (see fine_scan.FullPassMemory)
         if due and not whole and self.scan.skip_unchanged:
             if self.pass_memory.may_pass_over(thumb, self.tracker.tracks, frame.shape[:2]):
-                self._recheck_tracks(frame)  # the tracks are judged again all the same (small faces only)
                 self.pass_memory.passed_over()
                 self._last_find, due = index, False
-        if whole or due:
-            self._recheck_tracks(frame)
+        if due:
             candidates = self.find(frame, whole, levels)
             self.tracker.propose(self.verified(frame, candidates), frame.shape[:2])
             self._last_find = index
@@ -238,7 +238,7 @@ class FaceFinder:
         spent["crops"] = (t2 - t1) * 1000
         self.tracker.drop_duplicates()
         self.tracker.expire(index)
-        if whole or due:
+        if due:
             settled = all(self.tracker.follows(box) for box in candidates)
             self.pass_memory.ran(thumb, self.tracker.tracks, settled)
         spent["merge"] = merge_ms + (time.perf_counter() - t2) * 1000

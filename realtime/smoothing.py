@@ -279,7 +279,7 @@ def faces_region(
     height, width = image_hw or frame_hw
     sx, sy = width / frame_hw[1], height / frame_hw[0]
     grown = [face.grown(growth) for face in faces]
-    grown = [type(b)(b.x0 * sx, b.y0 * sy, b.x1 * sx, b.y1 * sy) for b in grown]
-    x0, y0 = max(0, int(min(b.x0 for b in grown))), max(0, int(min(b.y0 for b in grown)))
-    x1, y1 = min(width, int(np.ceil(max(b.x1 for b in grown)))), min(height, int(np.ceil(max(b.y1 for b in grown))))
+    x0, y0 = max(0, int(min(b.x0 for b in grown) * sx)), max(0, int(min(b.y0 for b in grown) * sy))
+    x1 = min(width, int(np.ceil(max(b.x1 for b in grown) * sx)))
+    y1 = min(height, int(np.ceil(max(b.y1 for b in grown) * sy)))
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None

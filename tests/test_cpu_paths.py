@@ -202,15 +202,15 @@ def test_the_cpu_graph_without_its_final_resize_gives_the_models_own_probability
 
 
 def test_halvings_of_another_frame_are_not_used():
-    from facecam.realtime.compose import ComposeSettings, draw, face_alpha
+    from facecam.realtime.compose import ComposeSettings, draw, face_alpha_and_box
 
     frame, other = textured(120, 160, 5), textured(120, 160, 6)
     mask = np.zeros((48, 64), np.float32)
     mask[10:30, 20:40] = 1
     settings = ComposeSettings(mode="blur")
     wrong = processing.Halvings(other)  # what step 1 found in another frame, passed by mistake
-    alpha = face_alpha(frame, mask, "blur", levels=wrong)
-    np.testing.assert_array_equal(alpha, face_alpha(frame, mask, "blur"))
+    alpha = face_alpha_and_box(frame, mask, "blur", levels=wrong)[0]
+    np.testing.assert_array_equal(alpha, face_alpha_and_box(frame, mask, "blur")[0])
     np.testing.assert_array_equal(draw(frame, alpha, settings, levels=wrong), draw(frame, alpha, settings))
 
 
