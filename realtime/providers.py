@@ -14,7 +14,9 @@ that uses facecam keeps its own); the command-line tools quieten it through
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +110,21 @@ def candidate_providers(requested: str, available: list[str], driver: bool) -> l
     return [name]
 
 
+def preload_gpu_libraries(candidates: list[str]) -> None:
+    """Load the CUDA and cuDNN libraries that ``pip install onnxruntime-gpu[cuda,cudnn]`` puts in
+    the ``nvidia`` site packages, before a GPU session opens. onnxruntime's CUDA provider names
+    them without a search path, so without this step it finds them only through
+    ``LD_LIBRARY_PATH`` (or a torch imported first). onnxruntime builds before 1.21 have no
+    ``preload_dlls``; what it prints is kept off the tool's output, and a library it cannot find
+    is left for the session to report."""
+    import onnxruntime as ort
+
+    if not GPU_PROVIDERS.intersection(candidates) or not hasattr(ort, "preload_dlls"):
+        return
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(Exception):
+        ort.preload_dlls()
+
+
 def camera_threads(requested: int) -> int:
     """onnxruntime's intra-op threads for a live camera (``requested`` 0 = choose): one. The
     camera sets the pace, so what counts is the CPU each frame costs, and the pipeline's own
@@ -169,6 +186,7 @@ def open_session(files: ModelFiles, requested: str = "auto", threads: int = 0) -
     import onnxruntime as ort
 
     candidates = candidate_providers(requested, ort.get_available_providers(), nvidia_driver_present())
+    preload_gpu_libraries(candidates)
     failures = []
     for name in candidates:
         path = files.for_provider(name)

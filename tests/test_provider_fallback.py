@@ -79,3 +79,30 @@ def test_the_command_prints_why_it_runs_on_the_cpu(broken_gpu, tiny_model, tmp_p
     assert cli.main(argv) == 0
     line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("facecam: model"))
     assert line.endswith(")") and "TensorRT EP could not be loaded" in line and "fell back to the CPU" in line
+
+
+def test_gpu_libraries_are_preloaded_quietly_before_a_gpu_session_only(
+    broken_gpu, tiny_model, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    calls = []
+
+    def preload_dlls():
+        calls.append(list(broken_gpu))  # the sessions tried before it
+        print("WARNING: cuDNN not found in the nvidia site packages")  # what onnxruntime prints
+
+    monkeypatch.setattr(ort, "preload_dlls", preload_dlls, raising=False)
+    with Segmenter(tiny_model, provider="cpu"):
+        assert calls == []  # a CPU run loads no CUDA library
+    broken_gpu.clear()
+    with Segmenter(tiny_model, provider="auto") as seg:
+        assert seg.provider == CPU
+    assert calls[0] == []  # before the first GPU session was asked for
+    assert "cuDNN" not in capsys.readouterr().out
+
+
+def test_an_onnxruntime_without_preload_still_tries_the_gpu(broken_gpu, tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delattr(ort, "preload_dlls", raising=False)
+    with Segmenter(tiny_model, provider="auto") as seg:
+        assert seg.provider == CPU and broken_gpu[:3] == [TRT, CUDA, CPU]
