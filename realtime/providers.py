@@ -175,6 +175,16 @@ def _first_line(exc: BaseException, limit: int) -> str:
     return message[:limit]
 
 
+def new_session(path: Path, provider: str, threads: int = 0):
+    """An onnxruntime session of ``path`` on ``provider`` (with the CPU behind a GPU provider, for
+    the nodes it cannot run). Raises what onnxruntime raises, or FacecamError for TensorRT's cache."""
+    import onnxruntime as ort
+
+    chain = [_provider_config(provider)] + ([] if provider == PROVIDERS["cpu"] else [PROVIDERS["cpu"]])
+    # the resolved path: external data is then looked for where checked_card looked
+    return ort.InferenceSession(str(path.resolve()), session_options(threads), providers=chain)
+
+
 def open_session(files: ModelFiles, requested: str = "auto", threads: int = 0) -> OpenedSession:
     """Open an InferenceSession for ``files`` on the first provider that starts.
 
@@ -192,9 +202,7 @@ def open_session(files: ModelFiles, requested: str = "auto", threads: int = 0) -
         path = files.for_provider(name)
         card = checked_card(path)
         try:
-            chain = [_provider_config(name)] + ([] if name == PROVIDERS["cpu"] else [PROVIDERS["cpu"]])
-            # the resolved path: external data is then looked for where checked_card looked
-            session = ort.InferenceSession(str(path.resolve()), session_options(threads), providers=chain)
+            session = new_session(path, name, threads)
         except FacecamError as exc:  # ours, already one clear line (the TensorRT cache folder)
             if requested != "auto":
                 raise
