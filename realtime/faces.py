@@ -329,12 +329,10 @@ class FaceFinder:
     def crop_input(self, track: Track) -> int:
         """The side, in model pixels, a track's crop is segmented at (see passes.CROP_DETAIL and
         passes.LARGE_CROP_INPUT); the track remembers whether it was a large one."""
-        if getattr(self.segmenter, "few_shapes", False):  # a GPU: one crop shape, and its power to spare
-            track.large = False
-            return self.crop_size
+        fixed = getattr(self.segmenter, "few_shapes", False)
         was_large = track.large
-        track.large = self.stream and is_large_crop(track.crop.side, was_large)
-        return crop_input_side(track.crop.side, self.crop_size, stream=self.stream, was_large=was_large)
+        track.large = self.stream and not fixed and is_large_crop(track.crop.side, was_large)
+        return crop_input_side(track.crop.side, self.crop_size, self.stream, was_large, fixed)
 
     def _segment_crops(
         self, frame: np.ndarray, tracks: list[Track], levels: processing.Halvings | None = None

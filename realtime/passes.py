@@ -89,11 +89,18 @@ def finder_settings(mode: str) -> dict:
     }
 
 
-def crop_input_side(crop_side: float, model_side: int, stream: bool = False, was_large: bool = False) -> int:
+def crop_input_side(
+    crop_side: float, model_side: int, stream: bool = False, was_large: bool = False, fixed: bool = False
+) -> int:
     """The side, in model pixels, a crop of ``crop_side`` frame pixels is segmented at:
     CROP_DETAIL model pixels per frame pixel, a multiple of 32, within MIN_CROP_INPUT and the
     model's own side; in a ``stream``, LARGE_CROP_INPUT for a crop of LARGE_CROP_SHRINK times
-    that or more (``was_large``: the track's last crop was one; see LARGE_CROP_HYSTERESIS)."""
+    that or more (``was_large``: the track's last crop was one; see LARGE_CROP_HYSTERESIS).
+    ``fixed``: the model's own side for every crop, where each new input shape costs a session
+    (CUDA, see shape_sessions) and compute is to spare; the figures measured for the sizes above
+    (flicker, IoU) were measured on the CPU, not there."""
+    if fixed:
+        return model_side
     if stream and is_large_crop(crop_side, was_large):
         model_side = min(model_side, LARGE_CROP_INPUT)
     side = int(np.ceil(crop_side * CROP_DETAIL / 32)) * 32

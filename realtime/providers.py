@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,13 +116,15 @@ def preload_gpu_libraries(candidates: list[str]) -> None:
     the ``nvidia`` site packages, before a GPU session opens. onnxruntime's CUDA provider names
     them without a search path, so without this step it finds them only through
     ``LD_LIBRARY_PATH`` (or a torch imported first). onnxruntime builds before 1.21 have no
-    ``preload_dlls``; what it prints is kept off the tool's output, and a library it cannot find
-    is left for the session to report."""
+    ``preload_dlls``. What it prints or warns is kept off the tool's output (``sys.stdout`` is
+    redirected for the call), and a library it cannot find is left for the session to report.
+    (Not yet run on a GPU machine: the one measured had its libraries on the path already.)"""
     import onnxruntime as ort
 
     if not GPU_PROVIDERS.intersection(candidates) or not hasattr(ort, "preload_dlls"):
         return
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(Exception):
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), contextlib.suppress(Exception):
+        warnings.simplefilter("ignore")
         ort.preload_dlls()
 
 

@@ -19,8 +19,8 @@ from facecam.errors import FacecamError, UnknownNameError
 from facecam.face import face_probability
 from facecam.realtime import processing
 from facecam.realtime.final_resize import agrees, graph_without_final_resize, resized_logits
-from facecam.realtime.providers import GPU_PROVIDERS, PROVIDERS, ModelFiles, new_session, open_session, session_options
-from facecam.realtime.shape_sessions import ShapeSessions
+from facecam.realtime.providers import PROVIDERS, ModelFiles, open_session, session_options
+from facecam.realtime.shape_sessions import first_output, sessions_per_shape
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "facecam_face"
@@ -76,20 +76,16 @@ class Segmenter:
         self._resize_logits = False
         if self.provider == PROVIDERS["cpu"]:
             self._open_without_final_resize(threads)
-        #: on a GPU provider a session per input shape (see shape_sessions); None on the CPU
-        self.shape_sessions = self._per_shape(threads) if self.provider in GPU_PROVIDERS else None
+        #: on CUDA a session per input shape (see shape_sessions); None elsewhere
+        self.shape_sessions = sessions_per_shape(
+            self.session, (1, 3, *self.card.input_size), self.path, self.provider, threads
+        )
 
     @property
     def few_shapes(self) -> bool:
-        """Whether each new input shape costs a new session (a GPU): callers then keep to few,
+        """Whether each new input shape costs a new session (CUDA): callers then keep to few,
         e.g. every face crop at the model's own size."""
         return self.shape_sessions is not None
-
-    def _per_shape(self, threads: int) -> ShapeSessions:
-        path, provider = self.path, self.provider
-        sessions = ShapeSessions(lambda: new_session(path, provider, threads))
-        sessions.adopt((1, 3, *self.card.input_size), self.session)
-        return sessions
 
     def _open_without_final_resize(self, threads: int) -> None:
         """On the CPU, the graph without its final logits resize, which OpenCV does faster (see
@@ -148,10 +144,7 @@ class Segmenter:
         if self.session is None:
             raise FacecamError("Segmenter is closed")
         try:
-            if self.shape_sessions is not None:
-                logits = self.shape_sessions.run(self.input_name, tensor)
-            else:
-                logits = self.session.run(None, {self.input_name: tensor})[0]
+            logits = first_output(self.session, self.shape_sessions, self.input_name, tensor)
             if self._resize_logits:
                 logits = resized_logits(logits, tensor.shape[2:])
         except Exception as exc:  # onnxruntime raises its own exception types

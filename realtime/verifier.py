@@ -17,9 +17,9 @@ from facecam.errors import FacecamError
 from facecam.face import face_probability
 from facecam.realtime import processing
 from facecam.realtime.crops import Crop, crop_pixels
-from facecam.realtime.providers import GPU_PROVIDERS, new_session, open_session
+from facecam.realtime.providers import open_session
 from facecam.realtime.segmenter import WEIGHTS_DIR, resolve_model
-from facecam.realtime.shape_sessions import ShapeSessions
+from facecam.realtime.shape_sessions import first_output, sessions_per_shape
 
 DEFAULT_VERIFIER = "facecam_verifier"
 
@@ -37,12 +37,10 @@ class Verifier:
         self.size = int(height)
         self.input_name = self.session.get_inputs()[0].name
         self._check_output_shape()
-        # a GPU plans again for each batch size: a session per (padded) size, see shape_sessions
-        self.shape_sessions = None
-        if self.provider in GPU_PROVIDERS:
-            path, name = self.path, self.provider
-            self.shape_sessions = ShapeSessions(lambda: new_session(path, name, threads))
-            self.shape_sessions.adopt((1, 3, self.size, self.size), self.session)
+        # CUDA plans again for each batch size: a session per (padded) size, see shape_sessions
+        self.shape_sessions = sessions_per_shape(
+            self.session, (1, 3, self.size, self.size), self.path, self.provider, threads
+        )
 
     def _check_output_shape(self) -> None:
         """One inference must give ``(1, classes, 1, 1)``, as the card promises."""
@@ -69,10 +67,7 @@ class Verifier:
             raise FacecamError("Verifier is closed")
         batch = np.concatenate([processing.preprocess(c, (self.size, self.size), self.card) for c in crops])
         try:
-            if self.shape_sessions is not None:
-                logits = self.shape_sessions.run(self.input_name, batch)
-            else:
-                logits = self.session.run(None, {self.input_name: batch})[0]
+            logits = first_output(self.session, self.shape_sessions, self.input_name, batch)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise FacecamError(f"inference failed on {self.path.name}: {str(exc).splitlines()[0]}") from exc
         return face_probability(logits, self.card.face_classes)[:, 0, 0]

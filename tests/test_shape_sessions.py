@@ -4,10 +4,14 @@ report CUDA for sessions that run on the CPU, so the results can be compared wit
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import onnxruntime as ort
 import pytest
 
+from facecam.errors import FacecamError
 from facecam.realtime import providers
 from facecam.realtime.crops import Box, Crop
 from facecam.realtime.faces import FaceFinder
@@ -16,8 +20,9 @@ from facecam.realtime.segmenter import Segmenter
 from facecam.realtime.shape_sessions import ShapeSessions, padded_batch, padded_count
 from facecam.realtime.smoothing import TemporalSmoother
 from facecam.realtime.tracking import Track
+from facecam.realtime.verifier import Verifier
 
-CUDA, CPU = PROVIDERS["cuda"], PROVIDERS["cpu"]
+TRT, CUDA, CPU = PROVIDERS["tensorrt"], PROVIDERS["cuda"], PROVIDERS["cpu"]
 
 
 def test_batches_are_padded_to_a_power_of_two():
@@ -74,7 +79,7 @@ def fake_gpu(monkeypatch):
         def __getattr__(self, name):
             return getattr(self._session, name)
 
-    monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [TRT, CUDA, CPU])
     monkeypatch.setattr(ort, "InferenceSession", OnCuda)
     monkeypatch.setattr(providers, "nvidia_driver_present", lambda: True)
     return made
@@ -87,6 +92,8 @@ def test_a_gpu_segmenter_runs_each_shape_on_its_own_session_with_the_cpus_result
     with Segmenter(tiny_model, provider="cuda") as gpu:
         assert gpu.provider == CUDA and gpu.few_shapes
         opened = len(fake_gpu)
+        gpu.infer(np.zeros((1, 3, *gpu.card.input_size), np.float32))
+        assert len(fake_gpu) == opened  # the card's size runs on the session opened first
         got_crops, got_frame = gpu.infer_batch(crops), gpu.infer(frame)
         gpu.infer_batch(crops[:2])
         gpu.infer(frame)
@@ -101,9 +108,57 @@ def test_a_gpu_segmenter_runs_each_shape_on_its_own_session_with_the_cpus_result
 def test_on_a_gpu_every_face_crop_is_segmented_at_the_models_size(fake_gpu):
     small, webcam = Box(100, 100, 130, 130), Box(100, 100, 700, 700)  # on the CPU, both get fewer model pixels
     tracks = [Track(i, Crop.around(face), face, TemporalSmoother(0.6)) for i, face in enumerate((small, webcam))]
+    for track in tracks:
+        track.large = True
     with Segmenter("facecam_face", provider="cuda") as gpu:
         finder = FaceFinder(gpu)
         assert [finder.crop_input(t) for t in tracks] == [finder.crop_size] * 2 == [224, 224]
-        assert not any(t.large for t in tracks)
+        assert not any(t.large for t in tracks)  # no 160 px size to stay at
     with Segmenter("facecam_face", provider="cpu") as cpu:
         assert all(FaceFinder(cpu).crop_input(t) < 224 for t in tracks)
+
+
+def test_a_gpu_verifier_pads_its_batch_and_gives_the_cpus_scores(fake_gpu):
+    rng = np.random.default_rng(1)
+    crops = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(3)]
+    gpu = Verifier(provider="cuda")
+    assert gpu.shape_sessions is not None
+    got = gpu.scores(crops)
+    assert got.shape == (3,) and (4, 3, 64, 64) in gpu.shape_sessions.shapes
+    np.testing.assert_allclose(got, Verifier(provider="cpu").scores(crops), atol=1e-5)
+
+
+def test_tensorrt_keeps_one_session(tiny_model, fake_gpu, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # its engine cache folder
+    with Segmenter(tiny_model, provider="tensorrt") as trt:
+        assert trt.provider == TRT and not trt.few_shapes and trt.shape_sessions is None
+
+
+def test_threads_asking_for_one_new_shape_open_one_session():
+    opened: list = []
+
+    def slow_open():
+        time.sleep(0.05)  # a session takes a while to open: the window where two could open one each
+        return _Session(opened)
+
+    sessions = ShapeSessions(slow_open)
+    threads = [threading.Thread(target=sessions.run, args=("x", np.ones((2, 3, 8, 8), np.float32))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(opened) == 1 and opened[0].shapes == [(2, 3, 8, 8)] * 4
+
+
+def test_a_later_session_checks_the_file_and_its_provider_again(tiny_model, fake_gpu, monkeypatch):
+    from facecam.realtime import shape_sessions
+
+    checked = []
+    monkeypatch.setattr(shape_sessions, "checked_card", lambda path: checked.append(path))
+    with Segmenter(tiny_model, provider="cuda") as gpu:
+        gpu.infer_batch(np.zeros((2, 3, 64, 64), np.float32))
+        assert checked == [tiny_model]  # the file is read again for the new shape: checked again
+        session_type = ort.InferenceSession  # the fake: a new session that says it fell back to the CPU
+        monkeypatch.setattr(session_type, "get_providers", lambda self: [CPU])
+        with pytest.raises(FacecamError, match="fell back"):
+            gpu.infer_batch(np.zeros((4, 3, 64, 64), np.float32))
