@@ -125,11 +125,20 @@ def _tensor(crops: np.ndarray) -> torch.Tensor:
     return (torch.from_numpy(crops).permute(0, 3, 1, 2).float() - mean) / std
 
 
+#: the share of training crops shown without colour: a black-and-white photo or a camera's
+#: night (infrared) picture has faces too, and the segmenter was trained with grey frames
+GRAY_SHARE = 0.2
+
+
 def _augmented(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Flips, brightness/contrast and a little blur: the light and sharpness of real scenes vary."""
+    """Flips, grey crops, brightness/contrast and a little blur: the light, colour and sharpness
+    of real scenes vary."""
     out = crops.astype(np.float32)
     flip = rng.random(len(out)) < 0.5
     out[flip] = out[flip, :, ::-1]
+    gray = rng.random(len(out)) < GRAY_SHARE
+    # ITU-R 601 luma, as OpenCV's RGB2GRAY, on every channel
+    out[gray] = (out[gray] @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
     gain = rng.uniform(0.6, 1.3, (len(out), 1, 1, 1))
     bias = rng.uniform(-25, 25, (len(out), 1, 1, 1))
     out = np.clip(out * gain + bias, 0, 255)
