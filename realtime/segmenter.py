@@ -28,8 +28,10 @@ DEFAULT_MODEL = "facecam_face"
 
 def available_models(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
     """Names of the shipped segmentation models (FP32 files in ``weights_dir``)."""
-    # the face verifier (NAME_verifier.onnx) is a crop classifier, not a segmentation model
-    return sorted(p.stem for p in weights_dir.glob("*.onnx") if not p.stem.endswith(("_fp16", "_verifier")))
+    # the face verifier (NAME_verifier.onnx, its twin NAME_verifier_grey.onnx) is a crop classifier
+    return sorted(
+        p.stem for p in weights_dir.glob("*.onnx") if not p.stem.endswith(("_fp16", "_verifier", "_verifier_grey"))
+    )
 
 
 def resolve_model(spec: str | Path | None, weights_dir: Path = WEIGHTS_DIR) -> ModelFiles:

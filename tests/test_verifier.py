@@ -43,15 +43,20 @@ def test_train_export_and_load_a_verifier(tiny_model, tmp_path):
     assert_clean_error(run_cli(*args[:4], str(tmp_path / "none.json"), "none", "--out", str(out)), "none.json")
 
 
-def test_the_verifier_trains_on_grey_crops_too():
-    """A black-and-white photo's face (or a camera's infrared one) must look like a face to it:
-    the shipped verifier trained on colour only kept 35% of grey faces, against 93% in colour."""
-    from facecam.training.verifier import GRAY_SHARE, _augmented
+def test_grey_crops_go_to_the_grey_twin_and_colour_ones_to_the_colour_model():
+    from facecam.realtime.segmenter import WEIGHTS_DIR, available_models
+    from facecam.realtime.verifier import Verifier, grey_twin_path, is_grey
 
-    colour = np.zeros((400, 8, 8, 3), np.uint8)
-    colour[..., 0], colour[..., 1], colour[..., 2] = 200, 120, 60  # a skin tone: grey only when made so
-    out = _augmented(colour, np.random.default_rng(0))
-    grey = (out[..., 0] == out[..., 1]).all(axis=(1, 2)) & (out[..., 1] == out[..., 2]).all(axis=(1, 2))
-    assert abs(grey.mean() - GRAY_SHARE) < 0.06
-    luma = 0.299 * 200 + 0.587 * 120 + 0.114 * 60
-    assert abs(float(np.median(out[grey][..., 0])) - luma) < 60  # luma, then the brightness jitter
+    rng = np.random.default_rng(3)
+    colour = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(3)]
+    grey = [cv2.cvtColor(cv2.cvtColor(c, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR) for c in colour]
+    assert not any(map(is_grey, colour)) and all(map(is_grey, grey))
+    both = Verifier()  # the shipped verifier and its twin
+    assert both.grey is not None and both.grey.path == grey_twin_path(both.path)
+    alone = Verifier(twin=False)
+    twin = Verifier(grey_twin_path(both.path), twin=False)
+    mixed = both.scores([colour[0], grey[1], colour[2], grey[0]])
+    np.testing.assert_allclose(mixed[[0, 2]], alone.scores([colour[0], colour[2]]), atol=1e-6)
+    np.testing.assert_allclose(mixed[[1, 3]], twin.scores([grey[1], grey[0]]), atol=1e-6)
+    assert not np.allclose(twin.scores(grey), alone.scores(grey), atol=1e-3)  # the twin answers otherwise
+    assert "facecam_verifier_grey" not in available_models(WEIGHTS_DIR)  # not a segmentation model

@@ -119,26 +119,24 @@ def load_boxes(path: Path) -> dict:
         raise FacecamError(f"cannot read teacher boxes {path} ({exc})") from exc
 
 
+def grey_crops(crops: np.ndarray) -> np.ndarray:
+    """``(N, S, S, 3) uint8 RGB`` crops without their colour (luma on every channel, as
+    OpenCV's RGB2GRAY): the data of the grey twin (see realtime.verifier)."""
+    luma = cv2.cvtColor(crops.reshape(-1, crops.shape[2], 3), cv2.COLOR_RGB2GRAY).reshape(crops.shape[:3])
+    return np.repeat(luma[..., None], 3, axis=3)
+
+
 def _tensor(crops: np.ndarray) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255
     return (torch.from_numpy(crops).permute(0, 3, 1, 2).float() - mean) / std
 
 
-#: the share of training crops shown without colour: a black-and-white photo or a camera's
-#: night (infrared) picture has faces too, and the segmenter was trained with grey frames
-GRAY_SHARE = 0.2
-
-
 def _augmented(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Flips, grey crops, brightness/contrast and a little blur: the light, colour and sharpness
-    of real scenes vary."""
+    """Flips, brightness/contrast and a little blur: the light and sharpness of real scenes vary."""
     out = crops.astype(np.float32)
     flip = rng.random(len(out)) < 0.5
     out[flip] = out[flip, :, ::-1]
-    gray = rng.random(len(out)) < GRAY_SHARE
-    # ITU-R 601 luma, as OpenCV's RGB2GRAY, on every channel
-    out[gray] = (out[gray] @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
     gain = rng.uniform(0.6, 1.3, (len(out), 1, 1, 1))
     bias = rng.uniform(-25, 25, (len(out), 1, 1, 1))
     out = np.clip(out * gain + bias, 0, 255)

@@ -37,6 +37,11 @@ def parser() -> OneLineErrorParser:
     p.add_argument(
         "--cache", type=Path, help="keep the collected crops in this .npz and reuse them when it exists (a rerun)"
     )
+    p.add_argument(
+        "--grey",
+        action="store_true",
+        help="train the grey twin on the crops without their colour (save it as NAME_grey.onnx beside NAME.onnx)",
+    )
     p.add_argument("--out", required=True, type=Path, help="the verifier's .onnx")
     return p
 
@@ -97,7 +102,11 @@ def run_verifier(argv: list[str]) -> int:
         crops, labels, held_crops, held_labels = collect_all(a.photos, a.segmenter)
         if a.cache is not None:
             np.savez(a.cache, crops=crops, labels=labels, held_crops=held_crops, held_labels=held_labels)
-    print(f"{len(labels)} crops, {int(labels.sum())} faces; training", file=sys.stderr)
+    if a.grey:
+        from facecam.training.verifier import grey_crops
+
+        crops, held_crops = grey_crops(crops), grey_crops(held_crops) if len(held_crops) else held_crops
+    print(f"{len(labels)} {'grey ' if a.grey else ''}crops, {int(labels.sum())} faces; training", file=sys.stderr)
     t0 = time.perf_counter()
     model = train_verifier(VerifierData(crops, labels), epochs=a.epochs)
     metrics = {"train_seconds": round(time.perf_counter() - t0, 1)}
@@ -108,7 +117,7 @@ def run_verifier(argv: list[str]) -> int:
             metrics["holdout_face_kept"] = round(float(faces.mean()), 4)
         if others.size:
             metrics["holdout_not_face_rejected"] = round(float((~others).mean()), 4)
-    dataset = "; ".join(f"{f} (held out: {h})" for f, _, h in a.photos)
+    dataset = "; ".join(f"{f} (held out: {h})" for f, _, h in a.photos) + ("; crops in grey" if a.grey else "")
     card = verifier_card(dataset, a.epochs, metrics, command_line())
     export_classifier(model, card, a.out)
     print(f"wrote {a.out}")
