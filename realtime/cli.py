@@ -70,7 +70,8 @@ def parser() -> OneLineErrorParser:
         "--verifier",
         default=DEFAULT_VERIFIER,
         metavar="NAME|PATH|none",
-        help="the face verifier that keeps the full-frame pass's proposals that are faces (none: keep every one)",
+        help="the face verifier that keeps the full-frame pass's proposals that are faces, with its grey twin "
+        "NAME_grey.onnx when one is beside it (none: keep every one)",
     )
     p.add_argument(
         "--anonymize-margin",

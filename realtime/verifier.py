@@ -25,14 +25,17 @@ from facecam.realtime.shape_sessions import first_output, sessions_per_shape
 DEFAULT_VERIFIER = "facecam_verifier"
 
 
-#: a crop whose colour channels differ by less than this many grey levels on average (B-G plus
-#: G-R) has no colour: a black-and-white photo, a camera's infrared night picture
+#: a crop whose colour channels differ by less than this many grey levels (the mean of |B-G|
+#: plus the mean of |G-R|), once lifted as the model sees it if dark, has no colour: a
+#: black-and-white photo, or a camera's infrared night picture when delivered without colour
 GREY_LEVELS = 2.0
 
 
 def is_grey(crop: np.ndarray) -> bool:
-    """Whether a ``(S, S, 3) uint8`` crop has no colour (see GREY_LEVELS)."""
-    b, g, r = cv2.split(crop)
+    """Whether a ``(S, S, 3) uint8 BGR`` crop has no colour (see GREY_LEVELS). Measured after
+    the dark-input lift (processing.lifted_if_dark), as the model sees it: a dim colour crop's
+    channels differ little until lifted, and it stays with the colour model."""
+    b, g, r = cv2.split(processing.lifted_if_dark(crop))
     return float(cv2.absdiff(b, g).mean()) + float(cv2.absdiff(g, r).mean()) < GREY_LEVELS
 
 
@@ -47,8 +50,9 @@ class Verifier:
     Colour is much of what tells a face from a leg or a coat to a model this small, so the one
     trained on colour crops turns grey faces down (it kept 35% of the held-out faces in grey,
     93% in colour). When a grey twin (``NAME_grey.onnx``, trained on the same crops without
-    their colour: ``facecam-train verifier --grey``) is beside it, crops without colour go to the
-    twin and the others to the colour model, whose answers are then exactly what they were.
+    their colour: ``facecam-train verifier --grey``) is beside the FP32 file, crops without
+    colour (see is_grey) go to the twin; crops with colour get the colour model's answers as
+    before. ``twin=False``: the colour model alone.
     """
 
     def __init__(
@@ -67,10 +71,24 @@ class Verifier:
         self.shape_sessions = sessions_per_shape(
             self.session, (1, 3, self.size, self.size), self.path, self.provider, threads
         )
-        grey = grey_twin_path(self.path)
-        self.grey = Verifier(grey, provider, threads, twin=False) if twin and grey.is_file() else None
-        if self.grey is not None and self.grey.size != self.size:
-            raise FacecamError(f"the grey twin {grey} takes {self.grey.size} px crops, {self.path.name} {self.size}")
+        self.grey_twin = self._open_twin(grey_twin_path(resolve_model(model).fp32), provider, threads) if twin else None
+
+    def _open_twin(self, path: Path, provider: str, threads: int) -> Verifier | None:
+        """The grey twin at ``path`` if there is one; one that cannot serve is a clear error."""
+        if not path.is_file():
+            return None
+        try:
+            grey = Verifier(path, provider, threads, twin=False)
+        except FacecamError as exc:
+            self.session = None
+            raise FacecamError(f"the verifier's grey twin {path} cannot be used ({exc}); remove or rename it") from exc
+        if grey.size != self.size:
+            self.session = None
+            raise FacecamError(
+                f"the verifier's grey twin {path} takes {grey.size} px crops, {self.path.name} {self.size}; "
+                "remove or rename it"
+            )
+        return grey
 
     def _check_output_shape(self) -> None:
         """One inference must give ``(1, classes, 1, 1)``, as the card promises."""
@@ -96,11 +114,11 @@ class Verifier:
         twin, when there is one)."""
         if self.session is None:
             raise FacecamError("Verifier is closed")
-        grey = [is_grey(c) for c in crops] if self.grey is not None else [False] * len(crops)
+        grey = [is_grey(c) for c in crops] if self.grey_twin is not None else [False] * len(crops)
         if not any(grey):
             return self._scores(crops)
         out = np.empty(len(crops), np.float32)
-        for flag, model in ((True, self.grey), (False, self)):
+        for flag, model in ((True, self.grey_twin), (False, self)):
             picked = [i for i, g in enumerate(grey) if g == flag]
             if picked:
                 out[picked] = model._scores([crops[i] for i in picked])
@@ -115,8 +133,8 @@ class Verifier:
         return face_probability(logits, self.card.face_classes)[:, 0, 0]
 
     def close(self) -> None:
-        if self.grey is not None:
-            self.grey.close()
+        if self.grey_twin is not None:
+            self.grey_twin.close()
         self.session = self.shape_sessions = None
 
 

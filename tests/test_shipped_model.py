@@ -48,13 +48,16 @@ def test_shipped_verifier_tells_a_face_crop_from_a_plain_one():
 
     assert DEFAULT_VERIFIER not in available_models()  # not offered as a segmentation model
     assert (WEIGHTS_DIR / f"{DEFAULT_VERIFIER}.onnx").stat().st_size < 25 * 1024 * 1024
-    verifier = Verifier()
+    verifier = Verifier(twin=False)  # the colour model: a plain grey wall would go to the twin
     assert verifier.card.class_names == ("not_face", "face") and verifier.card.metrics["holdout_face_kept"] > 0.8
     frame = _sample_frame()
     face = frame[40:200, 150:310]  # the astronaut's face at t = 2 s, about half the crop
     wall = np.full_like(face, 128)
     scores = verifier.scores([face, wall])
     assert scores[0] > 0.5 > scores[1]
+    twin = Verifier().grey_twin  # the grey twin is shipped beside it, of the same size and classes
+    assert twin is not None and twin.size == verifier.size and twin.card.class_names == verifier.card.class_names
+    assert (WEIGHTS_DIR / f"{DEFAULT_VERIFIER}_grey.onnx").stat().st_size < 25 * 1024 * 1024
 
 
 def test_shipped_crowd_model_loads_and_finds_the_sample_face():

@@ -52,7 +52,7 @@ def test_grey_crops_go_to_the_grey_twin_and_colour_ones_to_the_colour_model():
     grey = [cv2.cvtColor(cv2.cvtColor(c, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR) for c in colour]
     assert not any(map(is_grey, colour)) and all(map(is_grey, grey))
     both = Verifier()  # the shipped verifier and its twin
-    assert both.grey is not None and both.grey.path == grey_twin_path(both.path)
+    assert both.grey_twin is not None and both.grey_twin.path == grey_twin_path(both.path)
     alone = Verifier(twin=False)
     twin = Verifier(grey_twin_path(both.path), twin=False)
     mixed = both.scores([colour[0], grey[1], colour[2], grey[0]])
@@ -60,3 +60,47 @@ def test_grey_crops_go_to_the_grey_twin_and_colour_ones_to_the_colour_model():
     np.testing.assert_allclose(mixed[[1, 3]], twin.scores([grey[1], grey[0]]), atol=1e-6)
     assert not np.allclose(twin.scores(grey), alone.scores(grey), atol=1e-3)  # the twin answers otherwise
     assert "facecam_verifier_grey" not in available_models(WEIGHTS_DIR)  # not a segmentation model
+
+
+def test_a_grey_twin_that_cannot_serve_is_one_clear_error(tmp_path):
+    import shutil
+
+    from facecam.errors import FacecamError
+    from facecam.realtime.segmenter import WEIGHTS_DIR
+    from facecam.realtime.verifier import Verifier
+
+    model = tmp_path / "v.onnx"
+    shutil.copy(WEIGHTS_DIR / "facecam_verifier.onnx", model)
+    assert Verifier(model).grey_twin is None  # none beside it: the colour model alone
+    (tmp_path / "v_grey.onnx").write_bytes(b"not a model")
+    try:
+        Verifier(model)
+    except FacecamError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("a broken twin was taken")
+    assert "grey twin" in message and "v_grey.onnx" in message and "remove or rename it" in message
+    assert "\n" not in message
+    assert Verifier(model, twin=False).grey_twin is None  # and the colour model still opens alone
+
+
+def test_grey_crops_have_equal_channels_and_the_cli_names_the_twin(tmp_path):
+    from facecam.training.verifier import grey_crops
+
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    grey = grey_crops(crops)
+    assert grey.shape == crops.shape and (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+    assert grey_crops(crops[:0]).shape == (0, 8, 8, 3)
+    result = run_cli(
+        "facecam-train",
+        "verifier",
+        "--photos",
+        str(tmp_path),
+        "b.json",
+        "none",
+        "--grey",
+        "--out",
+        str(tmp_path / "v.onnx"),
+    )
+    assert_clean_error(result, "must end in _grey.onnx")

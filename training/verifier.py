@@ -122,6 +122,8 @@ def load_boxes(path: Path) -> dict:
 def grey_crops(crops: np.ndarray) -> np.ndarray:
     """``(N, S, S, 3) uint8 RGB`` crops without their colour (luma on every channel, as
     OpenCV's RGB2GRAY): the data of the grey twin (see realtime.verifier)."""
+    if len(crops) == 0:
+        return crops
     luma = cv2.cvtColor(crops.reshape(-1, crops.shape[2], 3), cv2.COLOR_RGB2GRAY).reshape(crops.shape[:3])
     return np.repeat(luma[..., None], 3, axis=3)
 

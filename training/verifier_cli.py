@@ -40,7 +40,8 @@ def parser() -> OneLineErrorParser:
     p.add_argument(
         "--grey",
         action="store_true",
-        help="train the grey twin on the crops without their colour (save it as NAME_grey.onnx beside NAME.onnx)",
+        help="train the grey twin on the crops without their colour; --out must then end in _grey.onnx "
+        "(the runtime looks for NAME_grey.onnx beside NAME.onnx)",
     )
     p.add_argument("--out", required=True, type=Path, help="the verifier's .onnx")
     return p
@@ -93,6 +94,8 @@ def run_verifier(argv: list[str]) -> int:
     from facecam.training.verifier import VerifierData, face_scores, train_verifier, verifier_card
 
     a = parser().parse_args(argv)
+    if a.grey and not a.out.stem.endswith("_grey"):
+        raise FacecamError(f"--grey trains the grey twin: --out {a.out} must end in _grey.onnx (NAME_grey.onnx)")
     if a.cache is not None and a.cache.is_file():
         with np.load(a.cache) as cached:
             crops, labels, held_crops, held_labels = (
@@ -105,7 +108,7 @@ def run_verifier(argv: list[str]) -> int:
     if a.grey:
         from facecam.training.verifier import grey_crops
 
-        crops, held_crops = grey_crops(crops), grey_crops(held_crops) if len(held_crops) else held_crops
+        crops, held_crops = grey_crops(crops), grey_crops(held_crops)
     print(f"{len(labels)} {'grey ' if a.grey else ''}crops, {int(labels.sum())} faces; training", file=sys.stderr)
     t0 = time.perf_counter()
     model = train_verifier(VerifierData(crops, labels), epochs=a.epochs)
