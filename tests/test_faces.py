@@ -16,6 +16,7 @@ from facecam.realtime.faces import FaceFinder
 from facecam.realtime.passes import grid_shape
 from facecam.realtime.scene import is_scene_cut
 from facecam.realtime.tracking import REJECT_FRAMES, FaceTracker
+from facecam.realtime.verifier import believed
 
 SKIN_BGR = (120, 160, 220)
 
@@ -206,3 +207,27 @@ def test_the_verifier_keeps_faces_and_drops_a_track_it_no_longer_believes():
     verifier.score = 0.1  # under half the threshold at the next full-frame pass: dropped, not held
     result = finder.process(scene([(300, 180, 60)]), 6)
     assert not result.faces and not result.held
+
+
+class CropRecordingVerifier(ScriptedVerifier):
+    """A ScriptedVerifier that remembers the crops it was asked about."""
+
+    def __init__(self, score: float) -> None:
+        super().__init__(score)
+        self.crops: list[Crop] = []
+
+    def scores_of(self, frame, crops):
+        self.crops += crops
+        return super().scores_of(frame, crops)
+
+
+def test_a_big_face_is_trusted_but_a_long_blob_is_verified_at_its_head():
+    frame = np.zeros((480, 640, 3), np.uint8)  # trusted: a head of a third of the long side
+    portrait = Box(200, 100, 420, 360)  # 220 x 260: a face as a webcam sees it
+    sleeve = Box(500, 100, 550, 400)  # 50 x 300: as long as a portrait, a sleeve's shape
+    verifier = CropRecordingVerifier(0.1)
+    assert believed(verifier, frame, [portrait, sleeve], 0.5, 1 / 3) == [portrait]
+    (crop,) = verifier.crops  # the portrait was not asked about; the sleeve at its top 50 x 65
+    assert crop.cx == pytest.approx(525) and crop.cy == pytest.approx(100 + 1.3 * 50 / 2)
+    verifier.score = 0.9
+    assert believed(verifier, frame, [portrait, sleeve], 0.5, 1 / 3) == [portrait, sleeve]

@@ -370,6 +370,22 @@ def test_hard_light_changes_the_light_never_the_label(prepared):
     assert relit >= 5
 
 
+def test_backlight_darkens_the_subject_lights_the_edges_never_the_label(prepared):
+    from facecam.training.augment import AugmentConfig, build_train_transform
+    from facecam.training.light import random_backlight
+
+    grey = np.full((101, 101, 3), 128, np.uint8)
+    for seed in range(8):
+        lit = random_backlight(grey, np.random.default_rng(seed)).astype(float)
+        assert lit[45:56, 45:56].mean() < min(100, lit[:5, :5].mean() - 25)  # a darker subject, a brighter edge
+    still = dict(size=48, hflip=False, color_jitter=0, coarse_dropout=0, scale_rotate=0, webcam_framing=0, blur_noise=0)
+    image, label = read_pair(prepared, "0")
+    plain_image, plain_label = build_train_transform(AugmentConfig(**still), seed=0)(image, label)
+    lit_image, lit_label = build_train_transform(AugmentConfig(**still, backlight=1.0), seed=0)(image, label)
+    assert (lit_label == plain_label).all() and lit_image.dtype == np.uint8
+    assert np.abs(lit_image.astype(int) - plain_image).mean() > 10
+
+
 def test_distributed_run_stops_every_rank_when_rank0_fails(prepared, tmp_path):
     run = tmp_path / "ddp"
     (run / "best.pt").mkdir(parents=True)  # rank 0, the one that writes, cannot save

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from facecam.training.dataset import PairTransform
+from facecam.training.light import random_backlight
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class AugmentConfig:
     distractors_off_face: bool = False  # the patches only where they do not touch the face
     lighting: float = 0.0  # probability of a gamma change (dim or bright rooms) or a grey frame, 0 = off
     hard_light: float = 0.0  # probability of a dim noisy room, a colour cast or light from one side, 0 = off
+    backlight: float = 0.0  # probability of a bright light behind the subject (light.random_backlight), 0 = off
 
 
 def synthetic_background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -238,7 +240,11 @@ class _TrainTransform:
         if distract and off_face:  # after the framing, which leaves room beside a smaller face
             image, label = skin_distractors(image, label, self.rng, off_face=True)
         out = self.pipeline(image=image, mask=label)
-        return out["image"], out["mask"]
+        image = out["image"]
+        if self.config.backlight and self.rng.random() < self.config.backlight:
+            # last, on the crop the model sees: its glow is centred near the middle, where the face is
+            image = random_backlight(image, self.rng)
+        return image, out["mask"]
 
 
 def build_eval_transform(size: int) -> PairTransform:

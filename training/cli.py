@@ -85,6 +85,12 @@ def train_parser() -> OneLineErrorParser:
         default=0.0,
         help="probability of a dim noisy room, a warm/cold lamp or light from one side (0 = off)",
     )
+    aug.add_argument(
+        "--backlight",
+        type=unit_float,
+        default=0.0,
+        help="probability of a bright light behind the subject at a random strength (0 = off)",
+    )
     aug.add_argument("--no-hflip", action="store_true", help="disable horizontal flips")
     return p
 
@@ -256,6 +262,7 @@ def run_train(argv: list[str]) -> int:
         distractors_off_face=a.distractors_off_face,
         lighting=a.lighting,
         hard_light=a.hard_light,
+        backlight=a.backlight,
     )
     if a.width and a.model != "fast_unet":
         raise FacecamError(f"--width applies to fast_unet only, not {a.model}")
