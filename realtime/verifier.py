@@ -17,7 +17,7 @@ import numpy as np
 from facecam.errors import FacecamError
 from facecam.face import face_probability
 from facecam.realtime import processing
-from facecam.realtime.crops import Crop, crop_pixels, head_of
+from facecam.realtime.crops import Crop, crop_pixels
 from facecam.realtime.providers import open_session
 from facecam.realtime.segmenter import WEIGHTS_DIR, resolve_model
 from facecam.realtime.shape_sessions import first_output, sessions_per_shape
@@ -152,14 +152,16 @@ def believed(verifier: Verifier | None, frame: np.ndarray, boxes: list, threshol
     """The face ``boxes`` (frame pixels) the verifier takes for faces, in order: all of them
     without a verifier. A face of ``trusted_share`` of the frame's long side or more is what the
     segmenter was trained on (a portrait, a webcam): trusted as it is; the verifier is for the
-    small blobs of the zoomed pass. Size and crop are those of the head a box aims at
-    (crops.head_of): a tall blob (a sunlit sleeve, an arm) is no portrait however long it is,
-    and the verifier looks where the segmenter will."""
+    small blobs of the zoomed pass, and for a long thin blob (a sunlit sleeve, an arm: a box
+    less than half that wide), which is no portrait however long it is."""
     big = trusted_share * max(frame.shape[:2])
-    small = [box for box in boxes if head_of(box).size < big]
+    small = [box for box in boxes if box.size < big or _short_side(box) < big / 2]
     if verifier is None or not small:
         return list(boxes)
     # centred on the face, as the verifier was trained (a crop fitted into the frame is not)
-    crops = [Crop.around(head_of(box)) for box in small]
-    scores = dict(zip(map(id, small), verifier.scores_of(frame, crops), strict=True))
+    scores = dict(zip(map(id, small), verifier.scores_of(frame, [Crop.around(box) for box in small]), strict=True))
     return [box for box in boxes if id(box) not in scores or scores[id(box)] > threshold]
+
+
+def _short_side(box) -> float:
+    return min(box.x1 - box.x0, box.y1 - box.y0)

@@ -221,13 +221,13 @@ class CropRecordingVerifier(ScriptedVerifier):
         return super().scores_of(frame, crops)
 
 
-def test_a_big_face_is_trusted_but_a_long_blob_is_verified_at_its_head():
-    frame = np.zeros((480, 640, 3), np.uint8)  # trusted: a head of a third of the long side
+def test_a_big_face_is_trusted_but_a_long_thin_blob_is_verified():
+    frame = np.zeros((480, 640, 3), np.uint8)  # trusted: a third of the long side, half that wide
     portrait = Box(200, 100, 420, 360)  # 220 x 260: a face as a webcam sees it
+    with_chest = Box(20, 60, 140, 400)  # 120 x 340: a face with its neck and a bare chest
     sleeve = Box(500, 100, 550, 400)  # 50 x 300: as long as a portrait, a sleeve's shape
     verifier = CropRecordingVerifier(0.1)
-    assert believed(verifier, frame, [portrait, sleeve], 0.5, 1 / 3) == [portrait]
-    (crop,) = verifier.crops  # the portrait was not asked about; the sleeve at its top 50 x 65
-    assert crop.cx == pytest.approx(525) and crop.cy == pytest.approx(100 + 1.3 * 50 / 2)
+    assert believed(verifier, frame, [portrait, with_chest, sleeve], 0.5, 1 / 3) == [portrait, with_chest]
+    assert verifier.crops == [Crop.around(sleeve)]  # only the sleeve was asked about
     verifier.score = 0.9
-    assert believed(verifier, frame, [portrait, sleeve], 0.5, 1 / 3) == [portrait, sleeve]
+    assert believed(verifier, frame, [portrait, with_chest, sleeve], 0.5, 1 / 3) == [portrait, with_chest, sleeve]
