@@ -53,7 +53,7 @@ from facecam.realtime.passes import (
     is_large_crop,
     zoomed_additions,
 )
-from facecam.realtime.reuse import STILL_REUSE, moved_look
+from facecam.realtime.reuse import STILL_LEVELS, STILL_REUSE, moved_look
 from facecam.realtime.scene import is_scene_cut, scene_thumbnail
 from facecam.realtime.smoothing import EdgeHold
 from facecam.realtime.tracking import FaceTracker, HeldFace, Track
@@ -98,7 +98,8 @@ class FaceFinder:
     ``verifier``: a :class:`~facecam.realtime.verifier.Verifier` that keeps only the proposals
     it scores above ``verify_threshold`` (without one, every blob of the full-frame pass is
     followed); ``reuse_still``: a face whose crop shows what it showed, still or moved by a
-    shift, reuses the model's last look (see realtime.reuse); ``skip_unchanged_tiles``: a
+    shift, reuses the model's last look (see realtime.reuse) for up to ``still_reuse`` frames
+    while no block differs by over ``still_levels``; ``skip_unchanged_tiles``: a
     stream's small-face pass passes over the tiles that have not changed, and its full-frame pass
     over a frame with nothing new outside the faces (see fine_scan.FullPassMemory; off in
     anonymize); ``photo``: the finder of one photo, whose large crops keep the model's full size
@@ -121,6 +122,8 @@ class FaceFinder:
         split_threshold: float = SPLIT_THRESHOLD,
         find_cores: bool = False,
         photo: bool = False,
+        still_levels: float = STILL_LEVELS,
+        still_reuse: int = STILL_REUSE,
     ) -> None:
         if find_every < 1 or fine_every < 1:
             raise ValueError(f"find_every and fine_every must be >= 1, got {find_every} and {fine_every}")
@@ -132,7 +135,7 @@ class FaceFinder:
         self.find_every = find_every
         self.fine_every = fine_every
         self.zoom = zoom
-        self.reuse_still = reuse_still
+        self.reuse_still, self.still_levels, self.still_reuse = reuse_still, still_levels, still_reuse
         self.split_threshold = split_threshold
         self.find_cores = find_cores
         self.stream = not photo
@@ -152,6 +155,7 @@ class FaceFinder:
         settings = finder_settings(mode)
         self.fine_every, self.verify_threshold = settings["fine_every"], settings["verify_threshold"]
         self.split_threshold, self.find_cores = settings["split_threshold"], settings["find_cores"]
+        self.still_levels, self.still_reuse = settings["still_levels"], settings["still_reuse"]
         self.scan.skip_unchanged = settings["skip_unchanged_tiles"]
 
     def reset(self) -> None:
@@ -344,8 +348,9 @@ class FaceFinder:
         grays = [cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops]
         probabilities: list[np.ndarray] = [np.empty(0)] * len(tracks)
         for i, track in enumerate(tracks):
-            if self.reuse_still and track.looked_gray is not None and track.reused < STILL_REUSE:
-                moved = moved_look(track.looked_crop, track.looked_gray, track.looked_probability, track.crop, grays[i])
+            if self.reuse_still and track.looked_gray is not None and track.reused < self.still_reuse:
+                looked = (track.looked_crop, track.looked_gray, track.looked_probability)
+                moved = moved_look(*looked, track.crop, grays[i], self.still_levels)
                 if moved is not None:
                     probabilities[i] = moved
                     track.reused += 1

@@ -8,6 +8,7 @@ import numpy as np
 
 from facecam.realtime import processing
 from facecam.realtime.crops import Box, inside, iou
+from facecam.realtime.reuse import ANONYMIZE_STILL_LEVELS, ANONYMIZE_STILL_REUSE, STILL_LEVELS, STILL_REUSE
 from facecam.realtime.tracking import SAME_FACE_IOU
 
 #: the full-frame pass sees the frame this many times larger than its own pixels (small faces
@@ -70,8 +71,9 @@ def finder_settings(mode: str) -> dict:
     """FaceFinder settings for a compose mode. In anonymize a missed face is a privacy failure
     and a patch of skin pixelated costs little: a small face coming into view is looked for
     every 12 frames, not 90, in every tile, changed or not, and the verifier keeps doubtful
-    proposals. Elsewhere a wrong face shows (a blurred arm, a sharp patch of carpet) and the CPU
-    is spared."""
+    proposals; a face's last look is reused longer, as the pixelation's margin hides a mask a
+    frame behind. Elsewhere a wrong face shows (a blurred arm, a sharp patch of carpet) and the
+    CPU is spared."""
     if mode == "anonymize":
         return {
             "fine_every": ANONYMIZE_FINE_EVERY,
@@ -79,6 +81,8 @@ def finder_settings(mode: str) -> dict:
             "skip_unchanged_tiles": False,
             "split_threshold": ANONYMIZE_SPLIT_THRESHOLD,
             "find_cores": True,
+            "still_levels": ANONYMIZE_STILL_LEVELS,
+            "still_reuse": ANONYMIZE_STILL_REUSE,
         }
     return {
         "fine_every": FINE_EVERY,
@@ -86,6 +90,8 @@ def finder_settings(mode: str) -> dict:
         "skip_unchanged_tiles": True,
         "split_threshold": SPLIT_THRESHOLD,
         "find_cores": False,
+        "still_levels": STILL_LEVELS,
+        "still_reuse": STILL_REUSE,
     }
 
 

@@ -19,31 +19,43 @@ from facecam.realtime.crops import Crop, crop_to_crop
 
 STILL_LEVELS = 6.0
 STILL_REUSE = 2
+#: in anonymize, where the pixelation covers a margin around each face anyway, a look stands
+#: for more frames and through larger changes (see passes.finder_settings). Chosen on the
+#: panning group-1 clip (scripts/make_group_clip.py; 12 and 2, 20 and 2, and any change with 2
+#: tried too), checked on the group-3 and group-5 clips made the same way
+ANONYMIZE_STILL_LEVELS = 12.0
+ANONYMIZE_STILL_REUSE = 4
 #: the shift is measured on the crops shrunk to this share of their side: phase correlation
 #: is sub-pixel (about 0.3 of its pixels), so a 224 px crop's shift is good to about a pixel
 SHIFT_SCALE = 0.5
 
 
 def moved_look(
-    looked_crop: Crop, looked_gray: np.ndarray, looked_probability: np.ndarray, crop: Crop, gray: np.ndarray
+    looked_crop: Crop,
+    looked_gray: np.ndarray,
+    looked_probability: np.ndarray,
+    crop: Crop,
+    gray: np.ndarray,
+    levels: float = STILL_LEVELS,
 ) -> np.ndarray | None:
     """The model's last look, ``looked_probability`` (``(s, s) float32``, seen in
     ``looked_crop`` whose grey was ``looked_gray``), moved onto this frame's ``crop`` (its grey
-    ``gray``, same side ``s``); None when the crop shows more than the old one moved."""
+    ``gray``, same side ``s``); None when the crop shows more than the old one moved (a block
+    differs by more than ``levels``, see :func:`looks_the_same`)."""
     size = gray.shape[0]
     if looked_gray.shape != gray.shape:
         return None
     # where the old crop's pixels are in the new crop if the face stood still in the frame ...
     matrix = crop_to_crop(looked_crop, crop, size)
     before = cv2.warpAffine(looked_gray, matrix, (size, size), borderMode=cv2.BORDER_REPLICATE)
-    if not looks_the_same(before, gray):
+    if not looks_the_same(before, gray, levels):
         # ... and, when it did not stand still, its own shift since then. A still face is
         # never shifted: the measured shift's error (a fraction of a pixel) would make its
         # edge jitter, which the smoothing then has to hold
         dx, dy = image_shift(before, gray)
         matrix = matrix + np.array([[0.0, 0.0, dx], [0.0, 0.0, dy]])
         before = cv2.warpAffine(looked_gray, matrix, (size, size), borderMode=cv2.BORDER_REPLICATE)
-        if not looks_the_same(before, gray):
+        if not looks_the_same(before, gray, levels):
             return None
     return cv2.warpAffine(looked_probability, matrix, (size, size))
 
@@ -59,10 +71,10 @@ def image_shift(before: np.ndarray, now: np.ndarray) -> tuple[float, float]:
     return dx * scale, dy * scale
 
 
-def looks_the_same(before: np.ndarray, now: np.ndarray) -> bool:
-    """Whether every 1/8 x 1/8 block of ``now`` is within STILL_LEVELS grey levels of ``before``."""
+def looks_the_same(before: np.ndarray, now: np.ndarray, levels: float = STILL_LEVELS) -> bool:
+    """Whether every 1/8 x 1/8 block of ``now`` is within ``levels`` grey levels of ``before``."""
     blocks = cv2.resize(cv2.absdiff(before, now), (8, 8), interpolation=cv2.INTER_AREA)
-    return float(blocks.max()) <= STILL_LEVELS
+    return float(blocks.max()) <= levels
 
 
 _WINDOWS: dict[int, np.ndarray] = {}

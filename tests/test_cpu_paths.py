@@ -111,7 +111,7 @@ def face_frames(count: int, step: float) -> list[np.ndarray]:
 SETTLE = 4
 
 
-def looks_at_the_face(frames, reuse: bool) -> int:
+def looks_at_the_face(frames, reuse: bool, **settings) -> int:
     """Frames, after the first SETTLE, in which the model looked at the largest face's crop."""
     from facecam.realtime.segmenter import Segmenter
     from facecam.realtime.verifier import open_verifier
@@ -119,8 +119,9 @@ def looks_at_the_face(frames, reuse: bool) -> int:
     looked = 0
     with Segmenter(provider="cpu") as seg:
         finder = faces.FaceFinder(
-            seg, find_every=1000, fine_every=1000, reuse_still=reuse, verifier=open_verifier("facecam_verifier")
+            seg, reuse_still=reuse, verifier=open_verifier("facecam_verifier"), **{**settings, "find_every": 1000}
         )
+        finder.fine_every = 1000
         for index, frame in enumerate(frames):
             finder.process(frame, index)
             face = max(finder.tracker.tracks, key=lambda t: t.crop.side)
@@ -139,6 +140,21 @@ def test_a_still_or_shifted_face_reuses_the_last_look_a_changing_one_does_not():
     # the same pan with the face's light changing (a mouth opening would do): looked at every frame
     changing = [cv2.convertScaleAbs(frame, alpha=1.0, beta=12.0 * (i % 2)) for i, frame in enumerate(panned)]
     assert looks_at_the_face(changing, reuse=True) == 9
+
+
+def test_anonymize_reuses_a_look_longer_and_through_larger_changes():
+    from facecam.realtime.passes import finder_settings
+
+    anonymize = finder_settings("anonymize")
+    still = face_frames(SETTLE + 10, 0.0)
+    assert looks_at_the_face(still, reuse=True, **anonymize) == 10 // (reuse.ANONYMIZE_STILL_REUSE + 1)  # one in five
+    # light changing by 8 grey levels: a new look every frame elsewhere, reused in anonymize
+    flicker = [cv2.convertScaleAbs(frame, alpha=1.0, beta=8.0 * (i % 2)) for i, frame in enumerate(still)]
+    assert looks_at_the_face(flicker, reuse=True, **finder_settings("blur")) == 10
+    assert looks_at_the_face(flicker, reuse=True, **anonymize) <= 4
+    # and by 24: looked at every frame in anonymize too
+    changing = [cv2.convertScaleAbs(frame, alpha=1.0, beta=24.0 * (i % 2)) for i, frame in enumerate(still)]
+    assert looks_at_the_face(changing, reuse=True, **anonymize) == 10
 
 
 def test_a_look_moved_by_a_shift_lands_where_the_face_now_is():
