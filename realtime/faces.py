@@ -129,15 +129,10 @@ class FaceFinder:
             raise ValueError(f"find_every and fine_every must be >= 1, got {find_every} and {fine_every}")
         if not 0 <= smoothing <= 1:
             raise ValueError(f"smoothing must be within 0..1, got {smoothing}")
-        self.segmenter = segmenter
-        self.verifier = verifier
-        self.verify_threshold = verify_threshold
-        self.find_every = find_every
-        self.fine_every = fine_every
-        self.zoom = zoom
+        self.segmenter, self.verifier, self.verify_threshold = segmenter, verifier, verify_threshold
+        self.find_every, self.fine_every, self.zoom = find_every, fine_every, zoom
         self.reuse_still, self.still_levels, self.still_reuse = reuse_still, still_levels, still_reuse
-        self.split_threshold = split_threshold
-        self.find_cores = find_cores
+        self.split_threshold, self.find_cores = split_threshold, find_cores
         self.stream = not photo
         self.crop_size = int(max(segmenter.card.input_size))
         self.tracker = FaceTracker(round(memory_seconds * fps), smoothing)
@@ -349,8 +344,8 @@ class FaceFinder:
         probabilities: list[np.ndarray] = [np.empty(0)] * len(tracks)
         for i, track in enumerate(tracks):
             if self.reuse_still and track.looked_gray is not None and track.reused < self.still_reuse:
-                looked = (track.looked_crop, track.looked_gray, track.looked_probability)
-                moved = moved_look(*looked, track.crop, grays[i], self.still_levels)
+                look = (track.looked_crop, track.looked_gray, track.looked_probability)
+                moved = moved_look(*look, track.crop, grays[i], self.still_levels)
                 if moved is not None:
                     probabilities[i] = moved
                     track.reused += 1

@@ -2,10 +2,13 @@
 that pans, shows the model the same face frame after frame, only moved. When a face's crop
 is the crop the model last looked at, moved by a shift (measured here by phase correlation),
 that look moved by the same shift stands for a new one. At most ``STILL_REUSE`` frames in a
-row, so the model still looks at every face at least once in ``STILL_REUSE + 1`` frames.
+row, so the model still looks at every face at least once in ``STILL_REUSE + 1`` frames
+(``ANONYMIZE_STILL_REUSE`` in anonymize: FaceFinder's ``still_reuse``, set per mode by
+passes.finder_settings).
 
 Why it is safe: the shifted old crop must match the new one in every 1/8 x 1/8 block of the
-crop to within ``STILL_LEVELS`` grey levels on average. A mouth that opens, a head that
+crop to within ``STILL_LEVELS`` grey levels on average (``ANONYMIZE_STILL_LEVELS`` in
+anonymize, whose pixelation covers a margin around each face). A mouth that opens, a head that
 turns, a hand that comes up, a face that moves apart from its background by more than the
 shift explains: one block is enough and the model looks again.
 """

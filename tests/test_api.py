@@ -11,6 +11,7 @@ import pytest
 
 import facecam
 from facecam.realtime import cli, runners
+from facecam.realtime.reuse import ANONYMIZE_STILL_LEVELS, ANONYMIZE_STILL_REUSE, STILL_LEVELS, STILL_REUSE
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 MAX_FRAMES = 40  # enough for several finder passes, tracking and smoothing; short for CI
@@ -153,7 +154,9 @@ def test_switching_modes_keeps_the_faces_and_looks_as_the_new_mode_needs():
         result = stream.process(frames[4])
         assert stream.finder.tracker.tracks and stream.finder.tracker.tracks[0] is tracks[0]
         assert stream.finder.verify_threshold == 0.2 and stream.finder.fine_every == 12
+        assert (stream.finder.still_reuse, stream.finder.still_levels) == (ANONYMIZE_STILL_REUSE, ANONYMIZE_STILL_LEVELS)
         assert result.mask.max() == 1.0
         stream.settings.mode = "blur"  # as the camera window's keys do
         stream.process(frames[5])
         assert stream.finder.verify_threshold == 0.5
+        assert (stream.finder.still_reuse, stream.finder.still_levels) == (STILL_REUSE, STILL_LEVELS)

@@ -117,12 +117,16 @@ def test_prepare_person_then_fine_tune_with_init(tmp_path, tiny_model):
         PrepareConfig(src=make_celebamask(tmp_path / "celeba"), out=faces, size=64, val_count=2), progress=False
     )
     common = ("--data", str(faces), str(out), "--model", "fast_unet", "--batch-size", "2", "--size", "64")
-    common += ("--workers", "0", "--epochs", "1", "--lighting", "1", "--hard-light", "1")
+    common += ("--workers", "0", "--epochs", "1", "--lighting", "1", "--hard-light", "1", "--backlight", "1")
     assert run_cli("facecam-train", *common, "--out", str(tmp_path / "base"), timeout=300).returncode == 0
     base = tmp_path / "base" / "best.pt"
     r = run_cli("facecam-train", *common, "--init", str(base), "--out", str(tmp_path / "tuned"), timeout=300)
     assert r.returncode == 0, r.stderr
     assert "starting from the weights of" in r.stderr
+    from facecam.training.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(tmp_path / "tuned" / "last.pt")["config"]["augment"]
+    assert saved["hard_light"] == 1.0 and saved["backlight"] == 1.0
     assert_clean_error(
         run_cli("facecam-train", *common, "--width", "8", "--init", str(base), "--out", str(tmp_path / "w8")),
         "--init",
