@@ -57,6 +57,11 @@ class Box:
         """The longer side."""
         return max(self.x1 - self.x0, self.y1 - self.y0)
 
+    @property
+    def short_side(self) -> float:
+        """The shorter side."""
+        return min(self.x1 - self.x0, self.y1 - self.y0)
+
     def grown(self, factor: float) -> Box:
         """The same centre, each side ``factor`` times as long."""
         cx, cy = self.center

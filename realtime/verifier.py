@@ -155,13 +155,9 @@ def believed(verifier: Verifier | None, frame: np.ndarray, boxes: list, threshol
     small blobs of the zoomed pass, and for a long thin blob (a sunlit sleeve, an arm: a box
     less than half that wide), which is no portrait however long it is."""
     big = trusted_share * max(frame.shape[:2])
-    small = [box for box in boxes if box.size < big or _short_side(box) < big / 2]
+    small = [box for box in boxes if box.size < big or box.short_side < big / 2]
     if verifier is None or not small:
         return list(boxes)
     # centred on the face, as the verifier was trained (a crop fitted into the frame is not)
     scores = dict(zip(map(id, small), verifier.scores_of(frame, [Crop.around(box) for box in small]), strict=True))
     return [box for box in boxes if id(box) not in scores or scores[id(box)] > threshold]
-
-
-def _short_side(box) -> float:
-    return min(box.x1 - box.x0, box.y1 - box.y0)
