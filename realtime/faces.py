@@ -5,15 +5,13 @@
     result.mask                                 # (h, w) float32 0..1 on the mask grid
     result.faces, result.held                   # boxes of the tracked and the just-lost faces
 
-Why: at the model's own size (224 px on the frame's long side) a face of 40 px in a group
-photo becomes 7 px and is missed, while the same model segments it well once it fills a
-crop. So a full-frame pass at a larger size proposes faces (due every ``find_every`` frames,
-passed over while nothing changed outside the faces; always on a scene cut), each face is
-segmented in a square crop around it at up to the model's input size (see
-passes.crop_input_side), and the crops' masks are merged into one frame mask. Between
-full-frame passes each face's crop follows it from the previous frame, so the cost grows with
-the number of faces, not the frame size. Each face is smoothed over time in its own crop,
-which moves with it."""
+Why: at the model's own size (224 px on the frame's long side) a 40 px face in a group photo
+becomes 7 px and is missed, while the same model segments it well once it fills a crop. So a
+full-frame pass at a larger size proposes faces (due every ``find_every`` frames, passed over
+while nothing changed outside the faces; always on a scene cut), each face is segmented in a
+square crop around it at up to the model's input size (passes.crop_input_side), and the
+crops' masks are merged into one frame mask. Between passes each face's crop follows it, so
+the cost grows with the faces, not the frame; each face is smoothed in its own crop."""
 
 from __future__ import annotations
 
@@ -40,7 +38,7 @@ from facecam.realtime.crops import (
     paste_max,
     seed_disc,
 )
-from facecam.realtime.fine_scan import FineScan, FullPassMemory, blobs_in_tile, tile_grid
+from facecam.realtime.fine_scan import FineScan, FullPassMemory, blobs_in_tile, probability_in_border, tile_grid
 from facecam.realtime.passes import (
     FIND_EVERY,
     FINDER_ZOOM,
@@ -261,7 +259,8 @@ class FaceFinder:
         zoomed = self._zoomed_size((height, width))
         if not fine or zoomed is None:
             return coarse
-        return coarse + zoomed_additions(coarse, self._blobs(frame, zoomed), SMALL_FACE_SHARE * max(height, width))
+        zoomed_blobs = self._blobs(frame, zoomed, border=self.stream)  # photos: see fine_scan.EDGE_BORDER
+        return coarse + zoomed_additions(coarse, zoomed_blobs, SMALL_FACE_SHARE * max(height, width))
 
     def _zoomed_size(self, frame_hw: tuple[int, int]) -> tuple[int, int] | None:
         """``(h, w)`` of the zoomed pass, None when it would not be much larger than the coarse one."""
@@ -270,16 +269,18 @@ class FaceFinder:
             return None
         return zoomed
 
-    def _blobs(self, frame: np.ndarray, size: tuple[int, int], levels: processing.Halvings | None = None) -> list[Box]:
+    def _blobs(
+        self, frame: np.ndarray, size: tuple[int, int], levels: processing.Halvings | None = None, border: bool = False
+    ) -> list[Box]:
         """Boxes of the face blobs of a full-frame pass at ``size`` and their sure cores (see
-        crops.face_blob_boxes)."""
+        crops.face_blob_boxes); ``border``: the frame seen inside fine_scan.EDGE_BORDER."""
         small = (levels or processing.Halvings(frame)).shrunk(size[::-1])
-        probability = self.segmenter.infer(processing.preprocess(small, size, self.segmenter.card))
+        tensor = processing.preprocess(small, size, self.segmenter.card)
+        probability = probability_in_border(self.segmenter, tensor, (border,) * 4)
         ph, pw = probability.shape
         height, width = frame.shape[:2]
-        boxes = face_blob_boxes(
-            probability, (width / pw, height / ph), FACE_THRESHOLD, MIN_BLOB_PIXELS, self.find_cores
-        )
+        scale = (width / pw, height / ph)
+        boxes = face_blob_boxes(probability, scale, FACE_THRESHOLD, MIN_BLOB_PIXELS, self.find_cores)
         return [box for box in boxes if box.size >= MIN_FACE_SIDE]
 
     def _tile_blobs(self, frame: np.ndarray, zoomed: tuple[int, int], thumb: np.ndarray) -> list[Box]:

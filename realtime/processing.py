@@ -150,6 +150,13 @@ def preprocess(frame: np.ndarray, size: tuple[int, int], card: ModelCard) -> np.
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
+def black_input(card: ModelCard) -> np.ndarray:
+    """``(3,) float32``: what :func:`preprocess` makes of a black pixel, for this card's model."""
+    if card.normalization_in_graph:
+        return np.zeros(3, np.float32)
+    return -np.asarray(card.mean, np.float32) / np.asarray(card.std, np.float32)
+
+
 def lifted_if_dark(image: np.ndarray) -> np.ndarray:
     """``(h, w, 3) uint8`` as the model should see it: when it averages darker than DARK_MEAN grey
     levels (a dim room), every pixel goes through the gamma that brings that average to

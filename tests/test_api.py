@@ -154,7 +154,10 @@ def test_switching_modes_keeps_the_faces_and_looks_as_the_new_mode_needs():
         result = stream.process(frames[4])
         assert stream.finder.tracker.tracks and stream.finder.tracker.tracks[0] is tracks[0]
         assert stream.finder.verify_threshold == 0.2 and stream.finder.fine_every == 12
-        assert (stream.finder.still_reuse, stream.finder.still_levels) == (ANONYMIZE_STILL_REUSE, ANONYMIZE_STILL_LEVELS)
+        assert (stream.finder.still_reuse, stream.finder.still_levels) == (
+            ANONYMIZE_STILL_REUSE,
+            ANONYMIZE_STILL_LEVELS,
+        )
         assert result.mask.max() == 1.0
         stream.settings.mode = "blur"  # as the camera window's keys do
         stream.process(frames[5])

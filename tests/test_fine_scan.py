@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import threading
 
+import cv2
 import numpy as np
-from test_faces import ColourKeyedSegmenter, scene
+import pytest
+from test_faces import SKIN_BGR, ColourKeyedSegmenter, scene
 
 from facecam.realtime import fine_scan
 from facecam.realtime.faces import FaceFinder
@@ -59,7 +61,7 @@ def test_a_new_small_face_is_found_by_the_tiles_one_look_a_frame():
     tiles = len(fine_scan.tile_grid((736, 1280)))
     assert found is not None and finder.fine_every <= found < finder.fine_every + tiles
     # the whole zoomed pass ran once, on the first frame; after it, at most one tile a frame
-    assert sum(1 for shape in segmenter.looks if max(shape) > fine_scan.TILE_SIDE) == 1
+    assert sum(1 for shape in segmenter.looks if max(shape) >= 1280) == 1
     assert sum(1 for shape in segmenter.looks if shape == (fine_scan.TILE_SIDE,) * 2) <= tiles
 
 
@@ -141,3 +143,61 @@ def test_a_face_lost_since_the_last_full_frame_pass_is_looked_for_at_the_next_on
     finder.tracker.tracks.clear()  # the model lost the face (the picture did not change)
     ran = full_frame_passes(finder, [frame] * 6, start=8)
     assert ran == [12] and len(finder.tracker.tracks) == 1
+
+
+class EdgeBlind(Spy):
+    """Misses what its input's edge cuts, as the shipped model does (a 34 px face at a clip's
+    edge scored 0.34 at most): a blob touching the edge scores 0."""
+
+    def infer_batch(self, tensor: np.ndarray) -> np.ndarray:
+        probability = super().infer_batch(tensor)
+        for one in probability:
+            _, labels = cv2.connectedComponents((one > 0.5).astype(np.uint8))
+            rim = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+            one[np.isin(labels, rim[rim > 0])] = 0
+        return probability
+
+
+@pytest.mark.parametrize("border", [fine_scan.EDGE_BORDER, 0])
+def test_a_small_face_cut_by_the_frame_edge_is_found_inside_the_zoomed_pass_border(monkeypatch, border):
+    monkeypatch.setattr(fine_scan, "EDGE_BORDER", border)
+    finder = FaceFinder(EdgeBlind(), smoothing=0)
+    # half of a 30 px face past the right edge: too small for the coarse pass, cut in the zoomed one
+    found = finder.find(scene([(320, 180, 80), (636, 200, 30)]), fine=True)
+    at_edge = [box for box in found if box.x1 > 600]
+    assert len(at_edge) == (1 if border else 0)
+    if border:
+        assert at_edge[0].x0 == pytest.approx(624, abs=3) and at_edge[0].x1 == pytest.approx(640, abs=1)
+
+
+def test_the_border_leaves_the_probability_of_the_input_unchanged():
+    segmenter = Spy()
+    tensor = np.random.default_rng(1).integers(0, 255, (1, 3, 64, 96)).astype(np.float32)
+    tensor[:, :, 20:40, 30:60] = np.asarray(SKIN_BGR, np.float32)[None, :, None, None]
+    framed = fine_scan.probability_in_border(segmenter, tensor, (True, False, True, True))
+    assert framed.shape == (64, 96) and np.array_equal(framed, segmenter.infer(tensor))
+    border = fine_scan.EDGE_BORDER  # on the top, the left and the right
+    assert segmenter.looks[0] == (64 + border, 96 + 2 * border)
+
+
+def test_a_tile_gets_the_border_on_the_frame_edges_only_or_all_round_where_each_shape_costs():
+    zoomed, frame = (736, 1280), scene([(320, 180, 80)])
+    tiles = fine_scan.tile_grid(zoomed)
+    columns = len(fine_scan.tile_starts(zoomed[1]))
+    corner, left_edge, inside = tiles[0], tiles[columns], tiles[columns + 2]
+    segmenter = Spy()
+    for tile in (corner, left_edge, inside):
+        fine_scan.blobs_in_tile(segmenter, frame, tile, zoomed, 4)
+    side, border = fine_scan.TILE_SIDE, fine_scan.EDGE_BORDER
+    assert segmenter.looks == [(side + border, side + border), (side, side + border), (side, side)]
+    segmenter.few_shapes = True  # CUDA, TensorRT: one shape for every tile
+    fine_scan.blobs_in_tile(segmenter, frame, inside, zoomed, 4)
+    assert segmenter.looks[-1] == (side + 2 * border, side + 2 * border)
+
+
+def test_a_photo_s_zoomed_pass_goes_without_the_border():
+    stream, photo = Spy(), Spy()
+    FaceFinder(stream, smoothing=0).find(scene([(320, 180, 80)]), fine=True)
+    FaceFinder(photo, smoothing=0, photo=True).find(scene([(320, 180, 80)]), fine=True)
+    border = fine_scan.EDGE_BORDER
+    assert stream.looks[-1] == (736 + 2 * border, 1280 + 2 * border) and photo.looks[-1] == (736, 1280)
