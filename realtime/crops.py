@@ -34,6 +34,13 @@ CORE_PARENT_RATIO = 3.0
 #: centred on the whole box it would look at the chest and find no face there
 HEAD_ASPECT = 2.0
 HEAD_HEIGHT = 1.3
+#: a blob at least HEAD_WIDE frame pixels wide is aimed at its head from HEAD_ASPECT_WIDE on: a
+#: face of 48 px or more (the issue's medium band) painted with its chest or a neighbour below
+#: fills a crop of the whole blob so little that its first look found no face at its centre
+#: (a woman above her child in a 300 px family photo). Smaller blobs keep HEAD_ASPECT: the head
+#: crop lost small faces. Chosen on the training photos' recall (1.2-2.0, widths 40-64).
+HEAD_ASPECT_WIDE = 1.4
+HEAD_WIDE = 48.0
 #: the part of a tall proposal below the face found at its top is looked at when it is at least
 #: this share of the proposal's width tall (a face under it; see below_heads)
 REST_SHARE = 0.8
@@ -70,9 +77,11 @@ class Box:
 
 
 def head_of(face: Box) -> Box:
-    """``face``, or its top HEAD_HEIGHT x its width when it is taller than HEAD_ASPECT x its width."""
+    """``face``, or its top HEAD_HEIGHT x its width when it is taller than HEAD_ASPECT x its width
+    (HEAD_ASPECT_WIDE when it is HEAD_WIDE wide or more)."""
     width = face.x1 - face.x0
-    if face.y1 - face.y0 <= HEAD_ASPECT * width:
+    aspect = HEAD_ASPECT_WIDE if width >= HEAD_WIDE else HEAD_ASPECT
+    if face.y1 - face.y0 <= aspect * width:
         return face
     return Box(face.x0, face.y0, face.x1, face.y0 + HEAD_HEIGHT * width)
 

@@ -22,6 +22,15 @@ def test_a_tall_box_is_aimed_at_its_head_and_a_face_box_is_left_as_it_is():
     assert 100 <= crop.cy <= 160 and crop.side < 2.2 * 100  # on the head, not the chest
 
 
+def test_a_wide_blob_is_aimed_at_its_head_sooner_than_a_small_one():
+    # 1.5 times as tall as wide: a small face and its neck stay whole; a face of 60 px with a
+    # chest or a child below it is aimed at its head
+    small, wide = Box(100, 100, 140, 160), Box(100, 100, 160, 190)
+    assert head_of(small) == small
+    assert head_of(wide) == Box(100, 100, 160, 100 + 1.3 * 60)
+    assert head_of(Box(100, 100, 160, 180)) == Box(100, 100, 160, 180)  # 1.33: a face and its neck
+
+
 def test_a_face_run_into_a_big_doubtful_blob_is_proposed_by_its_sure_core():
     probability = np.zeros((200, 300), np.float32)
     probability[20:120, 20:280] = 0.6  # lamps, painted as doubtful face
