@@ -34,11 +34,13 @@ CORE_PARENT_RATIO = 3.0
 #: centred on the whole box it would look at the chest and find no face there
 HEAD_ASPECT = 2.0
 HEAD_HEIGHT = 1.3
-#: a blob at least HEAD_WIDE frame pixels wide is aimed at its head from HEAD_ASPECT_WIDE on: a
-#: face of 48 px or more (the issue's medium band) painted with its chest or a neighbour below
-#: fills a crop of the whole blob so little that its first look found no face at its centre
-#: (a woman above her child in a 300 px family photo). Smaller blobs keep HEAD_ASPECT: the head
-#: crop lost small faces. Chosen on the training photos' recall (1.2-2.0, widths 40-64).
+#: a proposal (a blob of the full-frame pass, before any look at it) at least HEAD_WIDE frame
+#: pixels wide is aimed at its head from HEAD_ASPECT_WIDE on: a face of 48 px or more (the
+#: issue's medium band) painted with its chest or a neighbour below fills a crop of the whole
+#: blob so little that its first look found no face at its centre (a woman above her child in a
+#: 300 px family photo). Smaller blobs keep HEAD_ASPECT: the head crop lost small faces. Chosen
+#: on the photos not held out (1.2-2.0, widths 40-64). A tracked face (its mask with the neck)
+#: keeps HEAD_ASPECT: its crop would jump at the threshold, frame to frame.
 HEAD_ASPECT_WIDE = 1.4
 HEAD_WIDE = 48.0
 #: the part of a tall proposal below the face found at its top is looked at when it is at least
@@ -76,11 +78,11 @@ class Box:
         return Box(cx - hw, cy - hh, cx + hw, cy + hh)
 
 
-def head_of(face: Box) -> Box:
+def head_of(face: Box, proposal: bool = False) -> Box:
     """``face``, or its top HEAD_HEIGHT x its width when it is taller than HEAD_ASPECT x its width
-    (HEAD_ASPECT_WIDE when it is HEAD_WIDE wide or more)."""
+    (HEAD_ASPECT_WIDE for a ``proposal`` HEAD_WIDE wide or more)."""
     width = face.x1 - face.x0
-    aspect = HEAD_ASPECT_WIDE if width >= HEAD_WIDE else HEAD_ASPECT
+    aspect = HEAD_ASPECT_WIDE if proposal and width >= HEAD_WIDE else HEAD_ASPECT
     if face.y1 - face.y0 <= aspect * width:
         return face
     return Box(face.x0, face.y0, face.x1, face.y0 + HEAD_HEIGHT * width)
@@ -96,7 +98,7 @@ def below_heads(proposals: list[Box], faces: list[Box]) -> list[Box]:
     REST_SHARE of the proposal's width tall, is proposed on its own; the verifier drops a chest."""
     rests = []
     for box in proposals:
-        head = head_of(box)
+        head = head_of(box, proposal=True)
         if head == box:
             continue
         width = box.x1 - box.x0
@@ -133,8 +135,8 @@ class Crop:
     side: float
 
     @classmethod
-    def around(cls, face: Box, margin: float = CROP_MARGIN) -> Crop:
-        face = head_of(face)
+    def around(cls, face: Box, margin: float = CROP_MARGIN, proposal: bool = False) -> Crop:
+        face = head_of(face, proposal)
         cx, cy = face.center
         return cls(cx, cy, max(MIN_CROP_SIDE, margin * face.size))
 

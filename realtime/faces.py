@@ -377,7 +377,7 @@ class FaceFinder:
         # run on as a streak and the face's box (and the next crop) grow without end
         size = probability.shape[0]
         probability = probability * inside_frame(track.crop, frame_hw, size)
-        fx, fy = head_of(track.face).center  # where Crop.around aimed the crop
+        fx, fy = head_of(track.face, track.frames == 0).center  # where Crop.around aimed the crop
         (cx, cy) = track.crop.to_crop(size) @ np.array([fx, fy, 1.0])
         kept = keep_blobs_touching(probability, seed_disc(size, (cx, cy)), FACE_THRESHOLD)
         box = blob_box(kept, FACE_THRESHOLD)

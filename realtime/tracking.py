@@ -96,7 +96,7 @@ class FaceTracker:
         for face in faces:
             if self.follows(face) or any(iou(face, r.box) > DUPLICATE_IOU for r in self.rejected):
                 continue
-            crop = fit_crop(Crop.around(face, self.margin), frame_hw)
+            crop = fit_crop(Crop.around(face, self.margin, proposal=True), frame_hw)
             track = Track(self._next_id, crop, face, TemporalSmoother(self.smoothing))
             self._next_id += 1
             self.tracks.append(track)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 from test_faces import SKIN_BGR, ColourKeyedSegmenter
 
 from facecam.realtime.crops import Box, Crop, below_heads, face_blob_boxes, faces_in_crop, head_of
 from facecam.realtime.faces import FaceFinder
 from facecam.realtime.passes import zoomed_additions
+from facecam.realtime.tracking import FaceTracker
 
 
 def test_a_tall_box_is_aimed_at_its_head_and_a_face_box_is_left_as_it_is():
@@ -22,13 +24,22 @@ def test_a_tall_box_is_aimed_at_its_head_and_a_face_box_is_left_as_it_is():
     assert 100 <= crop.cy <= 160 and crop.side < 2.2 * 100  # on the head, not the chest
 
 
-def test_a_wide_blob_is_aimed_at_its_head_sooner_than_a_small_one():
-    # 1.5 times as tall as wide: a small face and its neck stay whole; a face of 60 px with a
-    # chest or a child below it is aimed at its head
+def test_a_wide_proposal_is_aimed_at_its_head_sooner_than_a_small_one_or_a_tracked_face():
+    # 1.5 times as tall as wide: a small face and its neck stay whole; a proposal of 60 px with a
+    # chest or a child below it is aimed at its head, from 1.4 times its width on
     small, wide = Box(100, 100, 140, 160), Box(100, 100, 160, 190)
-    assert head_of(small) == small
-    assert head_of(wide) == Box(100, 100, 160, 100 + 1.3 * 60)
-    assert head_of(Box(100, 100, 160, 180)) == Box(100, 100, 160, 180)  # 1.33: a face and its neck
+    assert head_of(small, proposal=True) == small
+    assert head_of(wide, proposal=True) == Box(100, 100, 160, 100 + 1.3 * 60)
+    assert head_of(Box(100, 100, 148, 168), proposal=True) == Box(100, 100, 148, 100 + 1.3 * 48)  # 48 wide, 1.42
+    assert head_of(Box(100, 100, 160, 184), proposal=True) == Box(100, 100, 160, 184)  # exactly 1.4
+    # a tracked face (its mask and neck) keeps the old rule: its crop would jump at the threshold
+    assert head_of(wide) == wide and Crop.around(wide) != Crop.around(wide, proposal=True)
+
+
+def test_a_new_track_s_first_crop_is_aimed_at_the_head_of_a_wide_proposal():
+    tracker = FaceTracker(memory_frames=5)
+    (track,) = tracker.propose([Box(100, 100, 160, 190)], (360, 640))
+    assert track.crop.cy == pytest.approx(100 + 1.3 * 60 / 2)
 
 
 def test_a_face_run_into_a_big_doubtful_blob_is_proposed_by_its_sure_core():
