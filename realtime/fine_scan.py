@@ -234,6 +234,8 @@ def tile_boxes_to_frame(boxes: list[Box], region: tuple[int, int, int, int], siz
 def probability_in_border(segmenter, tensor: np.ndarray, edges: tuple[bool, bool, bool, bool]) -> np.ndarray:
     """The segmenter's ``(h, w)`` face probability for a ``(1, 3, h, w)`` input, seen inside a
     black border of EDGE_BORDER model pixels on each of its ``edges`` (top, bottom, left, right)."""
+    if not any(edges):  # the coarse pass, a photo's passes, a tile inside the frame: no copy
+        return segmenter.infer(tensor)
     top, bottom, left, right = (EDGE_BORDER if edge else 0 for edge in edges)
     _, channels, height, width = tensor.shape
     framed = np.empty((1, channels, height + top + bottom, width + left + right), np.float32)

@@ -228,6 +228,6 @@ def test_a_big_face_is_trusted_but_a_long_thin_blob_is_verified():
     sleeve = Box(500, 100, 550, 400)  # 50 x 300: as long as a portrait, a sleeve's shape
     verifier = CropRecordingVerifier(0.1)
     assert believed(verifier, frame, [portrait, with_chest, sleeve], 0.5, 1 / 3) == [portrait, with_chest]
-    assert verifier.crops == [Crop.around(sleeve)]  # only the sleeve was asked about
+    assert verifier.crops == [Crop.around(sleeve, proposal=True)]  # only the sleeve was asked about
     verifier.score = 0.9
     assert believed(verifier, frame, [portrait, with_chest, sleeve], 0.5, 1 / 3) == [portrait, with_chest, sleeve]
