@@ -45,7 +45,7 @@ class ModelCard:
     face_classes: tuple[int, ...] = (1,)  # indices of class_names that together form "face"
     normalization_in_graph: bool = False
     dynamic_size: bool = True  # the graph accepts other input sizes than input_size
-    precision: str = "fp32"  # "fp32" or "fp16" (weights; the graph's inputs/outputs stay float32)
+    precision: str = "fp32"  # "fp32", "fp16" or "int8" (weights; the graph's inputs/outputs stay float32)
     model_name: str = ""
     dataset: str = ""
     epochs: int = 0
@@ -197,7 +197,7 @@ _FIELD_CHECKS = {
     "face_classes": _face_classes,
     "normalization_in_graph": _flag,
     "dynamic_size": _flag,
-    "precision": _one_of("fp32", "fp16"),
+    "precision": _one_of("fp32", "fp16", "int8"),
     "model_name": _text(256),
     "dataset": _text(4096),
     "epochs": _epochs,

@@ -247,6 +247,10 @@ def export_onnx(
             if stale.exists():  # GPU providers would load it in place of the new model
                 stale.unlink()
                 report.checks.append(f"removed {stale.name}, an FP16 twin of an earlier export (use --fp16 to renew)")
+        stale8 = out.with_name(out.stem + "_int8.onnx")
+        if stale8.exists():  # the CPU would load it in place of the new model
+            stale8.unlink()
+            report.checks.append(f"removed {stale8.name}, an INT8 twin of an earlier export (renew: --quantize {out})")
     finally:
         for tmp in (tmp32, tmp16):
             if tmp is not None and tmp.exists():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -69,7 +68,8 @@ class BenchResult:
     size: list[int]
     finder_size: list[int]  # the full-frame pass (height, width)
     faces_per_frame: float  # faces tracked, averaged over the timed frames
-    cpu_ms_per_frame: float  # process CPU time (every thread, every core) over the timed frames, per frame, less the flicker meter's
+    # process CPU time (every thread, every core) over the timed frames, per frame, less the flicker meter's
+    cpu_ms_per_frame: float
     config: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -142,6 +142,19 @@ def _release(camera: PacedFrames | None, writer: VideoWriter | None) -> None:
             writer.close(keep=False)
 
 
+def _model_names(seg: Segmenter) -> str:
+    """The model file, and the face crops' file when it is another (the INT8 twin on the CPU)."""
+    crops = getattr(seg, "crop_path", seg.path)
+    return seg.path.name if crops == seg.path else f"{seg.path.name} + {crops.name} crops"
+
+
+def _camera_frames(camera: PacedFrames) -> Iterator[np.ndarray]:
+    """The paced camera's frames, the camera started when the first is asked for (after the
+    warm-up frames, which go through unpaced)."""
+    camera.start()
+    yield from frames_until_end(camera)
+
+
 def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> BenchResult:
     """Warm up, then time ``cfg``; returns the end-to-end figures."""
     own = segmenter is None
@@ -159,8 +172,6 @@ def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> Bench
             segmenter=seg, settings=settings, smoothing=cfg.smoothing, fps=float(source.fps), verifier=verifier
         )
         pipeline = Pipeline(stream, queue_size=1 if cfg.camera_fps else 4, measure_flicker=True)
-        pipeline.run(warm, lambda frame: None)
-        pipeline.flicker = type(pipeline.flicker)()  # the figure covers the timed frames only
         with tempfile.TemporaryDirectory(prefix="facecam-bench-") as tmp:
             writer = (
                 VideoWriter(Path(tmp) / "bench.mp4", source.fps, source.width, source.height) if cfg.encode else None
@@ -170,14 +181,11 @@ def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> Bench
                 if writer is not None:
                     writer.write(frame.output)
 
-            camera = None
+            camera = PacedFrames(list(frames), cfg.camera_fps) if cfg.camera_fps else None
             try:
-                if cfg.camera_fps:
-                    camera = PacedFrames(list(frames), cfg.camera_fps).start()
-                    frames = frames_until_end(camera)
-                cpu_start = time.process_time()
-                stats = pipeline.run(frames, sink)
-                cpu_seconds = time.process_time() - cpu_start
+                # warmed up on the threads that are then timed (see Pipeline.run)
+                timed = _camera_frames(camera) if camera is not None else frames
+                stats = pipeline.run(itertools.chain(warm, timed), sink, warmup=len(warm))
             except BaseException as exc:  # the run's error stays the error; a failed release is its note
                 close_during_error(
                     exc, "releasing the paced camera and the timing output", lambda: _release(camera, writer)
@@ -195,13 +203,13 @@ def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> Bench
             dropped=camera.dropped if camera is not None else 0,
             flicker=None if stats.flicker is None else round(stats.flicker, 5),
             provider=seg.provider,
-            model=seg.path.name,
+            model=_model_names(seg),
             mode=cfg.mode,
             source=cfg.source,
             size=[source.width, source.height],
             finder_size=list(finder_size((source.height, source.width), stream.finder.crop_size, stream.finder.zoom)),
             faces_per_frame=round(stats.faces_per_frame, 3),
-            cpu_ms_per_frame=round(1000 * (cpu_seconds - stats.measuring_cpu_s) / max(stats.frames, 1), 2),
+            cpu_ms_per_frame=round(1000 * (stats.cpu_seconds - stats.measuring_cpu_s) / max(stats.frames, 1), 2),
             config={**asdict(cfg), "verifier": None if verifier is None else str(verifier.path)},
         )
     finally:

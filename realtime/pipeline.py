@@ -62,6 +62,30 @@ class _RunControl:
     errors: list[BaseException] = field(default_factory=list)
 
 
+class _Books:
+    """A run's stats: the warm-up frames' (thrown away) and the counted frames', with the wall and
+    CPU time from the moment counting starts."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.counted = RunStats()
+        self._warm = RunStats()
+        self._wall0 = self._cpu0 = 0.0
+
+    def counts(self, index: int) -> bool:
+        return index >= self.warmup
+
+    def of(self, index: int) -> RunStats:
+        return self.counted if self.counts(index) else self._warm
+
+    def start_counting(self) -> None:
+        self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
+
+    def stop_counting(self) -> None:
+        self.counted.seconds = time.perf_counter() - self._wall0
+        self.counted.cpu_seconds = time.process_time() - self._cpu0
+
+
 class Pipeline:
     """Run frames through a :class:`~facecam.api.FaceStream`'s three steps on two threads: faces
     found, cropped, segmented, tracked and smoothed; then the full-resolution alpha and the mode drawn.
@@ -112,7 +136,7 @@ class Pipeline:
         thread.start()
         return thread
 
-    def _capture(self, source: Iterable[np.ndarray], out: queue.Queue, stats: RunStats, stop: threading.Event) -> None:
+    def _capture(self, source: Iterable[np.ndarray], out: queue.Queue, books: _Books, stop: threading.Event) -> None:
         frames = iter(source)
         index = 0
         while not stop.is_set():
@@ -121,7 +145,7 @@ class Pipeline:
             if image is None:
                 break
             now = time.perf_counter()
-            stats.stage_ms["decode"].append((now - t0) * 1000)
+            books.of(index).stage_ms["decode"].append((now - t0) * 1000)
             if not self._put(out, Frame(index, image, now, mode=self.settings.mode), stop):
                 return
             index += 1
@@ -135,7 +159,8 @@ class Pipeline:
                 return
         self._put(out, _END, stop)
 
-    def _infer(self, item: Frame, stats: RunStats) -> None:
+    def _infer(self, item: Frame, books: _Books) -> None:
+        stats = books.of(item.index)
         timings: dict[str, float] = {}
         found = self.stream.find(item.image, item.index, timings)
         item.mask, item.faces, item.held, item.levels = found.mask, found.faces, found.held, found.levels
@@ -143,62 +168,70 @@ class Pipeline:
         for stage, ms in timings.items():
             stats.stage_ms[stage].append(ms)
 
-    def _refine(self, item: Frame, stats: RunStats) -> None:
+    def _refine(self, item: Frame, books: _Books) -> None:
         """The edge-aware full-resolution alpha; the flicker figure is taken on it, as the anchor
         takes MediaPipe's on its full-resolution mask (in memory: a mask video's encoding adds
         toggles of its own, about 0.001 on d3.mp4)."""
         t0 = time.perf_counter()
         item.alpha, item.alpha_box = self.stream.alpha_and_box(item.image, self._found(item), item.mode)
+        stats = books.of(item.index)
         stats.stage_ms["upsample"].append((time.perf_counter() - t0) * 1000)
-        if self.flicker is not None:
+        if self.flicker is not None and books.counts(item.index):
             # the measuring is not facecam's work: its CPU time is kept apart (a benchmark's CPU
             # per frame leaves it out; about 0.4 ms a 720p frame)
             c0 = time.thread_time()
             self.flicker.add(item.alpha, item.alpha_box)
             stats.measuring_cpu_s += time.thread_time() - c0
 
-    def _compose(self, item: Frame, stats: RunStats) -> None:
-        self._refine(item, stats)
-        self._draw(item, stats)
-
-    def _draw(self, item: Frame, stats: RunStats) -> None:
+    def _compose(self, item: Frame, books: _Books) -> None:
+        self._refine(item, books)
         t0 = time.perf_counter()
         item.output = self.stream.draw(item.image, item.alpha, item.mode, self._found(item), item.alpha_box)
-        stats.stage_ms["compose"].append((time.perf_counter() - t0) * 1000)
+        books.of(item.index).stage_ms["compose"].append((time.perf_counter() - t0) * 1000)
 
     @staticmethod
     def _found(item: Frame) -> FrameFaces:
         return FrameFaces(item.mask, item.faces, item.held, item.levels, item.still)
 
-    def run(self, source: Iterable[np.ndarray], sink: Callable[[Frame], bool | None]) -> RunStats:
+    def run(self, source: Iterable[np.ndarray], sink: Callable[[Frame], bool | None], warmup: int = 0) -> RunStats:
         """Process every frame of ``source`` and hand each result to ``sink`` in order.
 
         ``sink(frame)`` returning False stops the run early. Ctrl-C stops it too: the stats
         then say ``interrupted`` and every frame already given to ``sink`` stays done.
         An exception in any stage stops all stages and is raised here.
+
+        ``warmup``: the first frames are processed and handed to ``sink`` like the rest, but the
+        stats (frames, times, latency, flicker, CPU) count only what follows them. A benchmark
+        warms up this way, on the threads it then times: a new thread's first few hundred frames
+        pay to grow its memory (about 100 page faults a 720p frame), and a warm-up run on other
+        threads left that in the timed frames.
         """
-        stats = RunStats()
+        books = _Books(warmup)
+        stats = books.counted
         q_in, q_mask, q_out = (queue.Queue(self.queue_size) for _ in range(3))
         # This run's own flag and error list, captured by its threads: a stage of an earlier run
         # that was abandoned stuck (a hung driver) and wakes up later stops and fails only that run.
         run = _RunControl()
         stop = run.stop
         self.stream.reset()
-        start = time.perf_counter()
+        books.start_counting()
         threads = [
-            self._stage("capture", lambda: self._capture(source, q_in, stats, stop), run),
-            self._stage("inference", lambda: self._worker(q_in, q_mask, lambda f: self._infer(f, stats), stop), run),
-            self._stage("compose", lambda: self._worker(q_mask, q_out, lambda f: self._compose(f, stats), stop), run),
+            self._stage("capture", lambda: self._capture(source, q_in, books, stop), run),
+            self._stage("inference", lambda: self._worker(q_in, q_mask, lambda f: self._infer(f, books), stop), run),
+            self._stage("compose", lambda: self._worker(q_mask, q_out, lambda f: self._compose(f, books), stop), run),
         ]
         try:
             while (item := self._get(q_out, stop)) is not _END:
                 t0 = time.perf_counter()
                 keep_going = sink(item)
                 done = time.perf_counter()
-                stats.stage_ms["output"].append((done - t0) * 1000)
-                stats.latency_ms.append((done - item.captured) * 1000)
-                stats.frames += 1
-                stats.faces += len(item.faces)
+                counted = books.of(item.index)
+                counted.stage_ms["output"].append((done - t0) * 1000)
+                counted.latency_ms.append((done - item.captured) * 1000)
+                counted.frames += 1
+                counted.faces += len(item.faces)
+                if item.index == warmup - 1:  # warmed up: the figures start now
+                    books.start_counting()
                 if keep_going is False:
                     break
         except KeyboardInterrupt:
@@ -209,7 +242,7 @@ class Pipeline:
                 thread.join(timeout=self.join_timeout)
             # Daemon threads do not hold the exit, but a stage that never returns should be named.
             stats.stuck = [thread.name for thread in threads if thread.is_alive()]
-            stats.seconds = time.perf_counter() - start
+            books.stop_counting()
         if self.flicker is not None:
             stats.flicker = self.flicker.value
         if run.errors:

@@ -45,10 +45,12 @@ SILENT_FALLBACK = (
 
 @dataclass(frozen=True)
 class ModelFiles:
-    """The FP32 file of a model and its FP16 twin, if any."""
+    """The FP32 file of a model and its twins, if any: FP16 for GPU providers, INT8 for the face
+    crops on the CPU (see :class:`facecam.realtime.segmenter.Segmenter`)."""
 
     fp32: Path
     fp16: Path | None = None
+    int8: Path | None = None
 
     def for_provider(self, provider: str) -> Path:
         """FP16 on a GPU provider when it exists, else FP32 (FP16 on the CPU provider is slow)."""

@@ -104,6 +104,7 @@ class RunStats:
     latency_ms: Reservoir = field(default_factory=Reservoir)
     interrupted: bool = False
     flicker: float | None = None
+    cpu_seconds: float = 0.0  # the process's CPU time over the counted frames (every thread)
     measuring_cpu_s: float = 0.0  # CPU seconds the flicker meter took (measuring, not facecam's own work)
     stuck: list[str] = field(default_factory=list)  # stages still running after the stop (a hung driver)
 

@@ -1,4 +1,5 @@
-"""The shipped default model: it loads, carries its card, and FP16 agrees with FP32."""
+"""The shipped default model: it loads, carries its card, and FP16 agrees with FP32 (the INT8 twin:
+tests/test_int8.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ SAMPLE = WEIGHTS_DIR.parent / "samples" / "astronaut.mp4"
 
 def test_default_model_files_and_card():
     files = resolve_model(None)
-    assert files.fp32 == WEIGHTS_DIR / f"{DEFAULT_MODEL}.onnx" and files.fp16 is not None
-    for path in (files.fp32, files.fp16):
+    assert files.fp32 == WEIGHTS_DIR / f"{DEFAULT_MODEL}.onnx" and files.fp16 is not None and files.int8 is not None
+    for path in (files.fp32, files.fp16, files.int8):
         assert path.stat().st_size < 25 * 1024 * 1024
-    with Segmenter() as fp32, Segmenter(files.fp16) as fp16:
+    with Segmenter(provider="cpu") as fp32, Segmenter(files.fp16) as fp16:
         assert fp32.card.precision == "fp32" and fp16.card.precision == "fp16"
+        assert fp32.crop_path == files.int8  # the CPU segments face crops with the INT8 twin
         assert fp32.card.metrics["val_iou"] > 0.85 and fp32.card.dataset and fp32.card.epochs > 0
         frame = _sample_frame()
         a, b = fp32.process(frame) >= 128, fp16.process(frame) >= 128
