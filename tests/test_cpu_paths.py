@@ -200,13 +200,18 @@ def test_the_cpu_graph_without_its_final_resize_gives_the_models_own_probability
     from facecam.realtime.segmenter import Segmenter
 
     with Segmenter(provider="cpu") as cut:
-        assert cut._resize_logits  # the shipped model ends in a bilinear resize: it is taken off
-        whole = ort.InferenceSession(str(cut.path), session_options(1), providers=["CPUExecutionProvider"])
+        # the shipped model and its INT8 twin (the face crops) end in a bilinear resize: it is taken off
+        assert cut._resize_logits and cut._crop_resize_logits and cut.crop_path != cut.path
         rng = np.random.default_rng(1)
-        for height, width in ((224, 224), (128, 224), (96, 96)):
-            pixels = (rng.random((2, 3, height, width)) * 255).astype(np.float32)
-            want = face_probability(whole.run(None, {cut.input_name: pixels})[0], cut.card.face_classes)
-            assert np.abs(cut.infer_batch(pixels) - want).max() < 1e-5
+        for path, run in (
+            (cut.path, lambda x: np.stack([cut.infer(x[i : i + 1]) for i in range(len(x))])),
+            (cut.crop_path, cut.infer_batch),
+        ):
+            whole = ort.InferenceSession(str(path), session_options(1), providers=["CPUExecutionProvider"])
+            for height, width in ((224, 224), (128, 224), (96, 96)):
+                pixels = (rng.random((2, 3, height, width)) * 255).astype(np.float32)
+                want = face_probability(whole.run(None, {cut.input_name: pixels})[0], cut.card.face_classes)
+                assert np.abs(run(pixels) - want).max() < 1e-5
         # a model whose last step is not a resize keeps its whole graph
         model = onnx.load(str(cut.path))
         last = next(n for n in model.graph.node if model.graph.output[0].name in n.output)
