@@ -201,11 +201,27 @@ def upsample_mask(
     if count == 0:
         return refine(_guided_upsample(mask, frame, levels))
     coarse = refine(_guided_upsample(mask, levels.level(count), levels))
-    out = np.zeros(frame.shape[:2], np.float32)
     box = upsampled_box(mask, frame.shape[:2])
+    out = zeros_outside(frame.shape[:2], box)
     if box is not None:
         fy0, fy1, fx0, fx1 = box
         out[fy0:fy1, fx0:fx1] = _upsampled(coarse, frame.shape[:2], box)
+    return out
+
+
+def zeros_outside(shape: tuple[int, int], box: tuple[int, int, int, int] | None) -> np.ndarray:
+    """A ``shape`` float32 array, 0 outside ``box`` (``(y0, y1, x0, x1)``; None: 0 everywhere)
+    and unset inside it, for the caller to write. A frame-sized ``np.zeros`` is a memset of all of
+    it (8 MB at 1080p) once the allocator reuses freed memory (facecam.realtime.memory); the face's
+    box, a third of a webcam frame, is written anyway."""
+    if box is None:
+        return np.zeros(shape, np.float32)
+    y0, y1, x0, x1 = box
+    out = np.empty(shape, np.float32)
+    out[:y0] = 0
+    out[y1:] = 0
+    out[y0:y1, :x0] = 0
+    out[y0:y1, x1:] = 0
     return out
 
 
@@ -223,8 +239,8 @@ def _guided_upsample(mask: np.ndarray, frame: np.ndarray, levels: Halvings) -> n
     of its halvings; ``levels``: the frame's, for the guide)."""
     h, w = mask.shape
     big_h, big_w = frame.shape[:2]
-    out = np.zeros((big_h, big_w), np.float32)
     box = upsampled_box(mask, (big_h, big_w))
+    out = zeros_outside((big_h, big_w), box)
     if box is None:
         return out  # no face: nothing to upsample
     # Only the face's surroundings are computed at the image's size: outside the box the

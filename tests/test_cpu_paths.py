@@ -381,3 +381,14 @@ def test_a_720p_streams_edge_hold_works_at_the_halving_and_holds_a_still_edge():
         flips[smoothing] = np.count_nonzero(seen[1] != seen[0])
     # held at the halving, fewer edge pixels of the full-size alpha flip than without the hold
     assert 0 < flips[0.6] < flips[0.0] * 0.97, flips
+
+
+def test_zeros_outside_the_box_only():
+    from facecam.realtime.processing import zeros_outside
+
+    out = zeros_outside((40, 60), (10, 30, 5, 50))
+    out[10:30, 5:50] = 7.0  # the caller writes the box
+    want = np.zeros((40, 60), np.float32)
+    want[10:30, 5:50] = 7.0
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(zeros_outside((4, 6), None), np.zeros((4, 6), np.float32))
