@@ -144,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     with Segmenter(args.model, provider=args.provider, threads=threads) as segmenter:
         card = segmenter.card
         print(
-            f"facecam: model {segmenter.path.name} ({card.model_name or 'unnamed'}, {card.precision}) on "
+            f"facecam: model {segmenter.path.name} ({card.model_name or 'unnamed'}, {card.precision}"
+            + ("" if segmenter.crop_path == segmenter.path else f"; face crops: {segmenter.crop_path.name}")
+            + ") on "
             f"{segmenter.provider}" + (f" ({segmenter.fallback})" if segmenter.fallback else ""),
             file=sys.stderr,
         )
