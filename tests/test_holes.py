@@ -146,3 +146,19 @@ def test_specks_of_face_inside_a_pocket_do_not_stop_it_being_filled():
     closed = close_pockets(mask)
     assert hole_share(closed) == 0.0
     assert closed[55, 76] == 200 and (closed[52:69, 72:89][mask[52:69, 72:89] == 0] == 255).all()
+
+
+def test_closing_looks_at_the_faces_box_only_and_gives_the_same_mask():
+    # the same pockets filled whether the faces sit in a big empty frame or fill a small one
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        face = np.zeros((60, 80), np.float32)
+        for _ in range(rng.integers(1, 4)):
+            cy, cx, ry, rx = rng.integers(10, 50), rng.integers(10, 70), rng.integers(5, 15), rng.integers(5, 15)
+            yy, xx = np.ogrid[:60, :80]
+            face[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = 0.9
+        face[rng.random((60, 80)) < 0.05] = 0.1  # specks and pockets
+        big = np.zeros((200, 300), np.float32)
+        big[70:130, 110:190] = face
+        np.testing.assert_array_equal(close_pockets(big)[70:130, 110:190], close_pockets(face))
+        assert not close_pockets(big)[:70].any() and not close_pockets(big)[130:].any()
