@@ -46,8 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.quantize is not None:
         if not args.calibration:
             p.error("--quantize needs --calibration DIR|SPLIT.txt (photos to measure the INT8 ranges on)")
-        if args.photos < 11:
-            p.error("--photos must be at least 11")
+        if args.out is not None or args.fp16 or args.simplify:
+            p.error(
+                "--quantize writes MODEL_int8.onnx beside MODEL.onnx; --out, --fp16 and --simplify are for --checkpoint"
+            )
+        from facecam.export.int8 import MIN_PHOTOS
+
+        if args.photos < MIN_PHOTOS:
+            p.error(f"--photos must be at least {MIN_PHOTOS}")
         from facecam.export.int8 import quantize_int8
 
         report = quantize_int8(args.quantize, args.calibration, args.photos)
@@ -57,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.out is None:
         p.error("--checkpoint needs --out MODEL.onnx")
+    if args.calibration or args.photos != p.get_default("photos"):
+        p.error("--calibration and --photos are for --quantize (make the INT8 twin after the export)")
     from facecam.export.onnx_export import export_onnx
 
     report = export_onnx(args.checkpoint, args.out, fp16=args.fp16, simplify=args.simplify)

@@ -30,9 +30,12 @@ from facecam.errors import FacecamError
 from facecam.face import face_probability, is_face
 from facecam.model_card import ModelCard
 from facecam.model_file import checked_card
+from facecam.realtime.processing import preprocess
 
 #: the face masks of the INT8 twin against FP32's, on photos the calibration did not see
 INT8_MIN_DICE = 0.98
+#: the fewest photos: every tenth checks the twin, and at least 10 calibrate it
+MIN_PHOTOS = 12
 #: input sides the calibration shows the model (a face crop's two, and the full-frame pass's long side)
 CALIBRATION_SIDES = (160, 224)
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -80,19 +83,17 @@ def evenly(paths: list[Path], count: int) -> list[Path]:
 
 
 def model_inputs(photo: np.ndarray, card: ModelCard) -> list[np.ndarray]:
-    """``(1, 3, h, w) float32`` raw-pixel inputs the runtime would give the model for one BGR
-    photo: its middle square at each calibration side, and the whole photo, long side 224."""
+    """``(1, 3, h, w) float32`` inputs the runtime would give the model for one BGR photo (its
+    own preprocessing: colour order, normalisation, the dark-input lift): the photo's middle
+    square at each calibration side, and the whole photo, long side 224."""
     height, width = photo.shape[:2]
     side = min(height, width)
     y0, x0 = (height - side) // 2, (width - side) // 2
     square = photo[y0 : y0 + side, x0 : x0 + side]
-    views = [cv2.resize(square, (s, s), interpolation=cv2.INTER_AREA) for s in CALIBRATION_SIDES]
+    views = [(square, (s, s)) for s in CALIBRATION_SIDES]
     scale = max(CALIBRATION_SIDES) / max(height, width)
-    whole = (max(16, round(width * scale) // 16 * 16), max(16, round(height * scale) // 16 * 16))
-    views.append(cv2.resize(photo, whole, interpolation=cv2.INTER_AREA))
-    if card.color_order == "RGB":
-        views = [cv2.cvtColor(v, cv2.COLOR_BGR2RGB) for v in views]
-    return [np.ascontiguousarray(v.astype(np.float32).transpose(2, 0, 1)[None]) for v in views]
+    views.append((photo, (max(16, round(height * scale) // 16 * 16), max(16, round(width * scale) // 16 * 16))))
+    return [preprocess(image, size, card) for image, size in views]
 
 
 def _inputs_of(photos: list[Path], card: ModelCard) -> Iterator[np.ndarray]:
@@ -127,13 +128,12 @@ def quantize_int8(
 ) -> Int8Report:
     """Write the INT8 twin of the exported model ``fp32`` (default path: :func:`int8_path`).
 
-    ``sources``: folders of photos or split files (see :func:`photo_paths`); ``photos`` of them,
-    spread evenly, calibrate, and every tenth of those is kept back to check the twin instead
+    ``sources``: folders of photos or split files (see :func:`photo_paths`); ``photos`` of them
+    (at least MIN_PHOTOS), spread evenly, calibrate, and every tenth of those is kept back to check the twin instead
     (face-mask Dice against FP32 >= INT8_MIN_DICE). Nothing is written when a check fails; an
     existing twin is replaced only after the check has passed.
     """
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from onnxruntime.quantization import CalibrationDataReader
 
     fp32 = Path(fp32)
     card = checked_card(fp32)
@@ -141,10 +141,11 @@ def quantize_int8(
         raise FacecamError(f"{fp32} is a {card.precision} model; quantize the FP32 export")
     out = Path(out) if out is not None else int8_path(fp32)
     every = evenly([p for source in sources for p in photo_paths(Path(source))], photos)
+    if len(every) < MIN_PHOTOS:
+        raise FacecamError(f"calibration needs at least {MIN_PHOTOS} photos; the sources hold {len(every)}")
     check = every[::10]
     calibrate = [p for p in every if p not in set(check)]
-    if len(calibrate) < 10:
-        raise FacecamError(f"calibration needs at least 11 photos; the sources hold {len(every)}")
+    input_name = onnx.load(str(fp32), load_external_data=False).graph.input[0].name
 
     class Photos(CalibrationDataReader):
         def __init__(self) -> None:
@@ -152,9 +153,27 @@ def quantize_int8(
 
         def get_next(self):
             tensor = next(self._inputs, None)
-            return None if tensor is None else {"pixels": tensor}
+            return None if tensor is None else {input_name: tensor}
 
     tmp = out.with_name(out.name + ".tmp")
+    try:
+        dice = _write_checked_twin(fp32, tmp, out, card, Photos(), check)
+    except OSError as exc:  # a folder that cannot be written, a full disk: the user's to fix
+        raise QuantizeError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    report = Int8Report(out, len(calibrate), len(check), dice)
+    report.checks.append(
+        f"calibrated on {len(calibrate)} photos; INT8 vs FP32 face-mask Dice on {len(check)} others: "
+        f"{dice:.4f} (>= {INT8_MIN_DICE})"
+    )
+    return report
+
+
+def _write_checked_twin(fp32: Path, tmp: Path, out: Path, card: ModelCard, photos, check: list[Path]) -> float:
+    """Quantize ``fp32`` with the calibration reader ``photos`` into ``tmp``, check it on the
+    ``check`` photos and move it to ``out``; returns the check's Dice. No ``tmp`` is left."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
     with tempfile.TemporaryDirectory(prefix="facecam-int8-") as work:
         prepared = Path(work) / "prepared.onnx"
         try:
@@ -166,7 +185,7 @@ def quantize_int8(
             quantize_static(
                 str(prepared),
                 str(tmp),
-                Photos(),
+                photos,
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
                 reduce_range=True,
@@ -187,12 +206,7 @@ def quantize_int8(
         finally:
             if tmp.exists():
                 tmp.unlink()
-    report = Int8Report(out, len(calibrate), len(check), dice)
-    report.checks.append(
-        f"calibrated on {len(calibrate)} photos; INT8 vs FP32 face-mask Dice on {len(check)} others: "
-        f"{dice:.4f} (>= {INT8_MIN_DICE})"
-    )
-    return report
+    return dice
 
 
 def _int8_card(card: ModelCard) -> ModelCard:

@@ -64,13 +64,15 @@ class _RunControl:
 
 class _Books:
     """A run's stats: the warm-up frames' (thrown away) and the counted frames', with the wall and
-    CPU time from the moment counting starts."""
+    CPU time from the moment counting starts. ``warmed`` is set then: the source is not read
+    past the warm-up before it (see Pipeline.run)."""
 
     def __init__(self, warmup: int) -> None:
         self.warmup = warmup
         self.counted = RunStats()
         self._warm = RunStats()
-        self._wall0 = self._cpu0 = 0.0
+        self._wall0, self._cpu0 = time.perf_counter(), time.process_time()  # until counting starts
+        self.warmed = threading.Event()
 
     def counts(self, index: int) -> bool:
         return index >= self.warmup
@@ -80,6 +82,7 @@ class _Books:
 
     def start_counting(self) -> None:
         self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
+        self.warmed.set()
 
     def stop_counting(self) -> None:
         self.counted.seconds = time.perf_counter() - self._wall0
@@ -140,6 +143,8 @@ class Pipeline:
         frames = iter(source)
         index = 0
         while not stop.is_set():
+            if index == books.warmup and not self._warmed(books, stop):
+                return
             t0 = time.perf_counter()
             image = next(frames, None)
             if image is None:
@@ -150,6 +155,15 @@ class Pipeline:
                 return
             index += 1
         self._put(out, _END, stop)
+
+    @staticmethod
+    def _warmed(books: _Books, stop: threading.Event) -> bool:
+        """Wait until the warm-up frames are all out (False: the run stopped first), so that the
+        first counted frame enters an empty pipeline and a paced source starts no earlier."""
+        while not books.warmed.wait(_POLL):
+            if stop.is_set():
+                return False
+        return True
 
     def _worker(self, inp: queue.Queue, out: queue.Queue, step: Callable[[Frame], None], stop: threading.Event) -> None:
         """Apply ``step`` to every frame from ``inp`` and pass it on to ``out``, in order."""
@@ -201,7 +215,9 @@ class Pipeline:
         An exception in any stage stops all stages and is raised here.
 
         ``warmup``: the first frames are processed and handed to ``sink`` like the rest, but the
-        stats (frames, times, latency, flicker, CPU) count only what follows them. A benchmark
+        stats (frames, times, latency, flicker, CPU) count only what follows them; the source is
+        read past them only once they are all out, and the clocks start then, so the counted
+        frames neither queue behind warm-up frames nor were begun before the clocks. A benchmark
         warms up this way, on the threads it then times: a new thread's first few hundred frames
         pay to grow its memory (about 100 page faults a 720p frame), and a warm-up run on other
         threads left that in the timed frames.
@@ -214,7 +230,8 @@ class Pipeline:
         run = _RunControl()
         stop = run.stop
         self.stream.reset()
-        books.start_counting()
+        if warmup == 0:
+            books.start_counting()
         threads = [
             self._stage("capture", lambda: self._capture(source, q_in, books, stop), run),
             self._stage("inference", lambda: self._worker(q_in, q_mask, lambda f: self._infer(f, books), stop), run),

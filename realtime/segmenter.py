@@ -13,6 +13,7 @@ which is used for everything (the way to run the FP32 file alone on the CPU).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,11 @@ def available_models(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
 def resolve_model(spec: str | Path | None, weights_dir: Path = WEIGHTS_DIR) -> ModelFiles:
     """A model name (in ``weights_dir``) or a path -> its files; None means the default model."""
     spec = DEFAULT_MODEL if spec is None else spec
+    if isinstance(spec, str) and spec.endswith("_int8") and Path(spec).parent == Path("."):
+        raise UnknownNameError(
+            f"{spec!r} is the INT8 twin of {spec[:-5]!r}, which the CPU uses for face crops; pass {spec[:-5]!r} "
+            "(or the twin's path to run it alone)"
+        )
     path = Path(spec)
     if path.suffix == ".onnx" or path.parent != Path("."):
         if not path.is_file():
@@ -120,17 +126,19 @@ class Segmenter:
     def _open_crop_twin(self, path: Path, threads: int) -> None:
         """The INT8 twin for the face crops; one that does not fit this model is an error, not a
         silent change of what is painted."""
-        card = checked_card(path)
-        if (card.class_names, card.face_classes, card.color_order) != (
-            self.card.class_names,
-            self.card.face_classes,
-            self.card.color_order,
-        ):
-            raise FacecamError(f"model file {path} is not a twin of {self.path.name}: its classes or colours differ")
+        remake = f"delete it, or make it again with facecam-export --quantize {self.path}"
+        try:
+            card = checked_card(path)
+        except FacecamError as exc:
+            raise FacecamError(f"{exc} (the INT8 twin of {self.path.name}: {remake})") from exc
+        # the twin's card is the model's own but for the precision: a twin left from another
+        # export of the same name (other metrics, epochs, preprocessing) is refused
+        if replace(card, precision=self.card.precision) != self.card:
+            raise FacecamError(f"model file {path} is not the INT8 twin of {self.path.name}: {remake}")
         try:
             session = new_session(path, PROVIDERS["cpu"], threads)
         except Exception as exc:  # onnxruntime raises several types for unreadable models
-            raise FacecamError(f"cannot load model {path}: {str(exc).splitlines()[0][:300]}") from exc
+            raise FacecamError(f"cannot load model {path}: {str(exc).splitlines()[0][:200]} ({remake})") from exc
         self.crop_path = path
         self.crop_session, self._crop_resize_logits = self._without_final_resize(session, path, threads)
 

@@ -63,26 +63,32 @@ def test_the_cpu_segments_crops_with_the_twin_and_finds_faces_in_fp32(quantized,
     _names_in(folder, monkeypatch)
     with Segmenter("face", provider="cpu") as seg:
         assert seg.path == model and seg.crop_path == report.path and seg.card.precision == "fp32"
-        crop = np.full((1, 3, 160, 160), 128, np.float32)
+        crop = sample_pixels(160, 160, batch=1, seed=7)
         with Segmenter(model, provider="cpu") as fp32, Segmenter(report.path, provider="cpu") as int8_only:
+            assert not np.array_equal(fp32.infer(crop), int8_only.infer(crop))  # the two can be told apart
             assert np.array_equal(seg.infer(crop), fp32.infer(crop))  # whole-frame passes: FP32
             assert np.array_equal(seg.infer_batch(crop), int8_only.infer_batch(crop))  # crops: INT8
     with Segmenter(model, provider="cpu") as by_path:  # a path is that one file, for everything
         assert by_path.crop_path == model
+    with pytest.raises(FacecamError, match="INT8 twin of 'face'"):
+        Segmenter("face_int8", provider="cpu")  # a twin's name: it would find faces in INT8
 
 
 def test_a_twin_of_another_model_is_a_clear_error(quantized, tmp_path, monkeypatch):
     _, model, report = quantized
     twin = onnx.load(str(report.path))
     props = {p.key: p.value for p in twin.metadata_props}
-    props["facecam.color_order"] = '"BGR"'
+    props["facecam.epochs"] = "999"  # a twin left from another export of the same name
     del twin.metadata_props[:]
     for key, value in props.items():
         twin.metadata_props.add(key=key, value=value)
     onnx.save(twin, str(tmp_path / "other_int8.onnx"))
     shutil.copy(model, tmp_path / "other.onnx")
     _names_in(tmp_path, monkeypatch)
-    with pytest.raises(FacecamError, match="not a twin"):
+    with pytest.raises(FacecamError, match="not the INT8 twin of other.onnx: delete it, or make it again"):
+        Segmenter("other", provider="cpu")
+    (tmp_path / "other_int8.onnx").write_bytes(b"not a model")
+    with pytest.raises(FacecamError, match="delete it, or make it again"):
         Segmenter("other", provider="cpu")
 
 
@@ -135,6 +141,13 @@ def test_quantize_cli_and_bad_input(tmp_path, quantized):
         "neither a folder",
     )
     assert_clean_error(run_cli("facecam-export", "--out", str(tmp_path / "x.onnx")), "--checkpoint")
+    quantize = ("facecam-export", "--quantize", str(model), "--calibration", str(photos))
+    assert_clean_error(run_cli(*quantize, "--photos", "11"), "at least 12")
+    assert_clean_error(run_cli(*quantize, "--out", str(tmp_path / "x.onnx")), "--checkpoint")
+    few = _photos(tmp_path / "few", 11)
+    assert_clean_error(
+        run_cli("facecam-export", "--quantize", str(model), "--calibration", str(few)), "at least 12", "hold 11"
+    )
     assert not list(tmp_path.glob("*_int8.onnx*"))
 
 

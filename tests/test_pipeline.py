@@ -52,3 +52,25 @@ def test_a_stage_abandoned_by_one_run_cannot_stop_or_fail_the_next(tiny_model):
         stats = pipeline.run(next_video(), lambda f: seen.append(f.index))
     assert old_source_done.is_set()
     assert stats.frames == 6 and seen == list(range(6))
+
+
+def test_warm_up_frames_are_not_counted_and_the_counted_ones_start_in_an_empty_pipeline(tiny_model):
+    events = []
+
+    def source():
+        for i in range(10):
+            events.append(("read", i))
+            yield np.full((48, 64, 3), i * 20, np.uint8)
+
+    def sink(frame):
+        events.append(("out", frame.index))
+        time.sleep(0.01)  # a slow sink: without the wait, capture would run ahead into the counted frames
+
+    with Segmenter(tiny_model) as seg:
+        pipeline = Pipeline(FaceStream(segmenter=seg, mode="blur", verifier=None), measure_flicker=True)
+        stats = pipeline.run(source(), sink, warmup=4)
+    assert [i for kind, i in events if kind == "out"] == list(range(10))  # every frame goes out
+    assert stats.frames == 6 and len(stats.latency_ms) == 6 and len(stats.stage_ms["compose"]) == 6
+    # frame 4 is read only after frame 3, the last warm-up frame, has gone out
+    assert events.index(("read", 4)) > events.index(("out", 3))
+    assert 0 < stats.seconds < 5 and 0 <= stats.cpu_seconds
