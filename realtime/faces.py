@@ -155,8 +155,7 @@ class FaceFinder:
         """A new stream: forget every face."""
         self.tracker.reset()
         self.edge_hold.reset()
-        self._thumb = None
-        self._frame_hw = None
+        self._thumb = self._frame_hw = None
         self._last_find = self._last_fine = -(10**9)
         self.scan = FineScan(self.scan.skip_unchanged)
         self._split_faces = []
@@ -337,8 +336,8 @@ class FaceFinder:
     def _segment_crops(
         self, frame: np.ndarray, tracks: list[Track], levels: processing.Halvings | None = None
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """The ``(s, s) float32`` face probability of each track's crop (one batched run per crop
-        size) and each crop in grey ``(s, s) uint8`` (for its smoothing)."""
+        """The ``(s, s) float32`` face probability of each track's crop (a run per crop size, first
+        looks apart: see Segmenter.infer_first_looks) and each crop in grey (for its smoothing)."""
         sizes = [self.crop_input(t) for t in tracks]
         crops = [crop_pixels(frame, t.crop, s, levels) for t, s in zip(tracks, sizes, strict=True)]
         grays = [cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops]
@@ -350,12 +349,14 @@ class FaceFinder:
                 if moved is not None:
                     probabilities[i] = moved
                     track.reused += 1
-        for size in sorted(set(sizes)):
-            picked = [i for i, s in enumerate(sizes) if s == size and probabilities[i].size == 0]
+        keys = [(s, t.frames == 0) for s, t in zip(sizes, tracks, strict=True)]
+        for size, first in sorted(set(keys)):
+            picked = [i for i, k in enumerate(keys) if k == (size, first) and probabilities[i].size == 0]
             if not picked:
                 continue
             batch = np.concatenate([processing.preprocess(crops[i], (size, size), self.segmenter.card) for i in picked])
-            for i, probability in zip(picked, self.segmenter.infer_batch(batch), strict=True):
+            infer = getattr(self.segmenter, "infer_first_looks", None) if first else None
+            for i, probability in zip(picked, (infer or self.segmenter.infer_batch)(batch), strict=True):
                 probabilities[i] = probability
                 track = tracks[i]
                 track.looked_crop, track.looked_gray, track.looked_probability = track.crop, grays[i], probability

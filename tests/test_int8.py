@@ -67,7 +67,8 @@ def test_the_cpu_segments_crops_with_the_twin_and_finds_faces_in_fp32(quantized,
         with Segmenter(model, provider="cpu") as fp32, Segmenter(report.path, provider="cpu") as int8_only:
             assert not np.array_equal(fp32.infer(crop), int8_only.infer(crop))  # the two can be told apart
             assert np.array_equal(seg.infer(crop), fp32.infer(crop))  # whole-frame passes: FP32
-            assert np.array_equal(seg.infer_batch(crop), int8_only.infer_batch(crop))  # crops: INT8
+            assert np.array_equal(seg.infer_batch(crop), int8_only.infer_batch(crop))  # followed faces: INT8
+            assert np.array_equal(seg.infer_first_looks(crop), fp32.infer_batch(crop))  # first looks: FP32
     with Segmenter(model, provider="cpu") as by_path:  # a path is that one file, for everything
         assert by_path.crop_path == model
     with pytest.raises(FacecamError, match="INT8 twin of 'face'"):
@@ -157,3 +158,34 @@ def test_export_removes_a_stale_int8_twin(tmp_path):
     report = export_onnx(tiny_checkpoint(tmp_path / "t2.pt", seed=1), tmp_path / "face.onnx")
     assert not (tmp_path / "face_int8.onnx").exists()
     assert any("removed face_int8.onnx" in line for line in report.checks)
+
+
+def test_a_photo_is_all_first_looks_and_a_stream_follows_in_int8(quantized, monkeypatch):
+    import itertools
+
+    import av
+
+    from facecam.api import FaceStream
+
+    folder, _, _ = quantized
+    _names_in(folder, monkeypatch)
+    with av.open(str(WEIGHTS_DIR.parent / "samples" / "astronaut.mp4")) as clip:
+        frames = [f.to_ndarray(format="bgr24") for f in itertools.islice(clip.decode(video=0), 8)]
+    with Segmenter("face", provider="cpu") as seg:
+        runs = {"first": 0, "followed": 0}
+
+        def counted(kind, run):
+            def wrapped(tensor):
+                runs[kind] += 1
+                return run(tensor)
+
+            return wrapped
+
+        monkeypatch.setattr(seg, "infer_first_looks", counted("first", seg.infer_first_looks))
+        monkeypatch.setattr(seg, "infer_batch", counted("followed", seg.infer_batch))
+        stream = FaceStream(segmenter=seg, mode="blur", verifier=None)
+        assert stream.process_photo(frames[0]).faces
+        assert runs["first"] >= 1 and runs["followed"] == 0  # a photo: every look is a first look
+        for frame in frames:
+            stream.process(frame)
+    assert runs["followed"] >= 1  # a stream follows its faces on the twin
