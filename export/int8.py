@@ -1,9 +1,10 @@
 """An exported FP32 model -> its INT8 twin for the CPU (``NAME_int8.onnx``), checked against FP32.
 
 onnxruntime runs 8-bit convolutions about 1.5x faster than FP32 on the CPU (the default model:
-a 160 px face crop 2.4 -> 1.6 ms, 224 px 4.8 -> 3.1 ms, one thread, on this project's machine),
-and on the CPU provider the runtime segments the face crops with the twin when it is there; the
-whole-frame passes that find the faces stay FP32 (:class:`facecam.realtime.segmenter.Segmenter`).
+a 160 px face crop 2.4 -> 1.6 ms, 224 px 4.5 -> 3.0 ms, one thread, on this project's machine),
+and on the CPU provider the runtime segments the faces it follows with the twin when it is
+there; what decides what is a face (the whole-frame passes, a proposal's first look) stays FP32
+(:class:`facecam.realtime.segmenter.Segmenter`).
 
 Static quantization: weights per channel, activations by ranges measured on calibration photos,
 QDQ format; the first and last convolutions and the output stay in float (:func:`float_nodes`).

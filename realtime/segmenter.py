@@ -5,9 +5,10 @@
 
 Model names resolve in the package's ``weights/`` folder: ``NAME.onnx`` (FP32) and, when they
 exist, ``NAME_fp16.onnx``, which is taken on GPU providers (FP16 on the CPU provider is slow),
-and ``NAME_int8.onnx``, which segments the face crops on the CPU (1.5x faster; the whole-frame
-passes that find the faces stay FP32: in INT8 they lost faces). A path names exactly one file,
-which is used for everything (the way to run the FP32 file alone on the CPU).
+and ``NAME_int8.onnx``, which segments the faces being followed on the CPU (1.5x faster; the
+whole-frame passes and the first look at each proposal, which decide what is a face, stay FP32:
+in INT8 they lost faces). A path names exactly one file, which is used for everything (the way
+to run the FP32 file alone on the CPU).
 """
 
 from __future__ import annotations
