@@ -112,14 +112,6 @@ def one_opencv_thread_for_cli() -> None:
     cv2.setNumThreads(1)
 
 
-def keep_freed_memory_for_cli() -> None:
-    """glibc's malloc keeps freed frame-sized blocks for the next frame instead of mapping fresh
-    pages (see facecam.realtime.memory: at 1080p, 9.8 ms of system CPU time a frame less)."""
-    from facecam.realtime.memory import keep_freed_memory_for_cli as keep
-
-    keep()
-
-
 def one_line(exc: BaseException) -> str:
     """The message of ``exc`` as one line, its notes (:func:`add_note`) after it.
 
@@ -174,6 +166,8 @@ def cli_entry(main: Callable[..., int | None]) -> Callable[..., int]:
         try:
             quiet_onnxruntime_for_cli()
             one_opencv_thread_for_cli()
+            from facecam.realtime.memory import keep_freed_memory_for_cli  # glibc only; see there
+
             keep_freed_memory_for_cli()
             code = main(*args, **kwargs)
         except FacecamError as exc:

@@ -47,6 +47,18 @@ def checked_card(path: Path) -> ModelCard:
     return card
 
 
+def write_with_card(model, card: ModelCard, path: Path) -> None:
+    """Save the ONNX ``model`` at ``path`` with ``card`` as its metadata (any earlier card
+    replaced), after ``onnx.checker``'s full check: what the exports write (FP32, FP16, INT8)."""
+    import onnx
+
+    del model.metadata_props[:]
+    for key, value in card.to_metadata().items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+
+
 def check_external_data(model, path: Path) -> None:
     """Refuse tensors whose external data is not a regular file inside the model's own folder.
 

@@ -50,12 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             p.error(
                 "--quantize writes MODEL_int8.onnx beside MODEL.onnx; --out, --fp16 and --simplify are for --checkpoint"
             )
-        from facecam.export.int8 import MIN_PHOTOS
+        from facecam.export.int8 import MIN_PHOTOS, quantize_int8
 
         if args.photos < MIN_PHOTOS:
             p.error(f"--photos must be at least {MIN_PHOTOS}")
-        from facecam.export.int8 import quantize_int8
-
         report = quantize_int8(args.quantize, args.calibration, args.photos)
         for line in report.checks:
             print(line)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -32,7 +32,7 @@ import onnx
 from facecam.errors import FacecamError
 from facecam.face import face_probability, is_face
 from facecam.model_card import ModelCard
-from facecam.model_file import checked_card
+from facecam.model_file import checked_card, write_with_card
 from facecam.realtime.processing import preprocess
 
 #: the face masks of the INT8 twin against FP32's, on photos the calibration did not see
@@ -193,11 +193,7 @@ def _write_checked_twin(fp32: Path, tmp: Path, out: Path, card: ModelCard, photo
                 weight_type=QuantType.QInt8,
                 nodes_to_exclude=keep_float,
             )
-            model = onnx.load(str(tmp))
-            del model.metadata_props[:]
-            for key, value in _int8_card(card).to_metadata().items():
-                model.metadata_props.add(key=key, value=value)
-            onnx.save(model, str(tmp))
+            write_with_card(onnx.load(str(tmp)), replace(card, precision="int8"), tmp)
             checked_card(tmp)  # what the runtime will check
             dice = agreement(fp32, tmp, list(_inputs_of(check, card)), card)
             if dice < INT8_MIN_DICE:
@@ -218,9 +214,3 @@ def float_nodes(graph: onnx.GraphProto) -> list[str]:
     convs = [node.name for node in graph.node if node.op_type == "Conv"]
     last = [node.name for node in graph.node if graph.output[0].name in node.output]
     return list(dict.fromkeys(convs[:1] + convs[-1:] + last))
-
-
-def _int8_card(card: ModelCard) -> ModelCard:
-    from dataclasses import replace
-
-    return replace(card, precision="int8")

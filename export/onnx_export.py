@@ -23,7 +23,7 @@ import torch
 from facecam.errors import FacecamError
 from facecam.face import face_probability, is_face
 from facecam.model_card import ModelCard
-from facecam.model_file import checked_card
+from facecam.model_file import checked_card, write_with_card
 from facecam.training.checkpoint import load_checkpoint, model_from_checkpoint
 
 FP32_ATOL = 1e-3
@@ -165,14 +165,6 @@ def _topologically_sorted(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _write_with_card(model: onnx.ModelProto, card: ModelCard, path: Path) -> None:
-    del model.metadata_props[:]
-    for key, value in card.to_metadata().items():
-        model.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
-
-
 def export_onnx(
     checkpoint: str | Path,
     out: str | Path,
@@ -213,7 +205,7 @@ def export_onnx(
             except ImportError as exc:
                 raise FacecamError("--simplify needs onnxslim: pip install onnxslim") from exc
             model32 = onnxslim.slim(model32)
-        _write_with_card(model32, card, tmp32)
+        write_with_card(model32, card, tmp32)
         report.checks.append("onnx.checker FP32: ok")
 
         got = _run_onnx(tmp32, sample)
@@ -231,7 +223,7 @@ def export_onnx(
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
             model16 = _topologically_sorted(convert_float_to_float16(onnx.load(str(tmp32)), keep_io_types=True))
-            _write_with_card(model16, card_from_checkpoint(ckpt, precision="fp16"), tmp16)
+            write_with_card(model16, card_from_checkpoint(ckpt, precision="fp16"), tmp16)
             report.checks.append("onnx.checker FP16: ok")
             report.fp16_dice = _dice(
                 _face_mask(_run_onnx(tmp16, sample), card.face_classes), _face_mask(got, card.face_classes)
@@ -271,7 +263,7 @@ def export_classifier(model: torch.nn.Module, card: ModelCard, out: str | Path) 
     tmp = out.with_name(out.name + ".tmp")
     try:
         _torch_export(wrapped, sample, tmp, spatial_dims=False)
-        _write_with_card(onnx.load(str(tmp)), card, tmp)
+        write_with_card(onnx.load(str(tmp)), card, tmp)
         got = _run_onnx(tmp, sample)
         if not np.allclose(got, reference, rtol=FP32_RTOL, atol=FP32_ATOL):
             raise ExportCheckError(f"ONNX differs from torch: max |diff| {np.abs(got - reference).max():.2e}")

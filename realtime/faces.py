@@ -355,8 +355,8 @@ class FaceFinder:
             if not picked:
                 continue
             batch = np.concatenate([processing.preprocess(crops[i], (size, size), self.segmenter.card) for i in picked])
-            infer = getattr(self.segmenter, "infer_first_looks", None) if first else None
-            for i, probability in zip(picked, (infer or self.segmenter.infer_batch)(batch), strict=True):
+            infer = self.segmenter.infer_first_looks if first else self.segmenter.infer_batch
+            for i, probability in zip(picked, infer(batch), strict=True):
                 probabilities[i] = probability
                 track = tracks[i]
                 track.looked_crop, track.looked_gray, track.looked_probability = track.crop, grays[i], probability

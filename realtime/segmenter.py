@@ -189,8 +189,6 @@ class Segmenter:
         """:meth:`infer_batch` for the first look at each proposal, which decides whether it is a
         face: on the model file itself (with INT8 first looks 1 of the 103 held-out `pratheepan`
         faces was lost; a photo's faces are all first looks)."""
-        if self.crop_session is self.session:
-            return self.infer_batch(tensor)
         return self._run(self.session, self._resize_logits, self.path, tensor)
 
     def _run(self, session, resize_logits: bool, path: Path, tensor: np.ndarray) -> np.ndarray:

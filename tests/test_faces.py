@@ -37,6 +37,9 @@ class ColourKeyedSegmenter:
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         return self.infer_batch(tensor)[0]
 
+    def infer_first_looks(self, tensor: np.ndarray) -> np.ndarray:
+        return self.infer_batch(tensor)
+
 
 def scene(faces: list[tuple[int, int, int]], size: tuple[int, int] = (360, 640), shade: int = 90) -> np.ndarray:
     """A grey frame with a skin-toned ellipse (a 'face') of each ``(cx, cy, height)``."""

@@ -51,6 +51,9 @@ class TorchSegmenter:
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         return self.infer_batch(tensor)[0]
 
+    def infer_first_looks(self, tensor: np.ndarray) -> np.ndarray:
+        return self.infer_batch(tensor)
+
     def close(self) -> None:
         self.model = None
 
