@@ -28,6 +28,7 @@ from tqdm import tqdm
 from facecam.cli_args import positive_float, positive_int
 from facecam.errors import EXIT_INTERRUPTED, FacecamError, interrupts_deferred
 from facecam.realtime import batch
+from facecam.realtime.providers import pipeline_threads, usable_cores
 from facecam.realtime.batch import STATUSES, BatchSpec, FileResult, FileTask, completed, process_file
 
 
@@ -84,12 +85,6 @@ def check_batch_options(args: argparse.Namespace) -> None:
         raise FacecamError("--ray-cpus and --ray-gpus need --ray ADDRESS|auto|local")
     if not 0 <= args.ray_gpus < math.inf:
         raise FacecamError(f"--ray-gpus must be 0 or more, got {args.ray_gpus}")
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (a container's or taskset's share, not the machine's)."""
-    affinity = getattr(os, "sched_getaffinity", None)  # Linux only
-    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 def _absolute_if_file(text: str) -> str:
@@ -297,7 +292,10 @@ def prepare(args: argparse.Namespace) -> tuple[list[FileTask], Path | None, int]
     pairs = batch.plan_outputs(batch.find_videos(args.videos), args.out, batch.output_suffix(args.suffix))
     report = check_report_path(args.report, pairs)
     at_once = min(args.jobs, len(pairs))  # --jobs 8 for 2 files: 2 share the cores
-    threads = args.threads or (max(1, math.ceil(args.ray_cpus)) if args.ray else max(1, usable_cores() // at_once))
+    if args.threads or args.ray:
+        threads = args.threads or max(1, math.ceil(args.ray_cpus))
+    else:
+        threads = pipeline_threads(0, args.mode, cores=max(1, usable_cores() // at_once))
     spec = batch_spec(args, threads)
     batch.job_options(spec, None, None)  # the drawing options, checked before any work
     if args.ray is None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from facecam.cli_args import OneLineErrorParser, non_negative_int, positive_float
 from facecam.errors import FacecamError, cli_entry
 from facecam.realtime.compose import MODES
-from facecam.realtime.providers import PROVIDER_CHOICES, camera_threads
+from facecam.realtime.providers import PROVIDER_CHOICES, pipeline_threads
 from facecam.realtime.segmenter import DEFAULT_MODEL, WEIGHTS_DIR
 
 PACKAGE_ROOT = WEIGHTS_DIR.parent
@@ -43,7 +43,7 @@ def parser() -> OneLineErrorParser:
         "--threads",
         type=non_negative_int,
         default=0,
-        help="inference threads (0 = as facecam chooses: 1 with --camera-fps, onnxruntime's default otherwise)",
+        help="inference threads (0 = as facecam chooses: 1 with --camera-fps, else half the cores, all in anonymize)",
     )
     p.add_argument(
         "--verifier", default="facecam_verifier", metavar="NAME|PATH|none", help="the face verifier (none: no verifier)"
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     base = BenchConfig(
         source=args.source,
         mode=args.mode,
-        threads=camera_threads(args.threads) if args.camera_fps else args.threads,
+        threads=pipeline_threads(args.threads, args.mode, camera=bool(args.camera_fps)),
         verifier=args.verifier,
         frames=args.frames,
         warmup=args.warmup,

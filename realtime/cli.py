@@ -15,7 +15,7 @@ from facecam.errors import EXIT_INTERRUPTED, FacecamError, cli_entry, stop_on_si
 from facecam.realtime.batch_cli import add_batch_options, check_batch_options
 from facecam.realtime.camera_options import add_camera_options, camera_location, camera_source, check_camera_options
 from facecam.realtime.compose import ANONYMIZE_STYLES, MODES, ComposeSettings, parse_background
-from facecam.realtime.providers import PROVIDER_CHOICES, camera_threads
+from facecam.realtime.providers import PROVIDER_CHOICES, pipeline_threads
 from facecam.realtime.segmenter import DEFAULT_MODEL, Segmenter
 from facecam.realtime.verifier import DEFAULT_VERIFIER, open_verifier
 
@@ -63,8 +63,8 @@ def parser() -> OneLineErrorParser:
         "--threads",
         type=non_negative_int,
         default=0,
-        help="inference threads (0 = 1 for a camera, where the CPU a frame costs counts; "
-        "onnxruntime's default for files)",
+        help="inference threads (0 = as facecam chooses: 1 for a camera, where the CPU a frame costs "
+        "counts; for a video half the cores, all in anonymize; onnxruntime's default for photos)",
     )
     p.add_argument(
         "--verifier",
@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         virtual_camera=args.virtual_camera,
         mirror=args.mirror,
     )
-    threads = camera_threads(args.threads) if args.camera is not None else args.threads
+    # photos go one at a time, not through the pipeline: onnxruntime's own choice is best there
+    threads = args.threads if args.images is not None else pipeline_threads(args.threads, args.mode, args.camera is not None)
     opts.verifier = open_verifier(args.verifier, args.provider, threads)
     with Segmenter(args.model, provider=args.provider, threads=threads) as segmenter:
         card = segmenter.card

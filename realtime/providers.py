@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,14 +131,33 @@ def preload_gpu_libraries(candidates: list[str]) -> None:
         ort.preload_dlls()
 
 
-def camera_threads(requested: int) -> int:
-    """onnxruntime's intra-op threads for a live camera (``requested`` 0 = choose): one. The
-    camera sets the pace, so what counts is the CPU each frame costs, and the pipeline's own
-    threads keep the cores busy: splitting each model run over the cores only adds hand-offs
-    (blur at 720p, 2 cores: 1-2 ms less CPU a frame with one thread). A video file keeps
-    onnxruntime's default, which is faster there (d3.mp4 at 512x512: 57-64 FPS with one thread,
-    67-69 with two, at about the same CPU a frame)."""
-    return requested or 1
+def usable_cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, not the machine's)."""
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux only
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
+def pipeline_threads(requested: int, mode: str, camera: bool = False, cores: int | None = None) -> int:
+    """onnxruntime's intra-op threads for a stream run through the threaded pipeline
+    (``requested`` 0 = choose; ``cores``: the cores this run may use, all by default).
+
+    The pipeline's own two worker threads (faces; upsampling and compose) already keep two
+    cores busy, and splitting each model run over more threads costs CPU in hand-offs, so:
+    - a live camera: one. The camera sets the pace, and what counts is the CPU a frame costs;
+    - anonymize: every core. Crowds make the faces step the slower one by far (the zoomed
+      pass every 12 frames, a crop a face); on the group-1 clip, 2 cores, two threads gave
+      20.5-20.9 FPS against 17.5-17.6 with one;
+    - the other modes: half the cores, leaving the rest to the compose step. Blur, 2 cores,
+      alternating runs (``facecam-bench --predecode --no-encode``): 720p 8.5-9.5 ms of CPU a
+      frame against 9.0-10.0 with two threads, at the same or more FPS (165-189 against
+      161-179); d3.mp4 (512x512) 10.0-10.2 against 11.2-11.3, at 129-132 FPS both ways.
+    """
+    if requested:
+        return requested
+    if camera:
+        return 1
+    cores = cores or usable_cores()
+    return cores if mode == "anonymize" else max(1, cores // 2)
 
 
 def session_options(threads: int):

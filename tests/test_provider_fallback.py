@@ -106,3 +106,35 @@ def test_an_onnxruntime_without_preload_still_tries_the_gpu(broken_gpu, tiny_mod
     monkeypatch.delattr(ort, "preload_dlls", raising=False)
     with Segmenter(tiny_model, provider="auto") as seg:
         assert seg.provider == CPU and broken_gpu[:3] == [TRT, CUDA, CPU]
+
+
+@pytest.mark.parametrize(
+    ("requested", "mode", "camera", "expected"),
+    [
+        (0, "blur", False, 2),  # half the cores: the compose step has the other half
+        (0, "overlay", False, 2),
+        (0, "anonymize", False, 4),  # crowds: the faces step is the slow one
+        (0, "blur", True, 1),  # a camera: the CPU a frame costs
+        (0, "anonymize", True, 1),
+        (3, "blur", True, 3),  # asked for: kept
+    ],
+)
+def test_pipeline_threads_follow_the_mode_and_the_source(requested, mode, camera, expected):
+    assert providers.pipeline_threads(requested, mode, camera, cores=4) == expected
+
+
+def test_pipeline_threads_never_reach_zero_on_one_core():
+    assert providers.pipeline_threads(0, "blur", cores=1) == 1
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("blur", 1), ("anonymize", 2)])
+def test_the_video_command_hands_the_chosen_threads_to_onnxruntime(tiny_model, clip, tmp_path, monkeypatch, mode, expected):
+    from facecam.realtime import cli
+
+    asked = []
+    real = providers.session_options
+    monkeypatch.setattr(providers, "usable_cores", lambda: 2)
+    monkeypatch.setattr(providers, "session_options", lambda threads: asked.append(threads) or real(threads))
+    argv = ["--model", str(tiny_model), "--video", str(clip), "--out", str(tmp_path / "o.mp4"), "--mode", mode]
+    assert cli.main([*argv, "--max-frames", "3", "--verifier", "none"]) == 0
+    assert asked and set(asked) == {expected}
