@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from facecam.errors import FacecamError
-from facecam.realtime.compose import MODES, ComposeSettings, draw, face_alpha_and_box, parse_background
+from facecam.realtime.compose import MODES, ComposeSettings, face_alpha_and_box, face_alpha_in_box, parse_background
 from facecam.realtime.crops import Box
+from facecam.realtime.drawing import draw, draw_in_box
 from facecam.realtime.faces import EDGE_HOLD_PER_STRENGTH, FaceFinder, FrameFaces
 from facecam.realtime.holes import close_pockets
 from facecam.realtime.passes import PHOTO_SPLIT_THRESHOLD, finder_settings
@@ -166,23 +167,33 @@ class FaceStream:
     ) -> tuple[np.ndarray, tuple[slice, slice] | None]:
         """:meth:`alpha`, and the rows and columns outside which it is 0 (None: it is 0
         everywhere): give them to :meth:`draw` and it blends there without measuring them."""
+        return self._alpha(frame, found, mode, face_alpha_and_box)
+
+    def alpha_in_box(
+        self, frame: np.ndarray, found: FrameFaces, mode: str | None = None
+    ) -> tuple[np.ndarray | None, tuple[slice, slice] | None]:
+        """:meth:`alpha_and_box` without the frame-sized array: the alpha's ``(h, w) float32``
+        values inside the rows and columns outside which it is 0, and those (None, None: no face),
+        for :meth:`draw_in_box`. The same values; the pipeline's way, as a frame-sized alpha costs
+        a fill of zeros and a copy of the box (at 1080p, 5 MB a frame)."""
+        return self._alpha(frame, found, mode, face_alpha_in_box)
+
+    def _alpha(self, frame: np.ndarray, found: FrameFaces, mode: str | None, upsample, stream: bool = True):
+        """``upsample`` (compose.face_alpha_and_box or face_alpha_in_box) of ``found``; in a
+        ``stream`` a still face's edge held (not in anonymize, nor in a photo)."""
         mode = mode or self.settings.mode
+        hold = None
         if mode == "anonymize":  # grown anyway: nothing to hold
             self.alpha_hold.reset()
-            return self._alpha(frame, found, mode)
+        elif stream:
 
-        def hold(alpha: np.ndarray) -> np.ndarray:
-            # at the size the edge-aware upsampling filters at (a quarter of a 720p frame's pixels);
-            # it changes only pixels near one half, so inside the box
-            region = faces_region(found.faces, frame.shape[:2], image_hw=alpha.shape[:2])
-            return self.alpha_hold.update(alpha, found.still, region)
+            def hold(alpha: np.ndarray) -> np.ndarray:
+                # at the size the edge-aware upsampling filters at (a quarter of a 720p frame's
+                # pixels); it changes only pixels near one half, so inside the box
+                region = faces_region(found.faces, frame.shape[:2], image_hw=alpha.shape[:2])
+                return self.alpha_hold.update(alpha, found.still, region)
 
-        return self._alpha(frame, found, mode, hold)
-
-    def _alpha(
-        self, frame: np.ndarray, found: FrameFaces, mode: str, refine=None
-    ) -> tuple[np.ndarray, tuple[slice, slice] | None]:
-        return face_alpha_and_box(
+        return upsample(
             frame,
             found.mask,
             mode,
@@ -190,7 +201,7 @@ class FaceStream:
             held=found.held,
             settings=self.settings,
             levels=found.levels,
-            refine=refine,
+            refine=hold,
         )
 
     def draw(
@@ -207,6 +218,17 @@ class FaceStream:
         measured on ``alpha``: pass it only for an alpha left as step 2 made it)."""
         return draw(frame, alpha, self.settings, mode, found.levels if found is not None else None, box)
 
+    def draw_in_box(
+        self,
+        frame: np.ndarray,
+        part: np.ndarray | None,
+        box: tuple[slice, slice] | None,
+        mode: str | None = None,
+        found: FrameFaces | None = None,
+    ) -> np.ndarray:
+        """:meth:`draw` from what :meth:`alpha_in_box` gave."""
+        return draw_in_box(frame, part, box, self.settings, mode, found.levels if found is not None else None)
+
     def process(self, frame: np.ndarray) -> Result:
         """One ``(H, W, 3) uint8 BGR`` frame -> its :class:`Result`. Frames are numbered in call order."""
         found = self.find(frame, self._index)
@@ -219,7 +241,7 @@ class FaceStream:
     def process_photo(self, image: np.ndarray) -> Result:
         """One photo on its own: a full-frame pass of its own, no memory of earlier frames."""
         found = _closed(self._new_finder(photo=True).process(_checked(image), 0))
-        alpha, box = self._alpha(image, found, self.settings.mode)
+        alpha, box = self._alpha(image, found, self.settings.mode, face_alpha_and_box, stream=False)
         return Result(alpha, self.draw(image, alpha, found=found, box=box), list(found.faces), [], 0)
 
     def close(self) -> None:

@@ -28,8 +28,8 @@ from tqdm import tqdm
 from facecam.cli_args import positive_float, positive_int
 from facecam.errors import EXIT_INTERRUPTED, FacecamError, interrupts_deferred
 from facecam.realtime import batch
-from facecam.realtime.providers import pipeline_threads, usable_cores
 from facecam.realtime.batch import STATUSES, BatchSpec, FileResult, FileTask, completed, process_file
+from facecam.realtime.providers import pipeline_threads, usable_cores
 
 
 def add_batch_options(p: argparse.ArgumentParser, sources) -> None:

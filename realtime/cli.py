@@ -140,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         mirror=args.mirror,
     )
     # photos go one at a time, not through the pipeline: onnxruntime's own choice is best there
-    threads = args.threads if args.images is not None else pipeline_threads(args.threads, args.mode, args.camera is not None)
+    threads = (
+        args.threads if args.images is not None else pipeline_threads(args.threads, args.mode, args.camera is not None)
+    )
     opts.verifier = open_verifier(args.verifier, args.provider, threads)
     with Segmenter(args.model, provider=args.provider, threads=threads) as segmenter:
         card = segmenter.card

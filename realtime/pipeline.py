@@ -49,8 +49,8 @@ class Frame:
     held: list[HeldFace] = field(default_factory=list)  # faces just lost, still anonymised
     levels: Halvings | None = field(default=None, repr=False)  # the image's halvings, made once, shared by the steps
     still: np.ndarray | None = field(default=None, repr=False)  # where the picture stood still, on the mask grid
-    alpha: np.ndarray | None = None  # (H, W) float32 0..1, the mask at full resolution
-    alpha_box: tuple[slice, slice] | None = None  # the rows and columns outside which alpha is 0
+    alpha: np.ndarray | None = None  # (h, w) float32 0..1: the full-resolution alpha inside alpha_box
+    alpha_box: tuple[slice, slice] | None = None  # the rows and columns outside which the alpha is 0
     output: np.ndarray | None = None  # (H, W, 3) uint8 BGR
 
 
@@ -187,20 +187,20 @@ class Pipeline:
         takes MediaPipe's on its full-resolution mask (in memory: a mask video's encoding adds
         toggles of its own, about 0.001 on d3.mp4)."""
         t0 = time.perf_counter()
-        item.alpha, item.alpha_box = self.stream.alpha_and_box(item.image, self._found(item), item.mode)
+        item.alpha, item.alpha_box = self.stream.alpha_in_box(item.image, self._found(item), item.mode)
         stats = books.of(item.index)
         stats.stage_ms["upsample"].append((time.perf_counter() - t0) * 1000)
         if self.flicker is not None and books.counts(item.index):
             # the measuring is not facecam's work: its CPU time is kept apart (a benchmark's CPU
             # per frame leaves it out; about 0.4 ms a 720p frame)
             c0 = time.thread_time()
-            self.flicker.add(item.alpha, item.alpha_box)
+            self.flicker.add_in_box(item.alpha, item.alpha_box, item.image.shape[:2])
             stats.measuring_cpu_s += time.thread_time() - c0
 
     def _compose(self, item: Frame, books: _Books) -> None:
         self._refine(item, books)
         t0 = time.perf_counter()
-        item.output = self.stream.draw(item.image, item.alpha, item.mode, self._found(item), item.alpha_box)
+        item.output = self.stream.draw_in_box(item.image, item.alpha, item.alpha_box, item.mode, self._found(item))
         books.of(item.index).stage_ms["compose"].append((time.perf_counter() - t0) * 1000)
 
     @staticmethod

@@ -225,19 +225,21 @@ class FlickerMeter:
         """One frame's mask. ``box``: the rows and columns outside which it is 0, None when it is 0
         everywhere (as compose.face_alpha_and_box gives them; by default the whole mask is
         looked at), so a pipeline that measures flicker spends its time on the face, not the frame."""
-        size = mask.shape[0] * mask.shape[1]
         if box is UNKNOWN_BOX:
             box = (slice(0, mask.shape[0]), slice(0, mask.shape[1]))
-        elif box is None:
-            box = (slice(0, 0), slice(0, 0))
-        y0, y1, x0, x1 = box[0].start, box[0].stop, box[1].start, box[1].stop
-        part = mask[y0:y1, x0:x1]
-        level = 128 if mask.dtype == np.uint8 else 0.5
-        binary = cv2.compare(part, level, cv2.CMP_GE) if part.size else part.astype(np.uint8)
+        self.add_in_box(None if box is None else mask[box], box, mask.shape[:2])
+
+    def add_in_box(self, part: np.ndarray | None, box: tuple[slice, slice] | None, frame_hw: tuple[int, int]) -> None:
+        """One frame's mask of ``frame_hw`` given as its box part: ``part`` at the rows and columns
+        ``box``, 0 elsewhere (None, None: 0 everywhere), as compose.face_alpha_in_box gives them."""
+        size = frame_hw[0] * frame_hw[1]
+        y0, y1, x0, x1 = (0, 0, 0, 0) if box is None else (box[0].start, box[0].stop, box[1].start, box[1].stop)
+        level = 128 if part is not None and part.dtype == np.uint8 else 0.5
+        binary = cv2.compare(part, level, cv2.CMP_GE) if part is not None and part.size else np.zeros((0, 0), np.uint8)
         self._areas.append(cv2.countNonZero(binary) / size if binary.size else 0.0)
-        if self._previous is not None and self._previous_shape == mask.shape[:2]:
+        if self._previous is not None and self._previous_shape == tuple(frame_hw):
             self._toggles.append(_toggled(self._previous, self._previous_box, binary, (y0, y1, x0, x1)) / size)
-        self._previous, self._previous_box, self._previous_shape = binary, (y0, y1, x0, x1), mask.shape[:2]
+        self._previous, self._previous_box, self._previous_shape = binary, (y0, y1, x0, x1), tuple(frame_hw)
 
     @property
     def value(self) -> float:

@@ -12,7 +12,8 @@ from conftest import assert_clean_error, run_cli
 
 from facecam.errors import FacecamError
 from facecam.realtime import runners, video_reader
-from facecam.realtime.compose import ComposeSettings, draw
+from facecam.realtime.compose import ComposeSettings
+from facecam.realtime.drawing import draw
 from facecam.realtime.segmenter import Segmenter
 
 

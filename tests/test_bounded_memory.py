@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from facecam.errors import FacecamError
-from facecam.realtime.compose import CACHE_ENTRIES, ComposeSettings, ImageCache, draw
+from facecam.realtime.compose import CACHE_ENTRIES, ComposeSettings, ImageCache
+from facecam.realtime.drawing import draw
 from facecam.realtime.stats import RESERVOIR_SIZE, STAGES, Reservoir, RunStats
 
 HOUR_AT_30_FPS = 30 * 3600

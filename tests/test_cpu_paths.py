@@ -10,8 +10,8 @@ import pytest
 
 from facecam.face import face_probability
 from facecam.realtime import faces, processing, reuse
-from facecam.realtime.compose import _blend, alpha_box
 from facecam.realtime.crops import Crop, crop_pixels
+from facecam.realtime.drawing import _blend, alpha_box, blend_into
 
 
 def textured(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -65,9 +65,24 @@ def test_blending_the_face_box_equals_blending_everything():
     box = alpha_box(alpha)
     assert box is not None and box[1].start < 460 and box[1].stop > 540
     float_blend = cv2.blendLinear(frame, other, alpha, 1 - alpha)
-    assert np.abs(_blend(frame, other, alpha).astype(int) - float_blend).max() <= 1  # 8-bit fixed point
+    assert np.abs(_blend(frame, other, alpha[box], box).astype(int) - float_blend).max() <= 1  # 8-bit fixed point
     assert alpha_box(np.zeros((360, 640), np.float32)) is None
-    np.testing.assert_array_equal(_blend(frame, other, np.zeros((360, 640), np.float32)), other)
+    np.testing.assert_array_equal(_blend(frame, other, None, None), other)
+
+
+def test_the_blend_writes_into_a_view_of_the_output_and_nowhere_else():
+    frame, other = textured(360, 640, 1), textured(360, 640, 2)
+    alpha = np.zeros((360, 640), np.float32)
+    cv2.circle(alpha, (300, 180), 60, 1.0, -1)
+    alpha = cv2.GaussianBlur(alpha, (0, 0), 4)
+    out, box = other.copy(), (slice(90, 270), slice(200, 400))
+    blend_into(frame[box], out[box], alpha[box])  # a view with the frame's row stride
+    float_blend = cv2.blendLinear(frame[box], other[box], alpha[box], 1 - alpha[box])
+    assert np.abs(out[box].astype(int) - float_blend).max() <= 1
+    assert out[box].mean() != other[box].mean()  # written in place, not into a copy
+    outside = np.ones((360, 640), bool)
+    outside[box] = False
+    np.testing.assert_array_equal(out[outside], other[outside])
 
 
 @pytest.mark.parametrize("factor", [2, 4, 8])
@@ -188,7 +203,7 @@ def test_the_face_box_holds_even_a_tiny_face_in_a_4k_frame():
     box = alpha_box(alpha)
     assert box == (slice(100, 114), slice(1000, 1014))
     frame, other = textured(2160, 3840, 5), textured(2160, 3840, 6)
-    np.testing.assert_array_equal(_blend(frame, other, alpha)[100:114, 1000:1014], frame[100:114, 1000:1014])
+    np.testing.assert_array_equal(_blend(frame, other, alpha[box], box)[100:114, 1000:1014], frame[100:114, 1000:1014])
 
 
 def test_the_cpu_graph_without_its_final_resize_gives_the_models_own_probability(tmp_path):
@@ -223,7 +238,8 @@ def test_the_cpu_graph_without_its_final_resize_gives_the_models_own_probability
 
 
 def test_halvings_of_another_frame_are_not_used():
-    from facecam.realtime.compose import ComposeSettings, draw, face_alpha_and_box
+    from facecam.realtime.compose import ComposeSettings, face_alpha_and_box
+    from facecam.realtime.drawing import draw
 
     frame, other = textured(120, 160, 5), textured(120, 160, 6)
     mask = np.zeros((48, 64), np.float32)
@@ -248,10 +264,11 @@ def test_a_streams_large_crop_is_segmented_smaller_a_photos_is_not():
     assert crop_input_side(large - 1, 224) == 224
 
 
-@pytest.mark.parametrize("mode", ["blur", "overlay", "replace", "anonymize"])
+@pytest.mark.parametrize("mode", ["blur", "overlay", "replace", "anonymize", "mask"])
 def test_the_box_known_from_the_grid_holds_every_face_pixel_and_draws_what_measuring_draws(mode):
-    from facecam.realtime.compose import ComposeSettings, draw, face_alpha_and_box
+    from facecam.realtime.compose import ComposeSettings, face_alpha_and_box, face_alpha_in_box
     from facecam.realtime.crops import Box
+    from facecam.realtime.drawing import draw, draw_in_box
     from facecam.realtime.tracking import HeldFace
 
     frame = textured(720, 1280, 3)
@@ -272,9 +289,32 @@ def test_the_box_known_from_the_grid_holds_every_face_pixel_and_draws_what_measu
     assert alpha[box].any() and outside.max() == 0
     if mode == "anonymize":  # the held face's ellipse, away from the mask, is inside the box too
         assert box[1].stop > 1050 and alpha[160, 1050] > 0.5
-    np.testing.assert_array_equal(draw(frame, alpha, settings, box=box), draw(frame, alpha, settings))
+    drawn = draw(frame, alpha, settings, box=box)
+    np.testing.assert_array_equal(drawn, draw(frame, alpha, settings))
+    # the pipeline's way, with no frame-sized alpha: the same values, the same picture
+    part, part_box = face_alpha_in_box(frame, mask, mode, faces, held, settings)
+    assert part_box == box
+    np.testing.assert_array_equal(part, alpha[box])
+    np.testing.assert_array_equal(draw_in_box(frame, part, box, settings), drawn)
     empty, none = face_alpha_and_box(frame, np.zeros((144, 256), np.float32), "blur")
     assert none is None and not empty.any()
+    assert face_alpha_in_box(frame, np.zeros((144, 256), np.float32), "blur") == (None, None)
+    np.testing.assert_array_equal(draw_in_box(frame, None, None, settings), draw(frame, empty, settings))
+
+
+@pytest.mark.parametrize(("height", "width", "sigma"), [(720, 1280, 8), (1080, 1920, 8), (481, 643, 5), (97, 131, 16)])
+def test_the_blur_weight_read_in_the_box_is_what_resizing_the_whole_alpha_gives(height, width, sigma):
+    from facecam.realtime.drawing import _at_small_centres
+
+    rng = np.random.default_rng(height)
+    alpha = np.zeros((height, width), np.float32)
+    y0, x0 = height // 5, width // 3
+    alpha[y0 : height - 3, x0 : x0 + width // 3] = rng.random((height - 3 - y0, width // 3), dtype=np.float32)
+    box = alpha_box(alpha)
+    small = (width // sigma, height // sigma)
+    want = cv2.resize(alpha, small, interpolation=cv2.INTER_NEAREST_EXACT)
+    np.testing.assert_array_equal(_at_small_centres(alpha[box], box, (height, width), small), want)
+    assert not _at_small_centres(None, None, (height, width), small).any()
 
 
 def test_flicker_measured_in_the_face_box_equals_flicker_of_the_whole_mask():

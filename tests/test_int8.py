@@ -134,9 +134,7 @@ def test_quantize_cli_and_bad_input(tmp_path, quantized):
     shutil.copy(WEIGHTS_DIR / f"{DEFAULT_MODEL}_fp16.onnx", fp16)
     photos = _photos(tmp_path / "photos", 12)
     assert_clean_error(run_cli("facecam-export", "--quantize", str(model)), "--calibration")
-    assert_clean_error(
-        run_cli("facecam-export", "--quantize", str(fp16), "--calibration", str(photos)), "fp16", "fp32"
-    )
+    assert_clean_error(run_cli("facecam-export", "--quantize", str(fp16), "--calibration", str(photos)), "fp16", "fp32")
     assert_clean_error(
         run_cli("facecam-export", "--quantize", str(model), "--calibration", str(tmp_path / "none")),
         "neither a folder",

@@ -128,7 +128,9 @@ def test_pipeline_threads_never_reach_zero_on_one_core():
 
 
 @pytest.mark.parametrize(("mode", "expected"), [("blur", 1), ("anonymize", 2)])
-def test_the_video_command_hands_the_chosen_threads_to_onnxruntime(tiny_model, clip, tmp_path, monkeypatch, mode, expected):
+def test_the_video_command_hands_the_chosen_threads_to_onnxruntime(
+    tiny_model, clip, tmp_path, monkeypatch, mode, expected
+):
     from facecam.realtime import cli
 
     asked = []

@@ -10,7 +10,8 @@ from facecam.errors import FacecamError
 from facecam.face import face_probability
 from facecam.model_card import ModelCard
 from facecam.realtime import processing
-from facecam.realtime.compose import MODES, ComposeSettings, compose, halo_free_blur, parse_background
+from facecam.realtime.compose import MODES, ComposeSettings, compose, parse_background
+from facecam.realtime.drawing import alpha_box, halo_free_blur
 from facecam.realtime.providers import PROVIDERS, candidate_providers
 from facecam.realtime.smoothing import FlickerMeter, TemporalSmoother
 
@@ -164,7 +165,7 @@ def test_blur_has_no_halo_of_face_colour(sigma):
     face[60:140, 60:140] = 1
     frame[face > 0] = (0, 0, 255)  # a red face on grey
     naive = cv2.GaussianBlur(frame, (0, 0), sigma)
-    ours = halo_free_blur(frame, face, sigma)
+    ours = halo_free_blur(frame, face[alpha_box(face)], alpha_box(face), sigma)
     ring = (slice(52, 58), slice(80, 120))  # background just outside the face
     assert naive[ring][..., 2].mean() > 110  # plain blur bleeds red into the background
     excess_naive = naive[ring][..., 2].mean() - 100
@@ -175,7 +176,8 @@ def test_blur_under_a_face_that_fills_the_frame_is_the_plain_blur():
     # no background anywhere near: the normalised convolution would be 0/0 without its tiny
     # everywhere-weight; a mode switch or a soft alpha edge can show these pixels
     frame = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8), (0, 0), 2)
-    ours = halo_free_blur(frame, np.ones((120, 160), np.float32), 8)
+    whole = (slice(0, 120), slice(0, 160))
+    ours = halo_free_blur(frame, np.ones((120, 160), np.float32), whole, 8)
     plain = cv2.GaussianBlur(frame, (0, 0), 8)
     assert np.abs(ours.astype(int) - plain).mean() < 2
 
