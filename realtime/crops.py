@@ -246,16 +246,20 @@ def keep_blobs_touching(probability: np.ndarray, seed: np.ndarray, threshold: fl
     """``probability`` ``(s, s) float32`` with every blob (above ``threshold``) that does not
     touch ``seed`` (``(s, s) bool``) set to 0, so a crop adds only the face it was cut for,
     not a neighbour's face or a hand in its corner. The soft rim of a kept blob stays."""
-    count, labels = cv2.connectedComponents(cv2.compare(probability, threshold, cv2.CMP_GT))
-    if count <= 1:
+    binary = cv2.compare(probability, threshold, cv2.CMP_GT)
+    count, labels = cv2.connectedComponents(binary)
+    touched = np.unique(labels[seed]) if count > 1 else np.zeros(0, np.int32)
+    touched = touched[touched > 0]
+    if touched.size == 0:
         return np.zeros_like(probability)
-    keep = np.zeros(count, np.uint8)
-    keep[np.unique(labels[seed & (labels > 0)])] = 1
-    keep[0] = 0
-    if not keep.any():
-        return np.zeros_like(probability)
+    if count == 2:  # one blob, the face itself most frames: it is the binary image (no relabelling)
+        kept = binary
+    else:
+        keep = np.zeros(count, np.uint8)
+        keep[touched] = 1
+        kept = keep[labels]
     # the rim below the threshold belongs to the blob it surrounds: grow the kept blobs by 2 px
-    kept = cv2.dilate(keep[labels], np.ones((5, 5), np.uint8))
+    kept = cv2.dilate(kept, np.ones((5, 5), np.uint8))
     out = np.zeros_like(probability)
     cv2.copyTo(probability, kept, out)
     return out
@@ -318,13 +322,27 @@ def seed_disc(size: int, centre: tuple[float, float], radius_share: float = SEED
     return disc
 
 
-def inside_frame(crop: Crop, frame_hw: tuple[int, int], size: int) -> np.ndarray:
-    """``(size, size) float32``: 1 where a crop's pixel lies inside the frame, 0 past its edges."""
+def zeroed_outside_frame(probability: np.ndarray, crop: Crop, frame_hw: tuple[int, int]) -> np.ndarray:
+    """A copy of a crop's ``(s, s)`` ``probability`` with the pixels that lie past the frame's
+    edges set to 0 (the crop repeats the frame's edge pixels there). What lies inside the frame
+    is a block of rows by a block of columns: four strips are zeroed, no frame-of-ones multiplied."""
+    size = probability.shape[0]
     height, width = frame_hw
     left, top, step = crop.cx - crop.side / 2, crop.cy - crop.side / 2, crop.side / size
-    xs = left + (np.arange(size) + 0.5) * step
-    ys = top + (np.arange(size) + 0.5) * step
-    return (((ys >= 0) & (ys < height))[:, None] & ((xs >= 0) & (xs < width))[None, :]).astype(np.float32)
+    rows = _block_within(top + (np.arange(size) + 0.5) * step, height)
+    cols = _block_within(left + (np.arange(size) + 0.5) * step, width)
+    out = probability.copy()
+    out[: rows.start] = 0
+    out[rows.stop :] = 0
+    out[:, : cols.start] = 0
+    out[:, cols.stop :] = 0
+    return out
+
+
+def _block_within(centres: np.ndarray, extent: int) -> slice:
+    """The block of increasing pixel ``centres`` within ``0 .. extent`` (an empty slice if none)."""
+    inside = np.flatnonzero((centres >= 0) & (centres < extent))
+    return slice(int(inside[0]), int(inside[-1]) + 1) if inside.size else slice(0, 0)
 
 
 def crop_to_crop(old: Crop, new: Crop, size: int) -> np.ndarray:

@@ -33,10 +33,10 @@ from facecam.realtime.crops import (
     face_blob_boxes,
     faces_in_crop,
     head_of,
-    inside_frame,
     keep_blobs_touching,
     paste_max,
     seed_disc,
+    zeroed_outside_frame,
 )
 from facecam.realtime.fine_scan import FineScan, FullPassMemory, blobs_in_tile, probability_in_border, tile_grid
 from facecam.realtime.passes import (
@@ -377,7 +377,7 @@ class FaceFinder:
         # past the frame's edge the crop repeats the edge pixels: a neck at the bottom edge would
         # run on as a streak and the face's box (and the next crop) grow without end
         size = probability.shape[0]
-        probability = probability * inside_frame(track.crop, frame_hw, size)
+        probability = zeroed_outside_frame(probability, track.crop, frame_hw)
         fx, fy = head_of(track.face, track.frames == 0).center  # where Crop.around aimed the crop
         (cx, cy) = track.crop.to_crop(size) @ np.array([fx, fy, 1.0])
         kept = keep_blobs_touching(probability, seed_disc(size, (cx, cy)), FACE_THRESHOLD)

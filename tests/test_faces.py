@@ -234,3 +234,37 @@ def test_a_big_face_is_trusted_but_a_long_thin_blob_is_verified():
     assert verifier.crops == [Crop.around(sleeve, proposal=True)]  # only the sleeve was asked about
     verifier.score = 0.9
     assert believed(verifier, frame, [portrait, with_chest, sleeve], 0.5, 1 / 3) == [portrait, with_chest, sleeve]
+
+
+@pytest.mark.parametrize("crop", [Crop(100, 60, 64), Crop(10, 110, 80), Crop(150, 5, 300), Crop(-50, -50, 40)])
+def test_crop_pixels_past_the_frame_are_zeroed_and_no_others(crop):
+    from facecam.realtime.crops import zeroed_outside_frame
+
+    size, (height, width) = 48, (120, 160)
+    probability = np.random.default_rng(3).random((size, size), dtype=np.float32)
+    left, top, step = crop.cx - crop.side / 2, crop.cy - crop.side / 2, crop.side / size
+    centres = (np.arange(size) + 0.5) * step
+    inside = ((top + centres >= 0) & (top + centres < height))[:, None] & (
+        (left + centres >= 0) & (left + centres < width)
+    )[None, :]
+    got = zeroed_outside_frame(probability, crop, (height, width))
+    np.testing.assert_array_equal(got, np.where(inside, probability, 0))
+    assert got is not probability and probability.min() > 0  # a copy: the model's look is kept as it was
+
+
+def test_every_blob_the_seed_touches_is_kept_with_its_rim_and_only_those():
+    probability = np.zeros((64, 64), np.float32)
+    cv2.circle(probability, (20, 20), 8, 0.9, -1)
+    cv2.circle(probability, (44, 44), 8, 0.9, -1)
+    cv2.circle(probability, (8, 56), 4, 0.9, -1)
+    probability = cv2.GaussianBlur(probability, (0, 0), 1.5)  # a soft rim under the threshold
+    seed = np.zeros((64, 64), bool)
+    seed[18:22, 18:22] = seed[42:46, 42:46] = True  # on two of the three
+    kept = keep_blobs_touching(probability, seed, 0.5)
+    assert kept[20, 20] > 0.5 and kept[44, 44] > 0.5 and kept[56, 8] == 0
+    assert 0 < kept[20, 29] < 0.5  # the rim of a kept blob stays
+    corner = np.zeros((64, 64), bool)
+    corner[:36, :36] = True
+    one = np.where(corner, probability, 0).astype(np.float32)  # the top left blob alone: the one-blob path
+    np.testing.assert_array_equal(keep_blobs_touching(one, seed, 0.5), np.where(corner, kept, 0))
+    assert not keep_blobs_touching(one, ~np.ones_like(seed), 0.5).any()
