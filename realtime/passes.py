@@ -16,10 +16,13 @@ from facecam.realtime.tracking import SAME_FACE_IOU
 FINDER_ZOOM = 2.0
 FINDER_MAX_SIDE = 1280
 #: the full-frame pass at the model's size every this many frames, the zoomed one for small
-#: faces every FINE_EVERY (3 s at 30 fps: it costs ~20 crops), ANONYMIZE_FINE_EVERY in
-#: anonymize; both at the start and on a scene cut
+#: faces every FINE_EVERY (5 s at 30 fps), ANONYMIZE_FINE_EVERY in anonymize; both at the start
+#: and on a scene cut. Outside anonymize a small face found late is only blurred (or tinted) a
+#: little longer, and the zoomed pass was the largest share of the CPU a 720p blur frame costs
+#: that is not the face itself: with a look every 3 s, 0.5-0.8 ms of 7.5-8 (d3 at 720p, changed
+#: tiles only); every 5 s, 0.3 ms less (facecam-bench, three alternating runs)
 FIND_EVERY = 6
-FINE_EVERY = 90
+FINE_EVERY = 150
 ANONYMIZE_FINE_EVERY = 12
 #: a crop goes to the model at this many model pixels per frame pixel (a small face is enlarged
 #: a little, not to the model's full size: the cost then grows with the face), at least
