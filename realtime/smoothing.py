@@ -136,10 +136,11 @@ def held_edges(
     ``(x, y)`` is at ``((x + origin_x + 0.5) * scale_x, (y + origin_y + 0.5) * scale_y)``, rounded down."""
     # whole-array OpenCV passes, not a look at the band's pixels by index: at 720p a webcam
     # face's soft band holds ~50k pixels, and indexing them cost 4x these passes
-    crossed = cv2.bitwise_xor(cv2.compare(mask, 0.5, cv2.CMP_GE), cv2.compare(previous, 0.5, cv2.CMP_GE))
-    held = cv2.bitwise_and(crossed, cv2.inRange(mask, 0.5 - band, 0.5 + band))
-    held = cv2.bitwise_and(held, cv2.compare(mask, 0.5 + band, cv2.CMP_LT))
-    held = cv2.bitwise_and(held, cv2.compare(still_at(still, mask.shape, scale, origin), 0, cv2.CMP_GT))
+    held = cv2.bitwise_xor(cv2.compare(mask, 0.5, cv2.CMP_GE), cv2.compare(previous, 0.5, cv2.CMP_GE))
+    near = cv2.compare(mask, 0.5 - band, cv2.CMP_GE)  # within [0.5 - band, 0.5 + band)
+    cv2.bitwise_and(near, cv2.compare(mask, 0.5 + band, cv2.CMP_LT), dst=near)
+    cv2.bitwise_and(held, near, dst=held)
+    cv2.bitwise_and(held, still_at(still, mask.shape, scale, origin), dst=held)  # still is 0 or 1: non-zero stays
     if not cv2.countNonZero(held):
         return mask
     out = mask.copy()
