@@ -58,7 +58,7 @@ def test_tiles_cover_the_zoomed_pass_with_overlap():
 def test_a_new_small_face_is_found_by_the_tiles_one_look_a_frame():
     segmenter = Spy()
     finder = FaceFinder(segmenter, smoothing=0, reuse_still=False)
-    found = small_face_stream(finder, segmenter, 120)
+    found = small_face_stream(finder, segmenter, finder.fine_every + 30)
     tiles = len(fine_scan.tile_grid((736, 1280)))
     assert found is not None and finder.fine_every <= found < finder.fine_every + tiles
     # the whole zoomed pass ran once, on the first frame; after it, at most one tile a frame
