@@ -10,8 +10,9 @@
             result.faces                     # the faces tracked in this frame (Box, frame pixels)
 
 ``FaceStream`` does per frame exactly what the ``facecam`` command does (the command's threaded
-pipeline calls the same three steps, :meth:`FaceStream.find`, :meth:`FaceStream.alpha` and
-:meth:`FaceStream.draw`, on different threads): faces found at every scale, each segmented in its
+pipeline calls the same three steps, :meth:`FaceStream.find`, :meth:`FaceStream.alpha_in_box` and
+:meth:`FaceStream.draw_in_box`, on different threads: the same alpha and picture, without a
+frame-sized alpha): faces found at every scale, each segmented in its
 own crop, tracked and smoothed, pockets closed, the mask upsampled edge-aware, then drawn.
 Nothing global changes on import or construction: no signal handler, no onnxruntime log level.
 """

@@ -113,14 +113,14 @@ class ComposeSettings:
             )
         if self.background is None:  # the camera window may switch to replace mode later
             self.background = NAMED_COLORS["green"]
-        _check_background(self.background)
+        check_background(self.background)
 
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
-def _check_background(background) -> None:
+def check_background(background) -> None:
     """A BGR image ``(H, W, 3) uint8`` or a BGR colour of three 0..255 integers, else a FacecamError."""
     if isinstance(background, np.ndarray):
         if background.dtype != np.uint8 or background.ndim != 3 or background.shape[2] != 3 or 0 in background.shape:
@@ -193,7 +193,8 @@ def face_alpha_in_box(
 ) -> tuple[np.ndarray | None, tuple[slice, slice] | None]:
     """:func:`face_alpha_and_box` as its box part: the alpha's ``(h, w) float32`` values inside the
     rows and columns outside which it is 0, and those (None, None: 0 everywhere), the same values,
-    for :func:`~facecam.realtime.drawing.draw_in_box`. No frame-sized array is made."""
+    for :func:`~facecam.realtime.drawing.draw_in_box`. From 1280 px on no frame-sized array is
+    made (see processing.upsample_mask_in_box)."""
     grid = mode_mask(mask, mode, frame.shape[:2], faces, held, settings)
     part, box = upsample_mask_in_box(grid, frame, frame_levels(levels, frame), refine)
     return part, box_slices(box)

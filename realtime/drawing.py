@@ -9,10 +9,12 @@ pipeline no longer makes.
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
-from facecam.realtime.compose import ComposeSettings, _check_background
+from facecam.realtime.compose import ComposeSettings, check_background
 from facecam.realtime.processing import UNKNOWN_BOX, Halvings, frame_levels
 
 OVERLAY_BGR = (0, 220, 0)  # the classic translucent green face mask
@@ -81,7 +83,7 @@ def _background_image(settings: ComposeSettings, height: int, width: int) -> np.
     colour): an image array changed in place keeps its cached copy. A background set after the
     settings were made is checked here (a FacecamError, not an OpenCV error from the frame)."""
     bg = settings.background
-    _check_background(bg)
+    check_background(bg)
 
     def make() -> np.ndarray:
         if isinstance(bg, np.ndarray):
@@ -168,19 +170,15 @@ def _at_small_centres(
     return weight
 
 
-_SOURCES: dict[tuple[int, int], np.ndarray] = {}
-
-
+@functools.lru_cache(maxsize=8)  # a few frame sizes: a folder of photos of many sizes holds 8
 def _nearest_sources(big: int, small: int) -> np.ndarray:
     """The index along an axis of ``big`` pixels that OpenCV's INTER_NEAREST_EXACT resize to
     ``small`` picks for each of its pixels: asked of OpenCV itself (a resize of the indices), once
-    per size, so the pick never drifts from the resize's own rounding."""
-    key = (big, small)
-    if key not in _SOURCES:
-        indices = np.arange(big, dtype=np.float32).reshape(big, 1)  # exact in float32 up to 2**24
-        picked = cv2.resize(indices, (1, small), interpolation=cv2.INTER_NEAREST_EXACT)
-        _SOURCES[key] = picked.ravel().astype(np.intp)
-    return _SOURCES[key]
+    per size, so the pick never drifts from the resize's own rounding. Read-only (it is shared)."""
+    indices = np.arange(big, dtype=np.float32).reshape(big, 1)  # exact in float32 up to 2**24
+    picked = cv2.resize(indices, (1, small), interpolation=cv2.INTER_NEAREST_EXACT).ravel().astype(np.intp)
+    picked.flags.writeable = False
+    return picked
 
 
 def _gaussian(image: np.ndarray, sigma: float) -> np.ndarray:

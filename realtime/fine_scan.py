@@ -1,7 +1,7 @@
 """The zoomed full-frame pass for small faces, in a stream: one tile a frame, changed tiles only.
 
 Why: the zoomed pass sees a 720p frame at full size (1280x736 model pixels): 230 ms of CPU in
-one go. Run every 3 s in one frame, it made that frame and the few behind it late (at a 30 fps
+one go. Run every few seconds in one frame, it made that frame and the few behind it late (at a 30 fps
 camera, 720p: latency p95 76 ms with it, 34 ms without). In a stream it is cut into tiles,
 looked at one a frame, so no frame waits much longer than the others. And a tile whose picture
 has not changed since the model last looked at it is skipped: the model would see what it saw

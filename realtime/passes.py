@@ -73,7 +73,7 @@ def finder_size(frame_hw: tuple[int, int], model_side: int, zoom: float = FINDER
 def finder_settings(mode: str) -> dict:
     """FaceFinder settings for a compose mode. In anonymize a missed face is a privacy failure
     and a patch of skin pixelated costs little: a small face coming into view is looked for
-    every 12 frames, not 90, in every tile, changed or not, and the verifier keeps doubtful
+    every 12 frames, not FINE_EVERY, in every tile, changed or not, and the verifier keeps doubtful
     proposals; a face's last look is reused longer, as the pixelation's margin hides a mask a
     frame behind. Elsewhere a wrong face shows (a blurred arm, a sharp patch of carpet) and the
     CPU is spared."""

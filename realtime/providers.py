@@ -151,6 +151,8 @@ def pipeline_threads(requested: int, mode: str, camera: bool = False, cores: int
       alternating runs (``facecam-bench --predecode --no-encode``): 720p 8.5-9.5 ms of CPU a
       frame against 9.0-10.0 with two threads, at the same or more FPS (165-189 against
       161-179); d3.mp4 (512x512) 10.0-10.2 against 11.2-11.3, at 129-132 FPS both ways.
+
+    Chosen once, for the mode a run starts in: a window's mode switch keeps them (speed only).
     """
     if requested:
         return requested

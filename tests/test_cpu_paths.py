@@ -7,35 +7,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from pictures import textured, whole_frame_upsample
 
 from facecam.face import face_probability
 from facecam.realtime import faces, processing, reuse
 from facecam.realtime.crops import Crop, crop_pixels
-from facecam.realtime.drawing import _blend, alpha_box, blend_into
-
-
-def textured(height: int, width: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return cv2.GaussianBlur(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), (0, 0), 3)
-
-
-def whole_frame_upsample(mask: np.ndarray, frame: np.ndarray) -> np.ndarray:
-    """The guided upsampling computed over the whole frame (what upsample_mask did before)."""
-    h, w = mask.shape
-    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    guide = processing.Halvings(frame).shrunk_gray((w, h)).astype(np.float32) / 255
-    k = (2 * processing.GUIDE_RADIUS + 1,) * 2
-    mean_i, mean_p = cv2.blur(guide, k), cv2.blur(mask, k)
-    a = (cv2.blur(guide * mask, k) - mean_i * mean_p) / (
-        cv2.blur(guide * guide, k) - mean_i * mean_i + processing.GUIDE_EPS
-    )
-    b = mean_p - a * mean_i
-    scale = 1 / (1 - 2 * processing.SNAP)
-    a = cv2.blur(a, k) * (scale / 255)
-    b = cv2.blur(b, k) * scale - processing.SNAP * scale
-    big = frame.shape[1::-1]
-    out = cv2.resize(a, big, interpolation=cv2.INTER_LINEAR) * gray + cv2.resize(b, big, interpolation=cv2.INTER_LINEAR)
-    return np.clip(out, 0, 1)
 
 
 @pytest.mark.parametrize(
@@ -55,34 +31,6 @@ def test_upsampling_only_the_face_box_equals_the_whole_frame(height, width, grid
     assert np.abs(got - want).max() < 1e-4  # the box is resized on its own, sampled where the whole is
     assert want[got == 0].max() < 0.02  # nothing of the face is lost outside the box
     assert not processing.upsample_mask(np.zeros(grid, np.float32), frame).any()
-
-
-def test_blending_the_face_box_equals_blending_everything():
-    frame, other = textured(360, 640, 1), textured(360, 640, 2)
-    alpha = np.zeros((360, 640), np.float32)
-    cv2.circle(alpha, (500, 100), 40, 1.0, -1)
-    alpha = cv2.GaussianBlur(alpha, (0, 0), 4)
-    box = alpha_box(alpha)
-    assert box is not None and box[1].start < 460 and box[1].stop > 540
-    float_blend = cv2.blendLinear(frame, other, alpha, 1 - alpha)
-    assert np.abs(_blend(frame, other, alpha[box], box).astype(int) - float_blend).max() <= 1  # 8-bit fixed point
-    assert alpha_box(np.zeros((360, 640), np.float32)) is None
-    np.testing.assert_array_equal(_blend(frame, other, None, None), other)
-
-
-def test_the_blend_writes_into_a_view_of_the_output_and_nowhere_else():
-    frame, other = textured(360, 640, 1), textured(360, 640, 2)
-    alpha = np.zeros((360, 640), np.float32)
-    cv2.circle(alpha, (300, 180), 60, 1.0, -1)
-    alpha = cv2.GaussianBlur(alpha, (0, 0), 4)
-    out, box = other.copy(), (slice(90, 270), slice(200, 400))
-    blend_into(frame[box], out[box], alpha[box])  # a view with the frame's row stride
-    float_blend = cv2.blendLinear(frame[box], other[box], alpha[box], 1 - alpha[box])
-    assert np.abs(out[box].astype(int) - float_blend).max() <= 1
-    assert out[box].mean() != other[box].mean()  # written in place, not into a copy
-    outside = np.ones((360, 640), bool)
-    outside[box] = False
-    np.testing.assert_array_equal(out[outside], other[outside])
 
 
 @pytest.mark.parametrize("factor", [2, 4, 8])
@@ -197,15 +145,6 @@ def test_a_look_moved_by_a_shift_lands_where_the_face_now_is():
     assert reuse.moved_look(crop, texture, probability, crop, handed) is None
 
 
-def test_the_face_box_holds_even_a_tiny_face_in_a_4k_frame():
-    alpha = np.zeros((2160, 3840), np.float32)
-    alpha[100:114, 1000:1014] = 1.0  # between any coarse sampling grid's points
-    box = alpha_box(alpha)
-    assert box == (slice(100, 114), slice(1000, 1014))
-    frame, other = textured(2160, 3840, 5), textured(2160, 3840, 6)
-    np.testing.assert_array_equal(_blend(frame, other, alpha[box], box)[100:114, 1000:1014], frame[100:114, 1000:1014])
-
-
 def test_the_cpu_graph_without_its_final_resize_gives_the_models_own_probability(tmp_path):
     import onnx
     import onnxruntime as ort
@@ -262,75 +201,6 @@ def test_a_streams_large_crop_is_segmented_smaller_a_photos_is_not():
     for side in (40, 120, 250, large - 1):
         assert crop_input_side(side, 224, stream=True) == crop_input_side(side, 224)
     assert crop_input_side(large - 1, 224) == 224
-
-
-@pytest.mark.parametrize("mode", ["blur", "overlay", "replace", "anonymize", "mask"])
-def test_the_box_known_from_the_grid_holds_every_face_pixel_and_draws_what_measuring_draws(mode):
-    from facecam.realtime.compose import ComposeSettings, face_alpha_and_box, face_alpha_in_box
-    from facecam.realtime.crops import Box
-    from facecam.realtime.drawing import draw, draw_in_box
-    from facecam.realtime.tracking import HeldFace
-
-    frame = textured(720, 1280, 3)
-    mask = np.zeros((144, 256), np.float32)
-    cv2.ellipse(mask, (90, 70), (20, 28), 0, 0, 360, 1.0, -1)
-    mask = cv2.GaussianBlur(mask, (0, 0), 1.5)
-    faces, held = [Box(350, 200, 550, 500)], [HeldFace(Box(1000, 100, 1100, 220), 3)]
-    settings = ComposeSettings(mode=mode, anonymize_margin=0.3)
-    alpha, box = face_alpha_and_box(frame, mask, mode, faces, held, settings)
-    # the same filter over the whole frame, with no box at all, is 0 outside the box too
-    from facecam.realtime.compose import mode_mask
-
-    grid = mode_mask(mask, mode, frame.shape[:2], faces, held, settings)
-    level = processing.Halvings(frame).level(processing.alpha_level(frame.shape[:2]))
-    whole = cv2.resize(whole_frame_upsample(grid, level), (1280, 720), interpolation=cv2.INTER_LINEAR)
-    outside = whole.copy()
-    outside[box] = 0
-    assert alpha[box].any() and outside.max() == 0
-    if mode == "anonymize":  # the held face's ellipse, away from the mask, is inside the box too
-        assert box[1].stop > 1050 and alpha[160, 1050] > 0.5
-    drawn = draw(frame, alpha, settings, box=box)
-    np.testing.assert_array_equal(drawn, draw(frame, alpha, settings))
-    # the pipeline's way, with no frame-sized alpha: the same values, the same picture
-    part, part_box = face_alpha_in_box(frame, mask, mode, faces, held, settings)
-    assert part_box == box
-    np.testing.assert_array_equal(part, alpha[box])
-    np.testing.assert_array_equal(draw_in_box(frame, part, box, settings), drawn)
-    empty, none = face_alpha_and_box(frame, np.zeros((144, 256), np.float32), "blur")
-    assert none is None and not empty.any()
-    assert face_alpha_in_box(frame, np.zeros((144, 256), np.float32), "blur") == (None, None)
-    np.testing.assert_array_equal(draw_in_box(frame, None, None, settings), draw(frame, empty, settings))
-
-
-@pytest.mark.parametrize(("height", "width", "sigma"), [(720, 1280, 8), (1080, 1920, 8), (481, 643, 5), (97, 131, 16)])
-def test_the_blur_weight_read_in_the_box_is_what_resizing_the_whole_alpha_gives(height, width, sigma):
-    from facecam.realtime.drawing import _at_small_centres
-
-    rng = np.random.default_rng(height)
-    alpha = np.zeros((height, width), np.float32)
-    y0, x0 = height // 5, width // 3
-    alpha[y0 : height - 3, x0 : x0 + width // 3] = rng.random((height - 3 - y0, width // 3), dtype=np.float32)
-    box = alpha_box(alpha)
-    small = (width // sigma, height // sigma)
-    want = cv2.resize(alpha, small, interpolation=cv2.INTER_NEAREST_EXACT)
-    np.testing.assert_array_equal(_at_small_centres(alpha[box], box, (height, width), small), want)
-    assert not _at_small_centres(None, None, (height, width), small).any()
-
-
-def test_flicker_measured_in_the_face_box_equals_flicker_of_the_whole_mask():
-    from facecam.realtime.smoothing import FlickerMeter
-
-    rng = np.random.default_rng(0)
-    whole, boxed = FlickerMeter(), FlickerMeter()
-    for frame in range(30):
-        mask = np.zeros((120, 200), np.float32)
-        if frame % 7 != 3:  # now and then no face at all
-            cv2.circle(mask, (int(rng.integers(30, 170)), int(rng.integers(30, 90))), int(rng.integers(5, 25)), 1.0, -1)
-        box = processing.support_box(mask, 0)
-        whole.add(mask)
-        boxed.add(mask, processing.box_slices(box))
-    assert whole.value > 0.1
-    assert boxed.value == pytest.approx(whole.value, abs=1e-12)
 
 
 def test_a_large_frames_alpha_filtered_at_its_halving_puts_the_edge_where_the_full_size_filter_does():
@@ -421,14 +291,3 @@ def test_a_720p_streams_edge_hold_works_at_the_halving_and_holds_a_still_edge():
         flips[smoothing] = np.count_nonzero(seen[1] != seen[0])
     # held at the halving, fewer edge pixels of the full-size alpha flip than without the hold
     assert 0 < flips[0.6] < flips[0.0] * 0.97, flips
-
-
-def test_zeros_outside_the_box_only():
-    from facecam.realtime.processing import zeros_outside
-
-    out = zeros_outside((40, 60), (10, 30, 5, 50))
-    out[10:30, 5:50] = 7.0  # the caller writes the box
-    want = np.zeros((40, 60), np.float32)
-    want[10:30, 5:50] = 7.0
-    np.testing.assert_array_equal(out, want)
-    np.testing.assert_array_equal(zeros_outside((4, 6), None), np.zeros((4, 6), np.float32))

@@ -140,3 +140,35 @@ def test_the_video_command_hands_the_chosen_threads_to_onnxruntime(
     argv = ["--model", str(tiny_model), "--video", str(clip), "--out", str(tmp_path / "o.mp4"), "--mode", mode]
     assert cli.main([*argv, "--max-frames", "3", "--verifier", "none"]) == 0
     assert asked and set(asked) == {expected}
+
+
+@pytest.mark.parametrize(
+    ("mode", "jobs", "expected"), [("blur", 1, 2), ("blur", 2, 1), ("anonymize", 1, 4), ("anonymize", 2, 2)]
+)
+def test_a_batch_gives_each_job_its_share_of_the_cores_by_mode(tmp_path, monkeypatch, mode, jobs, expected):
+    from conftest import write_clip
+
+    from facecam.realtime import batch_cli, cli
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("a", "b"):
+        write_clip(videos / f"{name}.mp4", frames=3, fps=12, size=(48, 64))
+    monkeypatch.setattr(batch_cli, "usable_cores", lambda: 4)
+    args = cli.parser().parse_args(
+        ["--videos", str(videos), "--out", str(tmp_path / "out"), "--mode", mode, "--jobs", str(jobs)]
+    )
+    assert batch_cli.prepare(args)[2] == expected
+
+
+@pytest.mark.parametrize(("extra", "expected"), [((), 1), (("--camera-fps", "30"), 1), (("--mode", "anonymize"), 2)])
+def test_the_benchmark_hands_the_chosen_threads_to_onnxruntime(tiny_model, clip, monkeypatch, extra, expected):
+    from facecam.realtime import bench_cli
+
+    asked = []
+    real = providers.session_options
+    monkeypatch.setattr(providers, "usable_cores", lambda: 2)
+    monkeypatch.setattr(providers, "session_options", lambda threads: asked.append(threads) or real(threads))
+    argv = ["--source", str(clip), "--model", str(tiny_model), "--frames", "4", "--warmup", "1", "--verifier", "none"]
+    assert bench_cli.main([*argv, "--no-encode", *extra]) == 0
+    assert asked and set(asked) == {expected}
