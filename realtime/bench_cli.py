@@ -43,7 +43,8 @@ def parser() -> OneLineErrorParser:
         "--threads",
         type=non_negative_int,
         default=0,
-        help="inference threads (0 = as facecam chooses: 1 with --camera-fps, else half the cores, all in anonymize)",
+        help="inference threads (0 = as facecam chooses: 1 with --camera-fps, else half the cores; "
+        "onnxruntime's default in anonymize)",
     )
     p.add_argument(
         "--verifier", default="facecam_verifier", metavar="NAME|PATH|none", help="the face verifier (none: no verifier)"

@@ -64,7 +64,7 @@ def parser() -> OneLineErrorParser:
         type=non_negative_int,
         default=0,
         help="inference threads (0 = as facecam chooses: 1 for a camera, where the CPU a frame costs "
-        "counts; for a video half the cores, all in anonymize; onnxruntime's default for photos)",
+        "counts; for a video half the cores, onnxruntime's default in anonymize and for photos)",
     )
     p.add_argument(
         "--verifier",

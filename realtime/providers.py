@@ -144,9 +144,10 @@ def pipeline_threads(requested: int, mode: str, camera: bool = False, cores: int
     The pipeline's own two worker threads (faces; upsampling and compose) already keep two
     cores busy, and splitting each model run over more threads costs CPU in hand-offs, so:
     - a live camera: one. The camera sets the pace, and what counts is the CPU a frame costs;
-    - anonymize: every core. Crowds make the faces step the slower one by far (the zoomed
-      pass every 12 frames, a crop a face); on the group-1 clip, 2 cores, two threads gave
-      20.5-20.9 FPS against 17.5-17.6 with one;
+    - anonymize: every core (``cores`` when given, as a batch's job gets its share; else
+      onnxruntime's own choice, one a physical core). Crowds make the faces step the slower one
+      by far (the zoomed pass every 12 frames, a crop a face); on the group-1 clip, 2 cores, two
+      threads gave 20.5-20.9 FPS against 17.5-17.6 with one;
     - the other modes: half the cores, leaving the rest to the compose step. Blur, 2 cores,
       alternating runs (``facecam-bench --predecode --no-encode``): 720p 8.5-9.5 ms of CPU a
       frame against 9.0-10.0 with two threads, at the same or more FPS (165-189 against
@@ -158,8 +159,9 @@ def pipeline_threads(requested: int, mode: str, camera: bool = False, cores: int
         return requested
     if camera:
         return 1
-    cores = cores or usable_cores()
-    return cores if mode == "anonymize" else max(1, cores // 2)
+    if mode == "anonymize":
+        return cores or 0
+    return max(1, (cores or usable_cores()) // 2)
 
 
 def session_options(threads: int):

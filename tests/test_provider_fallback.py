@@ -113,7 +113,7 @@ def test_an_onnxruntime_without_preload_still_tries_the_gpu(broken_gpu, tiny_mod
     [
         (0, "blur", False, 2),  # half the cores: the compose step has the other half
         (0, "overlay", False, 2),
-        (0, "anonymize", False, 4),  # crowds: the faces step is the slow one
+        (0, "anonymize", False, 4),  # crowds: the faces step is the slow one (a batch job's share)
         (0, "blur", True, 1),  # a camera: the CPU a frame costs
         (0, "anonymize", True, 1),
         (3, "blur", True, 3),  # asked for: kept
@@ -127,7 +127,11 @@ def test_pipeline_threads_never_reach_zero_on_one_core():
     assert providers.pipeline_threads(0, "blur", cores=1) == 1
 
 
-@pytest.mark.parametrize(("mode", "expected"), [("blur", 1), ("anonymize", 2)])
+def test_anonymize_on_its_own_leaves_the_count_to_onnxruntime():
+    assert providers.pipeline_threads(0, "anonymize") == 0  # one a physical core, not a hyperthread
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("blur", 1), ("anonymize", 0)])
 def test_the_video_command_hands_the_chosen_threads_to_onnxruntime(
     tiny_model, clip, tmp_path, monkeypatch, mode, expected
 ):
@@ -161,7 +165,7 @@ def test_a_batch_gives_each_job_its_share_of_the_cores_by_mode(tmp_path, monkeyp
     assert batch_cli.prepare(args)[2] == expected
 
 
-@pytest.mark.parametrize(("extra", "expected"), [((), 1), (("--camera-fps", "30"), 1), (("--mode", "anonymize"), 2)])
+@pytest.mark.parametrize(("extra", "expected"), [((), 1), (("--camera-fps", "30"), 1), (("--mode", "anonymize"), 0)])
 def test_the_benchmark_hands_the_chosen_threads_to_onnxruntime(tiny_model, clip, monkeypatch, extra, expected):
     from facecam.realtime import bench_cli
 
