@@ -126,6 +126,22 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def iou_matrix(first: list[Box], second: list[Box]) -> np.ndarray:
+    """``(len(first), len(second)) float64``: :func:`iou` of every pair, the same arithmetic in
+    the same order (so the same values to the last bit), in a few array operations instead of a
+    Python call a pair: a crowd's tracker compares ~70 held faces with ~15 tracks a frame."""
+    a = np.array([(b.x0, b.y0, b.x1, b.y1) for b in first], np.float64).reshape(-1, 1, 4)
+    b = np.array([(b.x0, b.y0, b.x1, b.y1) for b in second], np.float64).reshape(1, -1, 4)
+    w = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
+    h = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
+    inter = w * h
+    union = (
+        (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) - inter
+    )
+    touching = (w > 0) & (h > 0) & (union > 0)
+    return np.divide(inter, union, out=np.zeros_like(inter), where=touching)
+
+
 @dataclass(frozen=True)
 class Crop:
     """A square region of the frame: centre ``(cx, cy)`` and ``side`` in frame pixels."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facecam.realtime.crops import CROP_MARGIN, Box, Crop, fit_crop, inside, iou
+from facecam.realtime.crops import CROP_MARGIN, Box, Crop, fit_crop, inside, iou, iou_matrix
 from facecam.realtime.smoothing import TemporalSmoother
 
 #: a proposal overlapping a track's face this much (IoU) is that face, not a new one
@@ -151,11 +151,11 @@ class FaceTracker:
         """Forget held faces whose memory ended before ``frame_index``, and those a track found
         again; and the rejected proposals whose time is up."""
         self.rejected = [r for r in self.rejected if r.until >= frame_index]
-        self.held = [
-            h
-            for h in self.held
-            if h.until >= frame_index and not any(iou(h.box, t.face) > SAME_FACE_IOU for t in self.tracks)
-        ]
+        live = [h for h in self.held if h.until >= frame_index]
+        if live and self.tracks:
+            found_again = iou_matrix([h.box for h in live], [t.face for t in self.tracks]).max(axis=1) > SAME_FACE_IOU
+            live = [h for h, again in zip(live, found_again, strict=True) if not again]
+        self.held = live
 
 
 def _barely_moved(old: Crop, new: Crop) -> bool:

@@ -268,3 +268,17 @@ def test_every_blob_the_seed_touches_is_kept_with_its_rim_and_only_those():
     one = np.where(corner, probability, 0).astype(np.float32)  # the top left blob alone: the one-blob path
     np.testing.assert_array_equal(keep_blobs_touching(one, seed, 0.5), np.where(corner, kept, 0))
     assert not keep_blobs_touching(one, ~np.ones_like(seed), 0.5).any()
+
+
+def test_the_iou_of_every_pair_is_the_iou_of_each_to_the_last_bit():
+    from facecam.realtime.crops import iou_matrix
+
+    rng = np.random.default_rng(5)
+    corners = rng.uniform(0, 100, (40, 2))
+    sides = rng.uniform(0, 30, (40, 2))
+    boxes = [Box(x, y, x + w, y + h) for (x, y), (w, h) in zip(corners, sides, strict=True)]
+    boxes += [Box(10, 10, 20, 20), Box(20, 10, 30, 20), Box(10, 10, 10, 20)]  # touching edges, no area
+    got = iou_matrix(boxes, boxes[::-1])
+    want = np.array([[iou(a, b) for b in boxes[::-1]] for a in boxes])
+    assert (got == want).all() and (want > 0).sum() > len(boxes)  # equal to the bit, and many overlap
+    assert iou_matrix([], boxes).shape == (0, len(boxes))
