@@ -398,4 +398,5 @@ class FaceFinder:
         crop = track.crop
         self.tracker.seen(track, crop_box_to_frame(box, crop, size), frame_hw)
         # the smoother's memory moves with the crop: old crop pixels -> frame -> new crop pixels
-        track.smoother.warp(crop_to_crop(crop, track.crop, size))
+        if track.crop != crop:  # (a crop that stayed put keeps it: an identity warp, two a face)
+            track.smoother.warp(crop_to_crop(crop, track.crop, size))
