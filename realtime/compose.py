@@ -19,14 +19,7 @@ import numpy as np
 
 from facecam.errors import FacecamError, UnknownNameError
 from facecam.realtime.crops import Box
-from facecam.realtime.processing import (
-    Halvings,
-    box_slices,
-    frame_levels,
-    upsample_mask,
-    upsample_mask_in_box,
-    upsampled_box,
-)
+from facecam.realtime.processing import Halvings, box_slices, frame_levels, placed, upsample_mask_in_box
 from facecam.realtime.tracking import HeldFace
 
 MODES = ("overlay", "mask", "blur", "replace", "anonymize")
@@ -176,9 +169,8 @@ def face_alpha_and_box(
     reaching ``settings.anonymize_margin`` of its size beyond it, and each face just lost
     (``held``) stays covered by an ellipse at its last place.
     """
-    grid = mode_mask(mask, mode, frame.shape[:2], faces, held, settings)
-    alpha = upsample_mask(grid, frame, frame_levels(levels, frame), refine)
-    return alpha, box_slices(upsampled_box(grid, frame.shape[:2]))
+    part, box = face_alpha_in_box(frame, mask, mode, faces, held, settings, levels, refine)
+    return placed(part, box, frame.shape[:2]), box
 
 
 def face_alpha_in_box(

@@ -201,15 +201,16 @@ def upsample_mask(
     was filtered at, before that resize, and returns it changed (the edge hold, at a quarter of
     the pixels).
     """
-    filtered, count = _filtered(mask, frame, levels, refine)
-    if count == 0:  # filtered at the frame's own size: that is the alpha
-        return filtered
-    box = upsampled_box(mask, frame.shape[:2])
-    part = None if box is None else _upsampled(filtered, frame.shape[:2], box)
-    out = zeros_outside(frame.shape[:2], box)
+    part, box = upsample_mask_in_box(mask, frame, levels, refine)
+    return placed(part, box_slices(box), frame.shape[:2])
+
+
+def placed(part: np.ndarray | None, box: tuple[slice, slice] | None, shape: tuple[int, int]) -> np.ndarray:
+    """The ``shape`` float32 alpha whose part inside ``box`` is ``part`` and which is 0 elsewhere
+    (``None, None``: 0 everywhere): the whole alpha from what :func:`upsample_mask_in_box` gives."""
+    out = zeros_outside(shape, None if box is None else (box[0].start, box[0].stop, box[1].start, box[1].stop))
     if box is not None:
-        y0, y1, x0, x1 = box
-        out[y0:y1, x0:x1] = part
+        out[box] = part
     return out
 
 
@@ -224,24 +225,16 @@ def upsample_mask_in_box(
     For a caller that draws in the box: from 1280 px on (filtered at a halving) the frame-sized
     array would cost a fill of the rest (at 1080p 5 MB a frame) and a copy of the box; a smaller
     frame is filtered at its own size, and its part is a view of that array."""
-    filtered, count = _filtered(mask, frame, levels, refine)
+    levels = levels or Halvings(frame)
+    count = alpha_level(frame.shape[:2])
+    filtered = _guided_upsample(mask, levels.level(count), levels)
+    if refine is not None:  # refined even when empty: the edge hold then forgets the last frame's edge
+        filtered = refine(filtered)
     box = upsampled_box(mask, frame.shape[:2])
     if box is None:
         return None, None
     y0, y1, x0, x1 = box
     return (filtered[y0:y1, x0:x1] if count == 0 else _upsampled(filtered, frame.shape[:2], box)), box
-
-
-def _filtered(
-    mask: np.ndarray, frame: np.ndarray, levels: Halvings | None, refine: Callable[[np.ndarray], np.ndarray] | None
-) -> tuple[np.ndarray, int]:
-    """The guided filter's alpha at the size it is filtered at (the frame halved ``count`` times,
-    see ALPHA_SIDE), refined; and ``count``. Refined even when empty: the edge hold then forgets
-    the last frame's edge."""
-    levels = levels or Halvings(frame)
-    count = alpha_level(frame.shape[:2])
-    alpha = _guided_upsample(mask, levels.level(count), levels)
-    return (refine(alpha) if refine is not None else alpha), count
 
 
 def zeros_outside(shape: tuple[int, int], box: tuple[int, int, int, int] | None) -> np.ndarray:
