@@ -287,6 +287,41 @@ def test_not_face_label_pushes_only_away_from_face():
     assert segmentation_loss(as_face, ignored, (1,)) < 0.6  # only the Dice term's smoothing remains
 
 
+def test_hole_weight_charges_a_pocket_inside_the_face_and_not_a_miss_at_its_edge():
+    import torch
+
+    from facecam.training.engine import INSIDE_MARGIN, face_inside, segmentation_loss
+
+    target = torch.zeros(1, 64, 64, dtype=torch.long)
+    target[:, 10:50, 10:50] = 1
+    inside = face_inside((target == 1).float())
+    side = 40 - 2 * INSIDE_MARGIN
+    assert inside.sum() == side * side and inside[0, 10 + INSIDE_MARGIN, 10 + INSIDE_MARGIN] == 1
+    right = torch.zeros(1, 3, 64, 64)
+    right[:, 1] = 8 * (target[0] == 1).float() - 4  # face where labelled, background elsewhere
+    pocket, edge = right.clone(), right.clone()
+    pocket[:, 1, 28:32, 28:32] = -4  # a hole in the middle of the face
+    edge[:, 1, 10:14, 10:14] = -4  # the same number of pixels missed at its corner
+
+    def extra(logits, weight):
+        return float(segmentation_loss(logits, target, (1,), weight) - segmentation_loss(right, target, (1,), weight))
+
+    assert extra(pocket, 0) == pytest.approx(extra(edge, 0), rel=1e-4)  # plain loss: the same miss
+    assert extra(pocket, 2) > 2.5 * extra(edge, 2)  # the hole term: the pocket costs more
+    assert extra(edge, 2) == pytest.approx(extra(edge, 0), rel=1e-4)  # the edge is not its business
+
+
+def test_a_face_cut_by_the_image_border_keeps_its_inside_there():
+    import torch
+
+    from facecam.training.engine import INSIDE_MARGIN, face_inside
+
+    face = torch.zeros(1, 32, 32)
+    face[:, :, :20] = 1  # runs off the left, top and bottom edges
+    inside = face_inside(face)
+    assert inside[0, :, : 20 - INSIDE_MARGIN].all() and not inside[0, :, 20 - INSIDE_MARGIN :].any()
+
+
 def test_broken_data_set_is_one_clean_line_even_from_a_worker(tmp_path):
     data = tmp_path / "data"
     (data / "images").mkdir(parents=True)

@@ -19,7 +19,14 @@ import math
 import sys
 from pathlib import Path
 
-from facecam.cli_args import OneLineErrorParser, non_negative_int, positive_float, positive_int, unit_float
+from facecam.cli_args import (
+    OneLineErrorParser,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    unit_float,
+)
 from facecam.errors import FacecamError, cli_entry
 
 
@@ -54,6 +61,12 @@ def train_parser() -> OneLineErrorParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue RUN/last.pt where it stopped")
     p.add_argument("--init", type=Path, help="start from this checkpoint's weights (fine-tuning; same model and width)")
+    p.add_argument(
+        "--hole-weight",
+        type=non_negative_float,
+        default=0.0,
+        help="extra cross-entropy on the inside of each labelled face, where a miss is a hole (0 = off)",
+    )
     aug = p.add_argument_group("augmentation")
     aug.add_argument("--color-jitter", type=unit_float, default=0.3, help="ColorJitter strength (0 = off)")
     aug.add_argument("--coarse-dropout", type=unit_float, default=0.5, help="CoarseDropout probability")
@@ -273,6 +286,7 @@ def run_train(argv: list[str]) -> int:
         model=a.model,
         epochs=a.epochs,
         batch_size=a.batch_size,
+        hole_weight=a.hole_weight,
         lr=a.lr,
         weight_decay=a.weight_decay,
         size=a.size,

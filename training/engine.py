@@ -10,14 +10,34 @@ from facecam.face import face_probability, is_face
 from facecam.training.dataset import LABEL_IGNORE, LABEL_NOT_FACE
 from facecam.training.metrics import face_dice_iou, not_face_painted
 
+#: labelled face at least this many training pixels from anything else is the face's inside:
+#: a miss there is a hole (a cheek or the lips), not an uncertain edge
+INSIDE_MARGIN = 7
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, face_classes: tuple[int, ...]) -> torch.Tensor:
-    """Cross-entropy plus a soft Dice loss on the face probability.
+
+def face_inside(face_true: torch.Tensor, margin: int = INSIDE_MARGIN) -> torch.Tensor:
+    """``(N, H, W)`` 0/1 face labels eroded by ``margin`` pixels (a square window).
+
+    Ignored and not-face pixels count as outside, so only the certain middle of a face is
+    inside; the image border does not erode (a face cut by the frame keeps its inside there).
+    """
+    outside = (1 - face_true)[:, None]
+    grown = F.max_pool2d(outside, 2 * margin + 1, stride=1, padding=margin)
+    return 1 - grown[:, 0]
+
+
+def segmentation_loss(
+    logits: torch.Tensor, target: torch.Tensor, face_classes: tuple[int, ...], hole_weight: float = 0.0
+) -> torch.Tensor:
+    """Cross-entropy plus a soft Dice loss on the face probability, plus an optional hole term.
 
     Pixels labelled 255 are ignored. Pixels labelled 254 ("not face", class unknown) score
     the log-probability of all non-face classes together, so they teach "not face" without
     claiming background or hair. The Dice term weighs the face boundary, the figure we
     report, more than plain cross-entropy does on images where background dominates.
+    ``hole_weight`` adds that much more cross-entropy on the inside of each labelled face
+    (``face_inside``), where a pocket of "not face" is a hole that blur or anonymize leaves
+    open, however small its share of the Dice.
     logits ``(N, C, H, W)`` float, target ``(N, H, W)`` int64.
     """
     logp = F.log_softmax(logits.float(), 1)
@@ -36,7 +56,11 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, face_classes: 
         face_true += (target == c).float()
     inter = (face_prob * face_true).sum((1, 2))
     dice = (2 * inter + 1) / (face_prob.sum((1, 2)) + face_true.sum((1, 2)) + 1)
-    return ce + 0.5 * (1 - dice).mean()
+    loss = ce + 0.5 * (1 - dice).mean()
+    if hole_weight:
+        inside = face_inside(face_true)
+        loss = loss + hole_weight * -(pixel_logp * inside).sum() / valid.sum().clamp(min=1)
+    return loss
 
 
 def train_one_epoch(
@@ -49,6 +73,7 @@ def train_one_epoch(
     face_classes: tuple[int, ...],
     progress: bool = True,
     desc: str = "train",
+    hole_weight: float = 0.0,
 ) -> float:
     """Train over ``loader`` once; returns the mean loss. Mixed precision when the scaler is enabled."""
     from tqdm import tqdm
@@ -60,7 +85,7 @@ def train_one_epoch(
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
             logits = model(images)
-        loss = segmentation_loss(logits.float(), labels, face_classes)
+        loss = segmentation_loss(logits.float(), labels, face_classes, hole_weight)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)

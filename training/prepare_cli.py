@@ -15,12 +15,13 @@ def prepare_parser() -> OneLineErrorParser:
     p = OneLineErrorParser(prog="facecam-train prepare", description="Convert a data set to the facecam layout.")
     p.add_argument(
         "dataset",
-        choices=["celebamask", "person", "sfa", "crops"],
+        choices=["celebamask", "person", "sfa", "crops", "negatives"],
         help="celebamask: CelebAMask-HQ parts -> face/hair labels; person: person masks -> background and "
         "not-face labels for rooms and bodies, face labels where a teacher model is sure; sfa: SFA skin masks "
         "-> face (the face's skin with its holes filled) and not-face labels, every 5th photo held out; crops: "
         "scene or group photos -> the square crops the runtime cuts around each face of a detector's boxes, "
-        "labelled where near-certain",
+        "labelled where near-certain; negatives: labelled scene photos -> the crops the runtime cuts around "
+        "what it wrongly follows as a face (hands, lamps, chests), with the photos' own labels",
     )
     p.add_argument(
         "--src",
@@ -104,6 +105,17 @@ def run_prepare(argv: list[str]) -> int:
             )
         )
         print(f"wrote {a.out}: {counts['crops']} crops of faces in {counts['photos']} photos")
+        return 0
+    if a.dataset == "negatives":
+        from facecam.training.false_faces import FalseFacesConfig, prepare_false_faces
+
+        counts = prepare_false_faces(
+            FalseFacesConfig(src=a.src, out=a.out, split=a.split or "train", teacher=a.teacher, seed=a.seed)
+        )
+        print(
+            f"wrote {a.out}: {counts['crops']} crops of false faces in {counts['photos']} of "
+            f"{counts['searched']} photos"
+        )
         return 0
     if a.dataset == "sfa":
         from facecam.training.sfa import SfaPrepareConfig, prepare_sfa

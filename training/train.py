@@ -52,6 +52,7 @@ class TrainConfig:
     resume: bool = False
     init: str = ""  # checkpoint whose weights start the run (fine-tuning); a fresh schedule
     warmup_epochs: float = 0.5
+    hole_weight: float = 0.0  # extra loss on the inside of labelled faces (engine.face_inside)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     command: str = ""
 
@@ -262,6 +263,7 @@ def _train(
             FACE_CLASSES,
             progress=rank == 0 and sys.stderr.isatty(),
             desc=f"epoch {epoch}/{cfg.epochs}",
+            hole_weight=cfg.hole_weight,
         )
         seconds = time.perf_counter() - t0
         if rank == 0:
