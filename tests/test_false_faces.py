@@ -30,13 +30,14 @@ def test_a_box_painted_mostly_on_labelled_not_face_is_false():
 
 @pytest.fixture(scope="module")
 def labelled_frames(tmp_path_factory) -> Path:
-    """Two frames of the sample clip; in "wrong" the face is labelled not face, in "right" it is face."""
+    """Two frames of the sample clip; in "wrong" the face is labelled not face, in "right" it is
+    face; nothing else is labelled (so only the face can be a false face)."""
     root = tmp_path_factory.mktemp("negatives")
     (root / "images").mkdir()
     (root / "labels").mkdir()
     frame = next(iter(facecam.video_frames(facecam.SAMPLE_VIDEO)))
     for name, value in (("wrong", LABEL_NOT_FACE), ("right", 1)):
-        label = np.zeros(frame.shape[:2], np.uint8)
+        label = np.full(frame.shape[:2], LABEL_IGNORE, np.uint8)
         label[50:215, 305:455] = value
         cv2.imwrite(str(root / "images" / f"{name}.jpg"), frame)
         cv2.imwrite(str(root / "labels" / f"{name}.png"), label)

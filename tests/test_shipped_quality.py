@@ -10,10 +10,15 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA, run_cli
 
-from facecam.training.metrics import face_dice_iou
+from facecam.training.metrics import face_dice_iou, touching_labelled_face
 
 LFW = SHARED_DATA / "lfw-parts"
+#: the labelled person's face alone (painted blobs that touch no labelled face left out)
 FLOOR_IOU = 0.90
+#: plain IoU: LFW labels the other people in a photo background, and the default model (since
+#: 2026-11-28, trained to find every face in a crowd) paints them, which plain IoU charges
+#: (100 photos: 0.889 plain, 0.904 for the labelled face; the model before: 0.905 and 0.908)
+FLOOR_IOU_PLAIN = 0.88
 PHOTOS = 100
 
 pytestmark = [
@@ -38,18 +43,19 @@ def test_default_model_meets_the_iou_floor_on_lfw_test(tmp_path):
         "facecam", "--images", str(data / "images"), "--out", str(tmp_path / "masks"), "--mode", "mask", timeout=300
     )
     assert result.returncode == 0, result.stderr
-    dice, iou = [], []
+    dice, iou, iou_own = [], [], []
     for name in picked:
         pred = cv2.imread(str(tmp_path / "masks" / f"{name}.png"), cv2.IMREAD_UNCHANGED) >= 128
         label = cv2.imread(str(LFW / "labels" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
         d, i = face_dice_iou(pred, label)
         dice.append(d[0])
         iou.append(i[0])
+        iou_own.append(face_dice_iou(touching_labelled_face(pred, label), label)[1][0])
     print(
         f"default model on {len(picked)} lfw-parts/test photos via the CLI: Dice {np.mean(dice):.4f} "
-        f"IoU {np.mean(iou):.4f}"
+        f"IoU {np.mean(iou):.4f}; the labelled face alone {np.mean(iou_own):.4f}"
     )
-    assert np.mean(iou) >= FLOOR_IOU
+    assert np.mean(iou_own) >= FLOOR_IOU and np.mean(iou) >= FLOOR_IOU_PLAIN
     evaluated = run_cli(
         "facecam-train", "evaluate", "--model", "facecam_face", "--data", str(data), "--split", "picked", timeout=300
     )
@@ -57,3 +63,4 @@ def test_default_model_meets_the_iou_floor_on_lfw_test(tmp_path):
     figures = json.loads(evaluated.stdout)
     assert figures["face_iou"] == round(float(np.mean(iou)), 4)
     assert figures["face_dice"] == round(float(np.mean(dice)), 4)
+    assert figures["face_iou_labelled_face_only"] == round(float(np.mean(iou_own)), 4)

@@ -690,3 +690,18 @@ def test_evaluate_a_checkpoint_in_every_light(prepared, tmp_path):
     plain = json.loads(run_cli(*args).stdout)
     assert plain["light"] == "none" and plain["face_iou"] == result["by_light"]["none"]["face_iou"]
     assert {"face_iou_p10", "share_iou_under_0.80", "not_face_painted"} <= set(plain)
+
+
+def test_touching_labelled_face_drops_only_the_blobs_away_from_the_labelled_face():
+    from facecam.training.metrics import face_dice_iou, touching_labelled_face
+
+    label = np.zeros((40, 60), np.uint8)
+    label[10:30, 5:25] = 1  # the person the photo is about
+    label[0:5, 0:5] = 255
+    face = np.zeros((40, 60), bool)
+    face[12:32, 5:25] = True  # the labelled face, a little low
+    face[10:30, 40:55] = True  # a neighbour's face, labelled background
+    own = touching_labelled_face(face, label)
+    assert own[12:32, 5:25].all() and not own[:, 30:].any()
+    assert face_dice_iou(own, label)[1][0] > face_dice_iou(face, label)[1][0]
+    assert not touching_labelled_face(face, np.zeros_like(label)).any()  # no labelled face: nothing is its

@@ -209,6 +209,8 @@ def _figures(metrics: dict) -> dict:
         "face_iou_p10": round(spread["p10"], 4),
         "share_iou_under_0.80": round(spread["share_under_0.80"], 4),
     }
+    if "iou_labelled_face_only" in metrics:  # the runtime's path: other people's faces left out
+        figures["face_iou_labelled_face_only"] = round(metrics["iou_labelled_face_only"], 4)
     if "loss" in metrics:
         figures["loss"] = round(metrics["loss"], 4)
     painted = metrics["not_face_painted"]

@@ -20,7 +20,7 @@ import numpy as np
 from facecam.face import face_probability, is_face
 from facecam.training.dataset import FaceSegDataset, read_pair
 from facecam.training.light import darken
-from facecam.training.metrics import face_dice_iou, not_face_painted
+from facecam.training.metrics import face_dice_iou, not_face_painted, touching_labelled_face
 
 
 class TorchSegmenter:
@@ -68,15 +68,17 @@ def evaluate_runtime(segmenter, data: Path, split: str, light: str = "none", ver
     the runtime on ``data``'s ``split``, each photo darkened by :func:`facecam.training.light.darken`
     with ``light`` first.
 
-    Returns ``{"dice", "iou", "not_face_painted", "iou_per_image" ((N,) float64), "images"}``;
-    ``dice`` and ``iou`` are means over images.
+    Returns ``{"dice", "iou", "iou_labelled_face_only", "not_face_painted", "iou_per_image" ((N,)
+    float64), "images"}``; ``dice`` and ``iou`` are means over images; ``iou_labelled_face_only``
+    leaves out painted blobs that touch no labelled face (other people's faces, see
+    :func:`facecam.training.metrics.touching_labelled_face`).
     """
     from tqdm import tqdm
 
     from facecam.api import FaceStream
 
     names = FaceSegDataset(data, split).names  # checks the layout and every file up front
-    dices, ious = [], []
+    dices, ious, ious_own = [], [], []
     painted = labelled = 0
     with FaceStream(segmenter=segmenter, mode="mask", smoothing=0.0, verifier=verifier) as stream:
         for name in tqdm(names, desc=light, disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True):
@@ -87,9 +89,11 @@ def evaluate_runtime(segmenter, data: Path, split: str, light: str = "none", ver
             painted, labelled = painted + counts[0], labelled + counts[1]
             dices.append(float(dice[0]))
             ious.append(float(iou[0]))
+            ious_own.append(float(face_dice_iou(touching_labelled_face(face, label), label)[1][0]))
     return {
         "dice": float(np.mean(dices)),
         "iou": float(np.mean(ious)),
+        "iou_labelled_face_only": float(np.mean(ious_own)),
         "not_face_painted": painted / labelled if labelled else float("nan"),
         "iou_per_image": np.asarray(ious),
         "images": len(names),
