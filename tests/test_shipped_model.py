@@ -74,3 +74,19 @@ def test_shipped_crowd_model_loads_and_finds_the_sample_face():
         assert crowd.card.model_name == "fast_unet" and crowd.card.precision == "fp32"
         mask = crowd.process(_sample_frame()) >= 128
     assert mask[103, 229] and not mask[10, 600]
+
+
+def test_shipped_next_model_loads_with_its_twins_and_finds_the_sample_face():
+    """weights/facecam_face_next.onnx (the hole-weighted fine-tune, --model facecam_face_next): its
+    card, its FP16 and INT8 twins (the CPU follows faces with the latter), and the sample's face."""
+    from facecam.realtime.segmenter import available_models
+
+    assert "facecam_face_next" in available_models()
+    files = resolve_model("facecam_face_next")
+    assert files.fp16 is not None and files.int8 is not None
+    assert all(p.stat().st_size < 25 * 1024 * 1024 for p in (files.fp32, files.fp16, files.int8))
+    with Segmenter("facecam_face_next", provider="cpu") as model:
+        assert model.card.model_name == "fast_unet" and model.card.precision == "fp32"
+        assert model.crop_session is not model.session  # the INT8 twin segments the followed faces
+        mask = model.process(_sample_frame()) >= 128
+    assert mask[103, 229] and not mask[10, 600]
