@@ -52,6 +52,9 @@ class ModelFiles:
     fp32: Path
     fp16: Path | None = None
     int8: Path | None = None
+    #: another model for the whole-frame passes that find faces (``NAME_finder.onnx``), when it
+    #: finds small faces in a crowd better than this one, which segments every face in its crop
+    finder: Path | None = None
 
     def for_provider(self, provider: str) -> Path:
         """FP16 on a GPU provider when it exists, else FP32 (FP16 on the CPU provider is slow)."""

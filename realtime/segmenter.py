@@ -7,8 +7,11 @@ Model names resolve in the package's ``weights/`` folder: ``NAME.onnx`` (FP32) a
 exist, ``NAME_fp16.onnx``, which is taken on GPU providers (FP16 on the CPU provider is slow),
 and ``NAME_int8.onnx``, which segments the faces being followed on the CPU (1.5x faster; the
 whole-frame passes and the first look at each proposal, which decide what is a face, stay FP32:
-in INT8 they lost faces). A path names exactly one file, which is used for everything (the way
-to run the FP32 file alone on the CPU).
+in INT8 they lost faces), and ``NAME_finder.onnx``, another model that runs the whole-frame
+passes (:meth:`Segmenter.infer`), which propose where faces are, while this one segments every
+face in its crop: a model trained to paint whole faces in their crops can paint a small face in
+a crowd less when it sees the whole frame (see weights/README.md). A path names exactly one
+file, which is used for everything (the way to run the FP32 file alone on the CPU).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def available_models(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
     return sorted(
         p.stem
         for p in weights_dir.glob("*.onnx")
-        if not p.stem.endswith(("_fp16", "_int8", "_verifier", "_verifier_grey"))
+        if not p.stem.endswith(("_fp16", "_int8", "_finder", "_verifier", "_verifier_grey"))
     )
 
 
@@ -54,9 +57,14 @@ def resolve_model(spec: str | Path | None, weights_dir: Path = WEIGHTS_DIR) -> M
         if not path.is_file():
             raise FacecamError(f"model file {path} does not exist")
         return ModelFiles(fp32=path)
-    fp32, fp16, int8 = (weights_dir / f"{spec}{suffix}.onnx" for suffix in ("", "_fp16", "_int8"))
+    fp32, fp16, int8, finder = (weights_dir / f"{spec}{suffix}.onnx" for suffix in ("", "_fp16", "_int8", "_finder"))
     if fp32.is_file():
-        return ModelFiles(fp32=fp32, fp16=fp16 if fp16.is_file() else None, int8=int8 if int8.is_file() else None)
+        return ModelFiles(
+            fp32=fp32,
+            fp16=fp16 if fp16.is_file() else None,
+            int8=int8 if int8.is_file() else None,
+            finder=finder if finder.is_file() else None,
+        )
     names = available_models(weights_dir)
     if spec == DEFAULT_MODEL:
         raise FacecamError(
@@ -98,6 +106,10 @@ class Segmenter:
         self.shape_sessions = sessions_per_shape(
             self.session, (1, 3, *self.card.input_size), self.path, self.provider, threads
         )
+        #: what runs the whole-frame passes (infer): the finder model beside this one, if any
+        self.finder: Segmenter | None = None
+        if files.finder is not None:
+            self.finder = self._open_finder(files.finder, threads)
 
     @property
     def few_shapes(self) -> bool:
@@ -143,6 +155,23 @@ class Segmenter:
         self.crop_path = path
         self.crop_session, self._crop_resize_logits = self._without_final_resize(session, path, threads)
 
+    def _open_finder(self, path: Path, threads: int) -> Segmenter:
+        """The finder model on this model's provider; one that reads its input or names its classes
+        otherwise is an error, not a silent change of what is found."""
+        short = {name: key for key, name in PROVIDERS.items()}[self.provider]
+        try:
+            finder = Segmenter(path, provider=short, threads=threads)
+        except FacecamError as exc:
+            raise FacecamError(f"{exc} (the finder of {self.path.name})") from exc
+        fields = ("input_size", "dynamic_size", "class_names", "face_classes", "mean", "std")
+        if any(getattr(finder.card, f) != getattr(self.card, f) for f in fields):
+            finder.close()
+            raise FacecamError(
+                f"model file {path} cannot find faces for {self.path.name}: its input or classes differ "
+                f"({', '.join(fields)} must match); delete it or export it again"
+            )
+        return finder
+
     def _check_output_shape(self) -> None:
         """One inference at the card's size must give ``(1, classes, H, W)``: an exported graph does
         not always declare its output's channels, so this is where a card that lies is caught."""
@@ -169,6 +198,8 @@ class Segmenter:
     def close(self) -> None:
         """Release the onnxruntime sessions."""
         self.session = self.crop_session = self.shape_sessions = None
+        if self.finder is not None:
+            self.finder.close()
 
     def inference_size(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
         """``(h, w)`` of the mask :meth:`probability` returns for a frame of ``frame_hw``."""
@@ -176,7 +207,9 @@ class Segmenter:
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         """``(1, 3, h, w) float32`` -> ``(h, w) float32`` face probability 0..1: a whole-frame
-        pass (or a tile of one), on the model file itself."""
+        pass (or a tile of one), on the finder model when there is one, else the model file itself."""
+        if self.finder is not None:
+            return self.finder.infer(tensor)
         return self._run(self.session, self._resize_logits, self.path, tensor)[0]
 
     def infer_batch(self, tensor: np.ndarray) -> np.ndarray:

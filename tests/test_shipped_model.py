@@ -16,9 +16,12 @@ def test_default_model_files_and_card():
     assert files.fp32 == WEIGHTS_DIR / f"{DEFAULT_MODEL}.onnx" and files.fp16 is not None and files.int8 is not None
     for path in (files.fp32, files.fp16, files.int8):
         assert path.stat().st_size < 25 * 1024 * 1024
-    with Segmenter(provider="cpu") as fp32, Segmenter(files.fp16) as fp16:
+    assert files.finder is not None and files.finder.stat().st_size < 25 * 1024 * 1024
+    with Segmenter(provider="cpu") as default:
+        assert default.crop_path == files.int8  # the CPU segments face crops with the INT8 twin
+        assert default.finder is not None and default.finder.path == files.finder  # and finds faces with this
+    with Segmenter(files.fp32, provider="cpu") as fp32, Segmenter(files.fp16) as fp16:
         assert fp32.card.precision == "fp32" and fp16.card.precision == "fp16"
-        assert fp32.crop_path == files.int8  # the CPU segments face crops with the INT8 twin
         assert fp32.card.metrics["val_iou"] > 0.85 and fp32.card.dataset and fp32.card.epochs > 0
         frame = _sample_frame()
         a, b = fp32.process(frame) >= 128, fp16.process(frame) >= 128
@@ -73,20 +76,4 @@ def test_shipped_crowd_model_loads_and_finds_the_sample_face():
     with Segmenter("facecam_face_crowd") as crowd:
         assert crowd.card.model_name == "fast_unet" and crowd.card.precision == "fp32"
         mask = crowd.process(_sample_frame()) >= 128
-    assert mask[103, 229] and not mask[10, 600]
-
-
-def test_shipped_next_model_loads_with_its_twins_and_finds_the_sample_face():
-    """weights/facecam_face_next.onnx (the hole-weighted fine-tune, --model facecam_face_next): its
-    card, its FP16 and INT8 twins (the CPU follows faces with the latter), and the sample's face."""
-    from facecam.realtime.segmenter import available_models
-
-    assert "facecam_face_next" in available_models()
-    files = resolve_model("facecam_face_next")
-    assert files.fp16 is not None and files.int8 is not None
-    assert all(p.stat().st_size < 25 * 1024 * 1024 for p in (files.fp32, files.fp16, files.int8))
-    with Segmenter("facecam_face_next", provider="cpu") as model:
-        assert model.card.model_name == "fast_unet" and model.card.precision == "fp32"
-        assert model.crop_session is not model.session  # the INT8 twin segments the followed faces
-        mask = model.process(_sample_frame()) >= 128
     assert mask[103, 229] and not mask[10, 600]

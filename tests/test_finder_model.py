@@ -1,0 +1,61 @@
+"""A finder model beside a model: it runs the whole-frame passes; the model itself every crop."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+
+from facecam.errors import FacecamError
+from facecam.export.onnx_export import sample_pixels
+from facecam.realtime.providers import ModelFiles
+from facecam.realtime.segmenter import WEIGHTS_DIR, Segmenter, available_models, resolve_model
+
+#: two shipped models that paint differently, as the model and its finder
+CROPS, FINDS = WEIGHTS_DIR / "facecam_face_crowd.onnx", WEIGHTS_DIR / "facecam_face_finder.onnx"
+
+
+@pytest.fixture
+def pair(tmp_path, monkeypatch):
+    """``face.onnx`` with ``face_finder.onnx`` beside it, names resolving in ``tmp_path``."""
+    from facecam.realtime import segmenter
+
+    shutil.copy(CROPS, tmp_path / "face.onnx")
+    shutil.copy(FINDS, tmp_path / "face_finder.onnx")
+    monkeypatch.setattr(segmenter, "resolve_model", lambda spec: resolve_model(spec, weights_dir=tmp_path))
+    return tmp_path
+
+
+def test_the_finder_is_found_beside_the_model_and_is_not_listed(pair):
+    assert resolve_model("face", weights_dir=pair) == ModelFiles(
+        fp32=pair / "face.onnx", finder=pair / "face_finder.onnx"
+    )
+    assert available_models(pair) == ["face"]
+    assert resolve_model(pair / "face.onnx").finder is None  # a path is that one file, for everything
+
+
+def test_whole_frame_passes_run_the_finder_and_every_crop_the_model(pair):
+    tensor = sample_pixels(160, 224, batch=1, seed=5)
+    with Segmenter("face", provider="cpu") as seg, Segmenter(CROPS, provider="cpu") as crops:
+        with Segmenter(FINDS, provider="cpu") as finds:
+            assert not np.array_equal(crops.infer(tensor), finds.infer(tensor))  # the two can be told apart
+            assert seg.finder is not None and seg.finder.path == pair / "face_finder.onnx"
+            assert np.array_equal(seg.infer(tensor), finds.infer(tensor))  # whole-frame passes
+            assert np.array_equal(seg.infer_batch(tensor), crops.infer_batch(tensor))  # followed faces
+            assert np.array_equal(seg.infer_first_looks(tensor), crops.infer_batch(tensor))  # first looks
+    assert seg.finder.session is None  # closed with the model
+
+
+def test_a_finder_that_reads_its_input_otherwise_is_a_clear_error(pair):
+    finder = onnx.load(str(pair / "face_finder.onnx"))
+    for prop in finder.metadata_props:
+        if prop.key == "facecam.class_names":
+            prop.value = '["background", "hair", "face"]'
+    onnx.save(finder, str(pair / "face_finder.onnx"))
+    with pytest.raises(FacecamError, match="cannot find faces for face.onnx"):
+        Segmenter("face", provider="cpu")
+    (pair / "face_finder.onnx").write_bytes(b"not a model")
+    with pytest.raises(FacecamError, match="the finder of face.onnx"):
+        Segmenter("face", provider="cpu")
