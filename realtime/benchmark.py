@@ -143,9 +143,12 @@ def _release(camera: PacedFrames | None, writer: VideoWriter | None) -> None:
 
 
 def _model_names(seg: Segmenter) -> str:
-    """The model file, and the face crops' file when it is another (the INT8 twin on the CPU)."""
+    """The model file, the face crops' file when it is another (the INT8 twin on the CPU), and
+    the finder's when there is one."""
     crops = getattr(seg, "crop_path", seg.path)
-    return seg.path.name if crops == seg.path else f"{seg.path.name} + {crops.name} crops"
+    names = seg.path.name if crops == seg.path else f"{seg.path.name} + {crops.name} crops"
+    finder = getattr(seg, "finder", None)
+    return names if finder is None else f"{names} + {finder.path.name} finding faces"
 
 
 def _camera_frames(camera: PacedFrames) -> Iterator[np.ndarray]:
