@@ -156,9 +156,10 @@ def test_the_cpu_graph_without_its_final_resize_gives_the_models_own_probability
     with Segmenter(provider="cpu") as cut:
         # the shipped model and its INT8 twin (the face crops) end in a bilinear resize: it is taken off
         assert cut._resize_logits and cut._crop_resize_logits and cut.crop_path != cut.path
+        assert cut.finder is None or cut.finder._resize_logits  # and the finder's, for the whole-frame passes
         rng = np.random.default_rng(1)
         for path, run in (
-            (cut.path, lambda x: np.stack([cut.infer(x[i : i + 1]) for i in range(len(x))])),
+            ((cut.finder or cut).path, lambda x: np.stack([cut.infer(x[i : i + 1]) for i in range(len(x))])),
             (cut.crop_path, cut.infer_batch),
         ):
             whole = ort.InferenceSession(str(path), session_options(1), providers=["CPUExecutionProvider"])
