@@ -243,6 +243,12 @@ def export_onnx(
         if stale8.exists():  # the CPU would load it in place of the new model
             stale8.unlink()
             report.checks.append(f"removed {stale8.name}, an INT8 twin of an earlier export (renew: --quantize {out})")
+        finder = out.with_name(out.stem + "_finder.onnx")
+        if finder.exists():  # a model of its own, kept: say that it will find the faces for this one
+            report.checks.append(
+                f"kept {finder.name}: it runs the whole-frame passes that find faces for {out.name} "
+                f"(delete it to let {out.name} find them too)"
+            )
     finally:
         for tmp in (tmp32, tmp16):
             if tmp is not None and tmp.exists():

@@ -301,7 +301,9 @@ def prepare(args: argparse.Namespace) -> tuple[list[FileTask], Path | None, int]
     if args.ray is None:
         segmenter, _ = batch.open_models(spec)  # a bad model fails now, once, not once per file
         print(
-            f"facecam: model {segmenter.path.name} on {segmenter.provider}; {describe_jobs(args, threads)}",
+            f"facecam: model {segmenter.path.name}"
+            + ("" if segmenter.finder is None else f" (finding faces: {segmenter.finder.path.name})")
+            + f" on {segmenter.provider}; {describe_jobs(args, threads)}",
             file=sys.stderr,
         )
         if args.jobs > 1:

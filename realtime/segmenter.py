@@ -163,7 +163,17 @@ class Segmenter:
             finder = Segmenter(path, provider=short, threads=threads)
         except FacecamError as exc:
             raise FacecamError(f"{exc} (the finder of {self.path.name})") from exc
-        fields = ("input_size", "dynamic_size", "class_names", "face_classes", "mean", "std")
+        # the frame is prepared by this model's card (processing.preprocess) and handed to the finder
+        fields = (
+            "input_size",
+            "dynamic_size",
+            "class_names",
+            "face_classes",
+            "mean",
+            "std",
+            "color_order",
+            "normalization_in_graph",
+        )
         if any(getattr(finder.card, f) != getattr(self.card, f) for f in fields):
             finder.close()
             raise FacecamError(

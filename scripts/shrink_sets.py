@@ -25,11 +25,16 @@ def shrink(src: Path, dst: Path, splits: list[str], max_side: int, quality: int)
     names: set[str] = set()
     for split in splits:
         listed = src / f"{split}.txt"
+        if not listed.is_file():
+            sys.exit(f"shrink_sets: no split list {listed}")
         names |= {line.strip() for line in listed.read_text().splitlines() if line.strip()}
         shutil.copy(listed, dst / listed.name)
     for name in sorted(names):
-        image = cv2.imread(str(next((src / "images").glob(f"{name}.*"))))
+        found = sorted((src / "images").glob(f"{name}.*"))
+        image = cv2.imread(str(found[0])) if found else None
         label = cv2.imread(str(src / "labels" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+        if image is None or label is None:
+            sys.exit(f"shrink_sets: {name}: its photo or its label in {src} is missing or unreadable")
         scale = max_side / max(image.shape[:2])
         if scale < 1:
             size = (round(image.shape[1] * scale), round(image.shape[0] * scale))

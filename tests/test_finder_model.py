@@ -56,6 +56,24 @@ def test_a_finder_that_reads_its_input_otherwise_is_a_clear_error(pair):
     onnx.save(finder, str(pair / "face_finder.onnx"))
     with pytest.raises(FacecamError, match="cannot find faces for face.onnx"):
         Segmenter("face", provider="cpu")
+    finder = onnx.load(str(FINDS))
+    for prop in finder.metadata_props:
+        if prop.key == "facecam.color_order":
+            prop.value = '"BGR"'  # it would get its input with the channels swapped
+    onnx.save(finder, str(pair / "face_finder.onnx"))
+    with pytest.raises(FacecamError, match="cannot find faces for face.onnx"):
+        Segmenter("face", provider="cpu")
     (pair / "face_finder.onnx").write_bytes(b"not a model")
     with pytest.raises(FacecamError, match="the finder of face.onnx"):
         Segmenter("face", provider="cpu")
+
+
+def test_an_export_keeps_the_finder_beside_it_and_says_so(tmp_path):
+    from conftest import tiny_checkpoint
+
+    from facecam.export.onnx_export import export_onnx
+
+    (tmp_path / "face_finder.onnx").write_bytes(b"the finder of another day")
+    report = export_onnx(tiny_checkpoint(tmp_path / "t.pt"), tmp_path / "face.onnx")
+    assert (tmp_path / "face_finder.onnx").read_bytes() == b"the finder of another day"  # never lost
+    assert any("kept face_finder.onnx" in line for line in report.checks)

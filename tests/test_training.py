@@ -705,3 +705,13 @@ def test_touching_labelled_face_drops_only_the_blobs_away_from_the_labelled_face
     assert own[12:32, 5:25].all() and not own[:, 30:].any()
     assert face_dice_iou(own, label)[1][0] > face_dice_iou(face, label)[1][0]
     assert not touching_labelled_face(face, np.zeros_like(label)).any()  # no labelled face: nothing is its
+
+
+def test_resuming_with_another_hole_weight_is_refused(tmp_path):
+    from facecam.errors import FacecamError
+    from facecam.training.train import TrainConfig, check_resumable
+
+    cfg = TrainConfig(data=["d"], out=str(tmp_path), model="fast_unet", hole_weight=0.0)
+    state = {"model_name": "fast_unet", "config": {"hole_weight": 2.0}}
+    with pytest.raises(FacecamError, match="hole_weight=2.0"):
+        check_resumable(state, cfg, tmp_path / "last.pt")

@@ -5,9 +5,10 @@ facecam-train prepare celebamask --src DIR --out DIR
 facecam-train prepare person --src DIR --out DIR
 facecam-train prepare sfa --src ../shared/data/sfa-skin --out DIR
 facecam-train prepare crops --src DIR --boxes BOXES.json --split LIST --out DIR
-facecam-train recover --model weights/facecam_face.onnx --data DIR --out shipped.pt
+facecam-train prepare negatives --src DIR --out DIR
+facecam-train recover --model weights/facecam_face_finder.onnx --data DIR --out shipped.pt
 facecam-train evaluate --checkpoint RUN/best.pt --data DIR --split test [--light all]
-facecam-train evaluate --model weights/facecam_face.onnx --data DIR --split test [--light all]
+facecam-train evaluate --model facecam_face --data DIR --split test [--light all]
 facecam-train blend --base A.pt --tuned B.pt --alpha 0.7 --out C.pt --data DIR
 facecam-train verifier --photos DIR BOXES.json HOLDOUT --out weights/facecam_verifier.onnx
 """
@@ -236,6 +237,8 @@ def run_evaluate(argv: list[str]) -> int:
 
         segmenter = Segmenter(a.model, provider=a.provider, threads=a.threads)
         head = {"model": str(segmenter.path)}
+        if segmenter.finder is not None:  # it found the faces: the figures are the pair's
+            head["finder"] = str(segmenter.finder.path)
     head.update(split=a.split, path="the runtime's (facecam --images --mode mask), face = mask >= 0.5")
     try:
         for light in lights:

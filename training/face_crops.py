@@ -155,7 +155,8 @@ def teacher_face(segmenter, crop_bgr: np.ndarray, side: float) -> np.ndarray:
     from facecam.realtime.passes import crop_input_side
 
     side = crop_input_side(side, int(max(segmenter.card.input_size)))
-    probability = segmenter.infer(processing.preprocess(crop_bgr, (side, side), segmenter.card))
+    # the first look's model: the one that segments crops (a finder beside it runs only whole frames)
+    probability = segmenter.infer_first_looks(processing.preprocess(crop_bgr, (side, side), segmenter.card))[0]
     probability = cv2.resize(probability, crop_bgr.shape[1::-1], interpolation=cv2.INTER_LINEAR)
     return cv2.erode((probability > SURE_FACE).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
 

@@ -34,12 +34,16 @@ def prepare_parser() -> OneLineErrorParser:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     person = p.add_argument_group("person")
     person.add_argument(
-        "--teacher", default="facecam_face", help="model that finds the heads: sure faces labelled, the rest ignored"
+        "--teacher",
+        default="facecam_face",
+        help="model that finds the heads: sure faces labelled, the rest ignored (negatives: the model whose "
+        "false faces are collected)",
     )
     person.add_argument(
         "--split",
         help="person, sfa: split list of the source (default all); crops: a split list of the source or a .txt "
-        "list file (default train; photos in the source's holdout.txt are refused)",
+        "list file (default train; photos in the source's holdout.txt are refused); negatives: a split list of "
+        "the source (default train; held-out photos refused)",
     )
     person.add_argument("--holdout", type=non_negative_int, default=0, help="photos kept out of train.txt")
     sfa = p.add_argument_group("sfa")

@@ -88,7 +88,7 @@ def check_resumable(state: dict, cfg: TrainConfig, path: Path) -> None:
     if state["model_name"] != cfg.model:
         raise FacecamError(f"--resume: {path} is a {state['model_name']} run, not {cfg.model}")
     old = state.get("config", {})
-    for key in ("model_kwargs", "size", "batch_size", "lr"):  # more --epochs may extend a run
+    for key in ("model_kwargs", "size", "batch_size", "lr", "hole_weight"):  # more --epochs may extend a run
         if key in old and old[key] != getattr(cfg, key):
             raise FacecamError(
                 f"--resume: {path} was trained with {key}={old[key]}, not {getattr(cfg, key)}; "
