@@ -396,7 +396,7 @@ class FaceFinder:
         smoothed = track.smoother.update(kept, gray)
         paste_max(mask, smoothed, track.crop, scale)
         crop = track.crop
-        self.tracker.seen(track, crop_box_to_frame(box, crop, size), frame_hw)
+        self.tracker.seen(track, crop_box_to_frame(box, crop, size), frame_hw, index)
         # the smoother's memory moves with the crop: old crop pixels -> frame -> new crop pixels
         if track.crop != crop:  # (a crop that stayed put keeps it: an identity warp, two a face)
             track.smoother.warp(crop_to_crop(crop, track.crop, size))

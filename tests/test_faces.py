@@ -15,7 +15,7 @@ from facecam.realtime.crops import Box, Crop, boxes_of_blobs, crop_pixels, iou, 
 from facecam.realtime.faces import FaceFinder
 from facecam.realtime.passes import grid_shape
 from facecam.realtime.scene import is_scene_cut
-from facecam.realtime.tracking import REJECT_FRAMES, FaceTracker
+from facecam.realtime.tracking import REJECT_FRAMES, FaceTracker, left_behind
 from facecam.realtime.verifier import believed
 
 SKIN_BGR = (120, 160, 220)
@@ -153,6 +153,20 @@ def test_a_held_face_covers_where_the_face_was_grown_a_little():
     tracker.missed(track, 8)
     (held,) = tracker.held
     assert held.until == 11 and held.box.size > 50 and iou(held.box, Box(100, 100, 140, 150)) > 0.6
+
+
+def test_a_face_that_jumps_to_another_place_leaves_its_last_place_held():
+    tracker = FaceTracker(memory_frames=3)
+    merged = Box(100, 100, 160, 220)  # two heads, one above the other, in one blob
+    (track,) = tracker.propose([merged], (480, 640))
+    tracker.seen(track, merged, (480, 640), 4)
+    tracker.seen(track, Box(103, 101, 163, 221), (480, 640), 5)  # it moved a little: nothing left behind
+    assert not tracker.held
+    tracker.seen(track, Box(110, 180, 150, 220), (480, 640), 6)  # it settled on the lower head
+    (held,) = tracker.held  # the upper head stays covered: the top of the last box, above the new one
+    assert held.until == 9 and held.box.y1 < 195 and iou(held.box, Box(103, 101, 163, 180)) > 0.6
+    assert left_behind(Box(0, 0, 10, 10), Box(20, 20, 30, 30)) == Box(0, 0, 10, 10)  # elsewhere: all of it
+    assert tracker.tracks == [track] and track.face == Box(110, 180, 150, 220)
 
 
 def test_a_proposal_whose_crop_shows_no_face_ends_at_once_held_and_is_not_proposed_again_at_once():
