@@ -302,7 +302,7 @@ def prepare(args: argparse.Namespace) -> tuple[list[FileTask], Path | None, int]
         segmenter, _ = batch.open_models(spec)  # a bad model fails now, once, not once per file
         print(
             f"facecam: model {segmenter.path.name}"
-            + ("" if segmenter.finder is None else f" (finding faces: {segmenter.finder.path.name})")
+            + (f" ({'; '.join(segmenter.companions())})" if segmenter.companions() else "")
             + f" on {segmenter.provider}; {describe_jobs(args, threads)}",
             file=sys.stderr,
         )

@@ -143,12 +143,9 @@ def _release(camera: PacedFrames | None, writer: VideoWriter | None) -> None:
 
 
 def _model_names(seg: Segmenter) -> str:
-    """The model file, the face crops' file when it is another (the INT8 twin on the CPU), and
-    the finder's when there is one."""
-    crops = getattr(seg, "crop_path", seg.path)
-    names = seg.path.name if crops == seg.path else f"{seg.path.name} + {crops.name} crops"
-    finder = getattr(seg, "finder", None)
-    return names if finder is None else f"{names} + {finder.path.name} finding faces"
+    """The model file, and the files beside it when there are (Segmenter.companions)."""
+    companions = seg.companions() if hasattr(seg, "companions") else []
+    return seg.path.name + (f" ({'; '.join(companions)})" if companions else "")
 
 
 def _camera_frames(camera: PacedFrames) -> Iterator[np.ndarray]:

@@ -148,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         card = segmenter.card
         print(
             f"facecam: model {segmenter.path.name} ({card.model_name or 'unnamed'}, {card.precision}"
-            + ("" if segmenter.crop_path == segmenter.path else f"; face crops: {segmenter.crop_path.name}")
-            + ("" if segmenter.finder is None else f"; finding faces: {segmenter.finder.path.name}")
+            + "".join(f"; {said}" for said in segmenter.companions())
             + ") on "
             f"{segmenter.provider}" + (f" ({segmenter.fallback})" if segmenter.fallback else ""),
             file=sys.stderr,

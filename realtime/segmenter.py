@@ -111,6 +111,12 @@ class Segmenter:
         if files.finder is not None:
             self.finder = self._open_finder(files.finder, threads)
 
+    def companions(self) -> list[str]:
+        """The files that run beside the model file, said for a log line ("face crops: NAME_int8.onnx",
+        "finding faces: NAME_finder.onnx"); empty when the model file does everything."""
+        said = [] if self.crop_path == self.path else [f"face crops: {self.crop_path.name}"]
+        return said + ([] if self.finder is None else [f"finding faces: {self.finder.path.name}"])
+
     @property
     def few_shapes(self) -> bool:
         """Whether each new input shape costs a new session (CUDA): callers then keep to few,

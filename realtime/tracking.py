@@ -107,7 +107,7 @@ class FaceTracker:
             new.append(track)
         return new
 
-    def seen(self, track: Track, face: Box, frame_hw: tuple[int, int], frame_index: int = 0) -> None:
+    def seen(self, track: Track, face: Box, frame_hw: tuple[int, int], frame_index: int) -> None:
         """``track``'s crop found its face at ``face``: aim the next crop there (damped).
 
         A face found far from its last box (IoU under LEFT_BEHIND_IOU) may be another face: a

@@ -147,7 +147,7 @@ def test_a_lost_face_is_held_for_the_memory_and_no_longer():
 def test_a_held_face_covers_where_the_face_was_grown_a_little():
     tracker = FaceTracker(memory_frames=3)
     (track,) = tracker.propose([Box(100, 100, 140, 150)], (480, 640))
-    tracker.seen(track, Box(100, 100, 140, 150), (480, 640))
+    tracker.seen(track, Box(100, 100, 140, 150), (480, 640), 6)
     tracker.missed(track, 7)
     assert tracker.tracks == [track] and not tracker.held  # a blink of the model is forgiven
     tracker.missed(track, 8)
@@ -196,9 +196,9 @@ def test_a_scene_cut_drops_the_faces_and_their_memory():
 def test_two_tracks_on_one_face_become_one():
     tracker = FaceTracker(memory_frames=0)
     a, b = tracker.propose([Box(0, 0, 40, 40), Box(100, 0, 140, 40)], (480, 640))
-    tracker.seen(a, Box(0, 0, 40, 40), (480, 640))
-    tracker.seen(a, Box(0, 0, 40, 40), (480, 640))
-    tracker.seen(b, Box(2, 0, 42, 40), (480, 640))  # b drifted onto a's face
+    tracker.seen(a, Box(0, 0, 40, 40), (480, 640), 0)
+    tracker.seen(a, Box(0, 0, 40, 40), (480, 640), 1)
+    tracker.seen(b, Box(2, 0, 42, 40), (480, 640), 1)  # b drifted onto a's face
     tracker.drop_duplicates()
     assert [t.id for t in tracker.tracks] == [a.id]
 

@@ -42,27 +42,36 @@ def test_whole_frame_passes_run_the_finder_and_every_crop_the_model(pair):
         with Segmenter(FINDS, provider="cpu") as finds:
             assert not np.array_equal(crops.infer(tensor), finds.infer(tensor))  # the two can be told apart
             assert seg.finder is not None and seg.finder.path == pair / "face_finder.onnx"
+            assert seg.companions() == ["finding faces: face_finder.onnx"] and crops.companions() == []
             assert np.array_equal(seg.infer(tensor), finds.infer(tensor))  # whole-frame passes
             assert np.array_equal(seg.infer_batch(tensor), crops.infer_batch(tensor))  # followed faces
             assert np.array_equal(seg.infer_first_looks(tensor), crops.infer_batch(tensor))  # first looks
     assert seg.finder.session is None  # closed with the model
 
 
-def test_a_finder_that_reads_its_input_otherwise_is_a_clear_error(pair):
-    finder = onnx.load(str(pair / "face_finder.onnx"))
-    for prop in finder.metadata_props:
-        if prop.key == "facecam.class_names":
-            prop.value = '["background", "hair", "face"]'
-    onnx.save(finder, str(pair / "face_finder.onnx"))
-    with pytest.raises(FacecamError, match="cannot find faces for face.onnx"):
-        Segmenter("face", provider="cpu")
+def _finder_card_says(pair, key: str, value: str) -> None:
+    """The shipped finder copied beside ``face.onnx`` with one entry of its card changed."""
     finder = onnx.load(str(FINDS))
     for prop in finder.metadata_props:
-        if prop.key == "facecam.color_order":
-            prop.value = '"BGR"'  # it would get its input with the channels swapped
+        if prop.key == key:
+            prop.value = value
     onnx.save(finder, str(pair / "face_finder.onnx"))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("facecam.class_names", '["background", "hair", "face"]'),
+        ("facecam.color_order", '"BGR"'),  # it would get its input with the channels swapped
+    ],
+)
+def test_a_finder_that_reads_its_input_otherwise_is_a_clear_error(pair, key, value):
+    _finder_card_says(pair, key, value)
     with pytest.raises(FacecamError, match="cannot find faces for face.onnx"):
         Segmenter("face", provider="cpu")
+
+
+def test_a_finder_that_is_no_model_is_a_clear_error(pair):
     (pair / "face_finder.onnx").write_bytes(b"not a model")
     with pytest.raises(FacecamError, match="the finder of face.onnx"):
         Segmenter("face", provider="cpu")

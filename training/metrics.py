@@ -52,7 +52,7 @@ def touching_labelled_face(face: np.ndarray, target: np.ndarray, face_classes: t
     import cv2
 
     face = np.asarray(face, bool)
-    count, blobs = cv2.connectedComponents(face.astype(np.uint8), connectivity=8)
+    _, blobs = cv2.connectedComponents(face.astype(np.uint8), connectivity=8)
     labelled = np.isin(np.asarray(target), face_classes)
     touching = np.unique(blobs[face & labelled])
     return face & np.isin(blobs, touching[touching > 0])
