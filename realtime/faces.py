@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from facecam.face import FACE_THRESHOLD
-from facecam.realtime import processing
+from facecam.realtime import full_pass, processing
 from facecam.realtime.crops import (
     Box,
     below_heads,
@@ -30,7 +30,6 @@ from facecam.realtime.crops import (
     crop_box_to_frame,
     crop_pixels,
     crop_to_crop,
-    face_blob_boxes,
     faces_in_crop,
     head_of,
     keep_blobs_touching,
@@ -38,7 +37,7 @@ from facecam.realtime.crops import (
     seed_disc,
     zeroed_outside_frame,
 )
-from facecam.realtime.fine_scan import FineScan, FullPassMemory, blobs_in_tile, probability_in_border, tile_grid
+from facecam.realtime.fine_scan import FineScan, FullPassMemory, tile_grid
 from facecam.realtime.passes import (
     FIND_EVERY,
     FINDER_ZOOM,
@@ -46,10 +45,8 @@ from facecam.realtime.passes import (
     SPLIT_THRESHOLD,
     crop_input_side,
     finder_settings,
-    finder_size,
     grid_shape,
     is_large_crop,
-    zoomed_additions,
 )
 from facecam.realtime.reuse import STILL_LEVELS, STILL_REUSE, moved_look
 from facecam.realtime.scene import is_scene_cut, scene_thumbnail
@@ -57,16 +54,6 @@ from facecam.realtime.smoothing import EdgeHold
 from facecam.realtime.tracking import FaceTracker, HeldFace, Track
 from facecam.realtime.verifier import believed
 
-#: the zoomed pass adds faces smaller than this share of the frame's long side that the first
-#: pass did not find; a bigger blob only where no face of the first pass holds its centre (the
-#: zoomed pass breaks a big face into pieces; see passes.zoomed_additions). Tiles of the zoomed
-#: pass (a stream's, see fine_scan) add small ones only: a big blob is cut by the tile's edge,
-#: and the first pass, every FIND_EVERY frames, finds big faces in a stream
-SMALL_FACE_SHARE = 1 / 3
-#: finder blobs smaller than this (finder pixels), or whose box is under MIN_FACE_SIDE frame
-#: pixels, are noise: the smallest face to find (16 px) paints a blob of ~10 px or more
-MIN_BLOB_PIXELS = 12
-MIN_FACE_SIDE = 8
 #: proposals at least this share of the frame's long side are faces as the segmenter sees them
 #: (it was trained on such framings); the verifier checks the smaller ones
 TRUSTED_FACE_SHARE = 1 / 3
@@ -180,7 +167,7 @@ class FaceFinder:
         if cut:
             self.tracker.reset()
             self.edge_hold.reset()
-        zoomed = self._zoomed_size(frame.shape[:2])
+        zoomed = full_pass.zoomed_size(self.segmenter, frame.shape[:2], self.zoom)
         fine_due = zoomed is not None and index - self._last_fine >= self.fine_every
         # the zoomed pass whole when faces are needed now or there is no time to spread its tiles
         # one a frame, else in tiles (see fine_scan)
@@ -246,50 +233,16 @@ class FaceFinder:
         return FrameFaces(mask, faces, list(self.tracker.held), levels, self.edge_hold.still)
 
     def find(self, frame: np.ndarray, fine: bool = True, levels: processing.Halvings | None = None) -> list[Box]:
-        """The full-frame pass: boxes (frame pixels) of the faces the model sees, at two scales.
-
-        At the model's own size big faces come out whole; at ``zoom`` times the frame small
-        faces get pixels, but a big face there breaks into pieces (a cheek, a forehead), so the
-        zoomed pass adds what passes.zoomed_additions keeps: the small faces the first pass did
-        not find, and the big blobs none of its faces holds the centre of (``fine``: run it).
-        """
-        height, width = frame.shape[:2]
-        coarse = self._blobs(frame, processing.inference_size((height, width), self.segmenter.card), levels)
-        zoomed = self._zoomed_size((height, width))
-        if not fine or zoomed is None:
-            return coarse
-        zoomed_blobs = self._blobs(frame, zoomed, border=self.stream)  # photos: see fine_scan.EDGE_BORDER
-        return coarse + zoomed_additions(coarse, zoomed_blobs, SMALL_FACE_SHARE * max(height, width))
-
-    def _zoomed_size(self, frame_hw: tuple[int, int]) -> tuple[int, int] | None:
-        """``(h, w)`` of the zoomed pass, None when it would not be much larger than the coarse one."""
-        zoomed = finder_size(frame_hw, self.crop_size, self.zoom)
-        if max(zoomed) < 1.5 * max(processing.inference_size(frame_hw, self.segmenter.card)):
-            return None
-        return zoomed
-
-    def _blobs(
-        self, frame: np.ndarray, size: tuple[int, int], levels: processing.Halvings | None = None, border: bool = False
-    ) -> list[Box]:
-        """Boxes of the face blobs of a full-frame pass at ``size`` and their sure cores (see
-        crops.face_blob_boxes); ``border``: the frame seen inside fine_scan.EDGE_BORDER."""
-        small = (levels or processing.Halvings(frame)).shrunk(size[::-1])
-        tensor = processing.preprocess(small, size, self.segmenter.card)
-        probability = probability_in_border(self.segmenter, tensor, (border,) * 4)
-        ph, pw = probability.shape
-        height, width = frame.shape[:2]
-        scale = (width / pw, height / ph)
-        boxes = face_blob_boxes(probability, scale, FACE_THRESHOLD, MIN_BLOB_PIXELS, self.find_cores)
-        return [box for box in boxes if box.size >= MIN_FACE_SIDE]
+        """The full-frame pass (see realtime.full_pass): boxes (frame pixels) of the faces the
+        model sees, at its own size and (``fine``) zoomed."""
+        return full_pass.proposals(self.segmenter, frame, self.zoom, self.find_cores, fine, levels, self.stream)
 
     def _tile_blobs(self, frame: np.ndarray, zoomed: tuple[int, int], thumb: np.ndarray) -> list[Box]:
         """The small faces in the next changed tile of the zoomed pass (none when every tile left is unchanged)."""
         tile = self.scan.next_tile(thumb, [t.face for t in self.tracker.tracks], frame.shape[:2])
         if tile is None:
             return []
-        boxes = blobs_in_tile(self.segmenter, frame, tile, zoomed, MIN_BLOB_PIXELS, self.find_cores)
-        small = SMALL_FACE_SHARE * max(frame.shape[:2])
-        return [box for box in boxes if MIN_FACE_SIDE <= box.size < small]
+        return full_pass.tile_proposals(self.segmenter, frame, tile, zoomed, self.find_cores)
 
     def _segment_and_merge(
         self,
@@ -388,8 +341,8 @@ class FaceFinder:
             # neighbour's) and the crop is centred on none of them. Every face this crop shows
             # is proposed on its own. (Not after a look that found its face: the weak blobs
             # around a face, a hand or the neck, then became faces for a frame and flickered.)
-            found = faces_in_crop(probability, track.crop, self.split_threshold, MIN_BLOB_PIXELS)
-            self._split_faces += [face for face in found if face.size >= MIN_FACE_SIDE]
+            found = faces_in_crop(probability, track.crop, self.split_threshold, full_pass.MIN_BLOB_PIXELS)
+            self._split_faces += [face for face in found if face.size >= full_pass.MIN_FACE_SIDE]
         if box is None:
             self.tracker.missed(track, index)
             return
