@@ -136,6 +136,14 @@ def evaluate_parser() -> OneLineErrorParser:
         default="facecam_verifier",
         help="the face verifier the runtime uses (as facecam --verifier; none: keep every proposal)",
     )
+    p.add_argument(
+        "--teacher-boxes",
+        type=Path,
+        metavar="BOXES.json",
+        help="an offline face finder's boxes per photo (stem -> [[x0, y0, x1, y1, score], ...], as "
+        "../shared/anchors/centerface_boxes.py writes): also report IoU with the faces it found that the labels "
+        "call background left out, and the share of the not-face painted on them",
+    )
     p.add_argument("--device", default="auto", help="--checkpoint: auto, cpu, cuda or cuda:N")
     p.add_argument("--provider", default="cpu", help="--model: onnxruntime provider (auto, cpu, cuda, tensorrt)")
     p.add_argument("--threads", type=non_negative_int, default=0, help="--model: onnxruntime threads (0 = its default)")
@@ -212,6 +220,9 @@ def _figures(metrics: dict) -> dict:
     }
     if "iou_labelled_face_only" in metrics:  # the runtime's path: other people's faces left out
         figures["face_iou_labelled_face_only"] = round(metrics["iou_labelled_face_only"], 4)
+    if "iou_other_faces_ignored" in metrics:  # --teacher-boxes
+        figures["face_iou_other_faces_ignored"] = round(metrics["iou_other_faces_ignored"], 4)
+        figures["not_face_painted_share_on_other_faces"] = round(metrics["not_face_painted_on_other_faces"], 4)
     if "loss" in metrics:
         figures["loss"] = round(metrics["loss"], 4)
     painted = metrics["not_face_painted"]
@@ -225,6 +236,11 @@ def run_evaluate(argv: list[str]) -> int:
 
     a = evaluate_parser().parse_args(argv)
     lights = lights_for(a.light)
+    teacher = None
+    if a.teacher_boxes is not None:
+        from facecam.training.verifier import load_boxes
+
+        teacher = load_boxes(a.teacher_boxes)
     results = {}
     if a.checkpoint is not None:
         from facecam.training.checkpoint import load_checkpoint
@@ -242,7 +258,7 @@ def run_evaluate(argv: list[str]) -> int:
     head.update(split=a.split, path="the runtime's (facecam --images --mode mask), face = mask >= 0.5")
     try:
         for light in lights:
-            metrics = evaluate_runtime(segmenter, a.data, a.split, light, verifier=a.verifier)
+            metrics = evaluate_runtime(segmenter, a.data, a.split, light, verifier=a.verifier, teacher=teacher)
             images = metrics["images"]
             results[light] = _figures(metrics)
     finally:

@@ -58,6 +58,32 @@ def touching_labelled_face(face: np.ndarray, target: np.ndarray, face_classes: t
     return face & np.isin(blobs, touching[touching > 0])
 
 
+def other_faces(
+    target: np.ndarray,
+    boxes: list[list[float]],
+    face_classes: tuple[int, ...] = (1,),
+    min_score: float = 0.5,
+    labelled_share: float = 0.2,
+) -> np.ndarray:
+    """``(H, W) bool``: the boxes of faces an independent face finder saw (``[[x0, y0, x1, y1,
+    score], ...]``, score ``min_score`` or more) that the labels call something else: under
+    ``labelled_share`` of the box is labelled face. A person in the background, a face on a
+    poster: a runtime that finds every face paints them, and the labels charge it for that.
+    Pixels of the labelled face itself are never in it."""
+    target = np.asarray(target)
+    labelled = np.isin(target, face_classes)
+    out = np.zeros(target.shape[:2], bool)
+    height, width = out.shape
+    for x0, y0, x1, y1, score in (box[:5] for box in boxes):
+        if score < min_score:
+            continue
+        c0, r0 = max(0, int(round(x0))), max(0, int(round(y0)))
+        c1, r1 = min(width, int(round(x1))), min(height, int(round(y1)))
+        if c1 > c0 and r1 > r0 and labelled[r0:r1, c0:c1].mean() < labelled_share:
+            out[r0:r1, c0:c1] = True
+    return out & ~labelled
+
+
 def not_face_painted(face: np.ndarray, target: np.ndarray, face_classes: tuple[int, ...] = (1,)) -> tuple[int, int]:
     """Pixels labelled as known not-face (background, hair, 254; not ignore) that ``face`` (bool) paints.
 

@@ -20,7 +20,7 @@ import numpy as np
 from facecam.face import face_probability, is_face
 from facecam.training.dataset import FaceSegDataset, read_pair
 from facecam.training.light import darken
-from facecam.training.metrics import face_dice_iou, not_face_painted, touching_labelled_face
+from facecam.training.metrics import face_dice_iou, not_face_painted, other_faces, touching_labelled_face
 
 
 class TorchSegmenter:
@@ -63,7 +63,9 @@ def runtime_face(stream, image_bgr: np.ndarray) -> np.ndarray:
     return is_face(stream.process_photo(image_bgr).mask)
 
 
-def evaluate_runtime(segmenter, data: Path, split: str, light: str = "none", verifier="facecam_verifier") -> dict:
+def evaluate_runtime(
+    segmenter, data: Path, split: str, light: str = "none", verifier="facecam_verifier", teacher: dict | None = None
+) -> dict:
     """Face Dice / IoU of ``segmenter`` (a runtime Segmenter or a :class:`TorchSegmenter`) through
     the runtime on ``data``'s ``split``, each photo darkened by :func:`facecam.training.light.darken`
     with ``light`` first.
@@ -72,14 +74,20 @@ def evaluate_runtime(segmenter, data: Path, split: str, light: str = "none", ver
     float64), "images"}``; ``dice`` and ``iou`` are means over images; ``iou_labelled_face_only``
     leaves out painted blobs that touch no labelled face (other people's faces, see
     :func:`facecam.training.metrics.touching_labelled_face`).
+
+    ``teacher``: an independent face finder's boxes per photo (``{stem: [[x0, y0, x1, y1,
+    score], ...]}``, CenterFace run offline). Then also ``iou_other_faces_ignored`` (IoU with the
+    pixels of the faces it found that the labels call background left out of the count, see
+    :func:`facecam.training.metrics.other_faces`) and ``not_face_painted_on_other_faces`` (the
+    share of the not-face painted that lies there).
     """
     from tqdm import tqdm
 
     from facecam.api import FaceStream
 
     names = FaceSegDataset(data, split).names  # checks the layout and every file up front
-    dices, ious, ious_own = [], [], []
-    painted = labelled = 0
+    dices, ious, ious_own, ious_ignored = [], [], [], []
+    painted = labelled = painted_on_others = 0
     with FaceStream(segmenter=segmenter, mode="mask", smoothing=0.0, verifier=verifier) as stream:
         for name in tqdm(names, desc=light, disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True):
             rgb, label = read_pair(data, name)
@@ -90,7 +98,16 @@ def evaluate_runtime(segmenter, data: Path, split: str, light: str = "none", ver
             dices.append(float(dice[0]))
             ious.append(float(iou[0]))
             ious_own.append(float(face_dice_iou(touching_labelled_face(face, label), label)[1][0]))
+            if teacher is not None:
+                others = other_faces(label, teacher.get(name, []))
+                ious_ignored.append(float(face_dice_iou(face & ~others, label)[1][0]))
+                painted_on_others += not_face_painted(face & others, label)[0]
+    extra = {}
+    if teacher is not None:
+        extra["iou_other_faces_ignored"] = float(np.mean(ious_ignored))
+        extra["not_face_painted_on_other_faces"] = painted_on_others / painted if painted else 0.0
     return {
+        **extra,
         "dice": float(np.mean(dices)),
         "iou": float(np.mean(ious)),
         "iou_labelled_face_only": float(np.mean(ious_own)),

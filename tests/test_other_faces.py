@@ -1,0 +1,73 @@
+"""The faces a portrait set's labels call background: other_faces and evaluate --teacher-boxes."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+from conftest import assert_clean_error, run_cli
+
+from facecam.training.metrics import face_dice_iou, other_faces
+
+
+def _labelled_photo() -> np.ndarray:
+    label = np.zeros((40, 60), np.uint8)
+    label[10:30, 5:25] = 1  # the person the photo is about
+    label[30:40, 5:25] = 255  # left out
+    return label
+
+
+def test_other_faces_marks_the_found_faces_the_labels_call_background():
+    label = _labelled_photo()
+    boxes = [
+        [40, 8, 55, 28, 0.9],  # a neighbour's face, labelled background
+        [4, 9, 26, 31, 0.95],  # the labelled face itself
+        [30, 0, 38, 8, 0.3],  # a doubtful one
+    ]
+    others = other_faces(label, boxes)
+    assert others[8:28, 40:55].all()
+    assert others.sum() == 15 * 20  # neither the labelled face's box nor the doubtful one
+    assert not (others & (label == 1)).any()
+    # a box mostly over background but touching the labelled face never takes its pixels
+    others = other_faces(label, [[20, 10, 60, 30, 0.9]])
+    assert others[10:30, 25:60].all() and not others[10:30, 20:25].any()
+    # painting the neighbour costs plain IoU, not the IoU with the other faces left out
+    face = (label == 1) | other_faces(label, boxes[:1])
+    plain = face_dice_iou(face, label)[1][0]
+    ignored = face_dice_iou(face & ~other_faces(label, boxes), label)[1][0]
+    assert plain < 0.6 and ignored == 1.0
+
+
+def _tiny_set(root):
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        image = rng.integers(40, 200, (64, 64, 3), dtype=np.uint8)
+        cv2.ellipse(image, (32, 30), (12, 16), 0, 0, 360, (120, 160, 220), -1)
+        label = np.zeros((64, 64), np.uint8)
+        cv2.ellipse(label, (32, 30), (12, 16), 0, 0, 360, 1, -1)
+        cv2.imwrite(str(root / "images" / f"{name}.jpg"), image)
+        cv2.imwrite(str(root / "labels" / f"{name}.png"), label)
+    (root / "val.txt").write_text("a\nb\n")
+    return root
+
+
+def test_evaluate_reports_the_figures_with_other_faces_left_out(tmp_path, tiny_model):
+    data = _tiny_set(tmp_path / "set")
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"a": [[40, 40, 64, 64, 0.9]], "b": []}))
+    args = ("facecam-train", "evaluate", "--model", str(tiny_model), "--data", str(data), "--split", "val")
+    r = run_cli(*args, "--teacher-boxes", str(boxes))
+    assert r.returncode == 0, r.stderr
+    figures = json.loads(r.stdout)
+    assert figures["face_iou"] <= figures["face_iou_other_faces_ignored"] <= 1
+    assert 0 <= figures["not_face_painted_share_on_other_faces"] <= 1
+    plain = json.loads(run_cli(*args).stdout)
+    assert "face_iou_other_faces_ignored" not in plain and plain["face_iou"] == figures["face_iou"]
+    boxes.write_text(json.dumps([[1, 2, 3, 4, 0.9]]))
+    assert_clean_error(run_cli(*args, "--teacher-boxes", str(boxes)), "teacher boxes", "expected")
+    boxes.write_text("{not json")
+    assert_clean_error(run_cli(*args, "--teacher-boxes", str(boxes)), "cannot read teacher boxes")
+    assert_clean_error(run_cli(*args, "--teacher-boxes", str(tmp_path / "none.json")), "cannot read teacher boxes")
