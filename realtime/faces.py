@@ -235,7 +235,15 @@ class FaceFinder:
     def find(self, frame: np.ndarray, fine: bool = True, levels: processing.Halvings | None = None) -> list[Box]:
         """The full-frame pass (see realtime.full_pass): boxes (frame pixels) of the faces the
         model sees, at its own size and (``fine``) zoomed."""
-        return full_pass.proposals(self.segmenter, frame, self.zoom, self.find_cores, fine, levels, self.stream)
+        return full_pass.proposals(
+            self.segmenter,
+            frame,
+            zoom=self.zoom,
+            find_cores=self.find_cores,
+            fine=fine,
+            levels=levels,
+            stream=self.stream,
+        )
 
     def _tile_blobs(self, frame: np.ndarray, zoomed: tuple[int, int], thumb: np.ndarray) -> list[Box]:
         """The small faces in the next changed tile of the zoomed pass (none when every tile left is unchanged)."""

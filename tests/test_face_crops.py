@@ -62,10 +62,12 @@ def test_prepare_crops_writes_the_sure_faces_crops(skin_photos, tmp_path):
 @pytest.mark.parametrize(
     ("boxes", "expected"),
     [
-        ({"a": [[300, 40, 460, 220]]}, "five numbers"),
-        ({"a": [[300, 40, 460, 220, 0.9], [1, 2]]}, "five numbers"),
+        ({"a": [[300, 40, 460, 220]]}, "five finite numbers"),
+        ({"a": [[300, 40, 460, 220, 0.9], [1, 2]]}, "five finite numbers"),
         ([1, 2, 3], "map photo names"),
         ("not json", "cannot read teacher boxes"),
+        ('{"a": [[NaN, 40, 460, 220, 0.9]]}', "five finite numbers"),  # JSON's NaN loads as a float
+        ({"a": [[300, 40, 460, 220, True]]}, "five finite numbers"),  # and true as an int
     ],
 )
 def test_bad_boxes_are_one_line_errors(skin_photos, tmp_path, boxes, expected):

@@ -221,6 +221,7 @@ def _figures(metrics: dict) -> dict:
     if "iou_labelled_face_only" in metrics:  # the runtime's path: other people's faces left out
         figures["face_iou_labelled_face_only"] = round(metrics["iou_labelled_face_only"], 4)
     if "iou_other_faces_ignored" in metrics:  # --teacher-boxes
+        figures["teacher_photos"] = metrics["teacher_photos"]
         figures["face_iou_other_faces_ignored"] = round(metrics["iou_other_faces_ignored"], 4)
         figures["not_face_painted_share_on_other_faces"] = round(metrics["not_face_painted_on_other_faces"], 4)
     if "loss" in metrics:
@@ -238,9 +239,9 @@ def run_evaluate(argv: list[str]) -> int:
     lights = lights_for(a.light)
     teacher = None
     if a.teacher_boxes is not None:
-        from facecam.training.verifier import load_boxes
+        from facecam.training.teacher_boxes import read_teacher_boxes
 
-        teacher = load_boxes(a.teacher_boxes)
+        teacher = read_teacher_boxes(a.teacher_boxes)
     results = {}
     if a.checkpoint is not None:
         from facecam.training.checkpoint import load_checkpoint

@@ -18,7 +18,6 @@ crops teach it what lies around a face in a scene. Faces come from a teacher det
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 from dataclasses import dataclass
@@ -171,21 +170,10 @@ def crop_face_zone(box: np.ndarray, crop: tuple[float, float, float], out: int) 
 
 
 def _load_boxes(path: Path) -> dict[str, np.ndarray]:
-    """Teacher boxes by photo name, each ``(N, 5)``; anything else is a one-line error naming where."""
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise FacecamError(f"cannot read teacher boxes {path}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise FacecamError(f"{path}: teacher boxes must map photo names to lists of [x0, y0, x1, y1, score]")
-    boxes = {}
-    for name, entries in raw.items():
-        if not isinstance(entries, list) or not all(
-            isinstance(e, list) and len(e) == 5 and all(isinstance(v, (int, float)) for v in e) for e in entries
-        ):
-            raise FacecamError(f"{path}: {name!r} must be a list of [x0, y0, x1, y1, score] (five numbers each)")
-        boxes[name] = np.asarray(entries, np.float64).reshape(-1, 5)
-    return boxes
+    """Teacher boxes by photo name, each ``(N, 5)`` (see training.teacher_boxes)."""
+    from facecam.training.teacher_boxes import read_teacher_boxes
+
+    return {name: np.asarray(entries, np.float64).reshape(-1, 5) for name, entries in read_teacher_boxes(path).items()}
 
 
 def _photo_size(folder: Path, name: str) -> tuple[int, int]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facecam.errors import FacecamError
 from facecam.face import face_probability, is_face
 from facecam.training.dataset import FaceSegDataset, read_pair
 from facecam.training.light import darken
@@ -79,13 +80,17 @@ def evaluate_runtime(
     score], ...]}``, CenterFace run offline). Then also ``iou_other_faces_ignored`` (IoU with the
     pixels of the faces it found that the labels call background left out of the count, see
     :func:`facecam.training.metrics.other_faces`) and ``not_face_painted_on_other_faces`` (the
-    share of the not-face painted that lies there).
+    share of the not-face painted that lies there), with ``teacher_photos``, how many of the
+    split's photos the boxes name (none at all is an error).
     """
     from tqdm import tqdm
 
     from facecam.api import FaceStream
 
     names = FaceSegDataset(data, split).names  # checks the layout and every file up front
+    if teacher is not None and not any(name in teacher for name in names):
+        # a box file of another set, or keyed by file name: the figure would be plain IoU renamed
+        raise FacecamError(f"none of the {len(names)} photos of {data}'s {split} split has teacher boxes")
     dices, ious, ious_own, ious_ignored = [], [], [], []
     painted = labelled = painted_on_others = 0
     with FaceStream(segmenter=segmenter, mode="mask", smoothing=0.0, verifier=verifier) as stream:
@@ -104,6 +109,7 @@ def evaluate_runtime(
                 painted_on_others += not_face_painted(face & others, label)[0]
     extra = {}
     if teacher is not None:
+        extra["teacher_photos"] = sum(name in teacher for name in names)
         extra["iou_other_faces_ignored"] = float(np.mean(ious_ignored))
         extra["not_face_painted_on_other_faces"] = painted_on_others / painted if painted else 0.0
     return {

@@ -14,7 +14,6 @@ Exported like a segmentation model (a model card, normalisation in the graph), w
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,24 +109,6 @@ def collect(photos: list[Path], boxes: dict, finder, seed: int = 0) -> VerifierD
                 crops.append(cv2.cvtColor(crop_pixels(image, crop, VERIFIER_SIZE), cv2.COLOR_BGR2RGB))
                 labels.append(label)
     return VerifierData(np.stack(crops), np.asarray(labels, np.int64))
-
-
-def load_boxes(path: Path) -> dict:
-    """An offline face finder's boxes: ``{stem: [[x0, y0, x1, y1, score], ...]}``; anything else
-    is a one-line error, not a failure halfway through a run."""
-    try:
-        boxes = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FacecamError(f"cannot read teacher boxes {path} ({exc})") from exc
-
-    def is_box(box) -> bool:
-        return isinstance(box, list) and len(box) >= 5 and all(isinstance(v, (int, float)) for v in box[:5])
-
-    if not isinstance(boxes, dict) or not all(
-        isinstance(found, list) and all(is_box(box) for box in found) for found in boxes.values()
-    ):
-        raise FacecamError(f"teacher boxes {path}: expected {{photo stem: [[x0, y0, x1, y1, score], ...]}}")
-    return boxes
 
 
 def grey_crops(crops: np.ndarray) -> np.ndarray:

@@ -68,14 +68,15 @@ def collect_all(photo_sets: list[list[str]], segmenter_name: str | None):
     """``(crops, labels, held-out crops, held-out labels)`` of every ``(DIR, BOXES, HOLDOUT)`` set."""
     from facecam.realtime.faces import FaceFinder
     from facecam.realtime.segmenter import Segmenter
-    from facecam.training.verifier import VERIFIER_SIZE, collect, load_boxes
+    from facecam.training.teacher_boxes import read_teacher_boxes
+    from facecam.training.verifier import VERIFIER_SIZE, collect
 
     train_sets, held_sets = [], []
     with Segmenter(segmenter_name, provider="cpu") as segmenter:
         finder = FaceFinder(segmenter, smoothing=0, find_every=1, photo=True)
         for folder, boxes, holdout in photo_sets:
             train, held = split_photos(Path(folder), holdout)
-            teacher = load_boxes(Path(boxes))
+            teacher = read_teacher_boxes(Path(boxes))
             train_sets.append(collect(train, teacher, finder))
             if held:
                 held_sets.append(collect(held, teacher, finder, seed=1))
