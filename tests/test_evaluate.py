@@ -10,19 +10,9 @@ import cv2
 import numpy as np
 import pytest
 from conftest import assert_clean_error, run_cli
-from test_training import make_celebamask
 
-from facecam.training.celebamask import PrepareConfig, prepare_celebamask
 from facecam.training.dataset import FaceSegDataset, read_pair
 from facecam.training.metrics import face_dice_iou
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory) -> Path:
-    src = make_celebamask(tmp_path_factory.mktemp("celeba") / "CelebAMask-HQ")
-    out = src.parent / "prepared"
-    prepare_celebamask(PrepareConfig(src=src, out=out, size=64, val_count=2), progress=False)
-    return out
 
 
 def test_darken_is_deterministic_and_darker():

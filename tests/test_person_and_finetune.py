@@ -7,8 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import assert_clean_error, run_cli
-from test_training import make_celebamask
+from conftest import assert_clean_error, make_celebamask, run_cli
 
 from facecam.training.celebamask import PrepareConfig, prepare_celebamask
 from facecam.training.dataset import LABEL_IGNORE, LABEL_NOT_FACE

@@ -11,53 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import assert_clean_error, run_cli
+from conftest import assert_clean_error, make_celebamask, run_cli
 
 from facecam.errors import FacecamError
 from facecam.training.celebamask import PrepareConfig, prepare_celebamask
 from facecam.training.dataset import FaceSegDataset, read_pair
 from facecam.training.metrics import face_dice_iou, not_face_painted
 from facecam.training.models import MODELS, build_model
-
-PARTS_DRAWN = ("skin", "nose", "l_eye", "r_eye", "l_brow", "r_brow", "u_lip", "l_lip", "mouth", "hair", "eye_g", "neck")
-
-
-def make_celebamask(root: Path, count: int = 8, size: int = 64) -> Path:
-    """A tiny CelebAMask-HQ in its exact layout: N.jpg photos at 2x the mask size, part masks per 2000-folder."""
-    (root / "CelebA-HQ-img").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        m = size // 2
-        parts = {p: np.zeros((m, m), np.uint8) for p in PARTS_DRAWN}
-        cx, cy = m // 2 + int(rng.integers(-3, 4)), m // 2
-        cv2.ellipse(parts["skin"], (cx, cy), (m // 4, m // 3), 0, 0, 360, 255, -1)
-        cv2.ellipse(parts["hair"], (cx, cy - m // 3), (m // 3, m // 6), 0, 0, 360, 255, -1)
-        cv2.rectangle(parts["neck"], (cx - 4, cy + m // 3), (cx + 4, m - 1), 255, -1)
-        cv2.circle(parts["l_eye"], (cx - 5, cy - 3), 2, 255, -1)
-        cv2.circle(parts["r_eye"], (cx + 5, cy - 3), 2, 255, -1)
-        cv2.rectangle(parts["eye_g"], (cx - 9, cy - 5), (cx + 9, cy - 1), 255, -1)  # glasses over the eyes
-        cv2.line(parts["u_lip"], (cx - 4, cy + 6), (cx + 4, cy + 6), 255, 1)
-        image = np.full((size, size, 3), (200, 180, 160), np.uint8)
-        big = {p: cv2.resize(v, (size, size), interpolation=cv2.INTER_NEAREST) for p, v in parts.items()}
-        image[big["skin"] > 0] = (120, 150, 210)
-        image[big["hair"] > 0] = (30, 30, 40)
-        image[big["eye_g"] > 0] = (20, 20, 20)
-        cv2.imwrite(str(root / "CelebA-HQ-img" / f"{i}.jpg"), image)
-        folder = root / "CelebAMask-HQ-mask-anno" / str(i // 2000)
-        folder.mkdir(parents=True, exist_ok=True)
-        for part, mask in parts.items():
-            if mask.any():
-                cv2.imwrite(str(folder / f"{i:05d}_{part}.png"), mask)
-    return root
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory) -> Path:
-    src = make_celebamask(tmp_path_factory.mktemp("celeba") / "CelebAMask-HQ")
-    out = src.parent / "prepared"
-    counts = prepare_celebamask(PrepareConfig(src=src, out=out, size=64, val_count=2), progress=False)
-    assert counts == {"train": 6, "val": 2}
-    return out
 
 
 def test_prepare_celebamask_labels(prepared):

@@ -3,25 +3,13 @@ change the picture and never the label. Split from test_training.py."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 from conftest import assert_clean_error, run_cli
-from test_training import make_celebamask
 
 from facecam.errors import FacecamError
-from facecam.training.celebamask import PrepareConfig, prepare_celebamask
 from facecam.training.dataset import read_pair
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory) -> Path:
-    src = make_celebamask(tmp_path_factory.mktemp("celeba") / "CelebAMask-HQ")
-    out = src.parent / "prepared"
-    prepare_celebamask(PrepareConfig(src=src, out=out, size=64, val_count=2), progress=False)
-    return out
 
 
 def test_augmentations_keep_image_and_label_aligned(prepared):
