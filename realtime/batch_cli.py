@@ -301,9 +301,7 @@ def prepare(args: argparse.Namespace) -> tuple[list[FileTask], Path | None, int]
     if args.ray is None:
         segmenter, _ = batch.open_models(spec)  # a bad model fails now, once, not once per file
         print(
-            f"facecam: model {segmenter.path.name}"
-            + (f" ({'; '.join(segmenter.companions())})" if segmenter.companions() else "")
-            + f" on {segmenter.provider}; {describe_jobs(args, threads)}",
+            f"facecam: model {segmenter.files_said()} on {segmenter.provider}; {describe_jobs(args, threads)}",
             file=sys.stderr,
         )
         if args.jobs > 1:

@@ -143,9 +143,8 @@ def _release(camera: PacedFrames | None, writer: VideoWriter | None) -> None:
 
 
 def _model_names(seg: Segmenter) -> str:
-    """The model file, and the files beside it when there are (Segmenter.companions)."""
-    companions = seg.companions() if hasattr(seg, "companions") else []
-    return seg.path.name + (f" ({'; '.join(companions)})" if companions else "")
+    """The model file, and the files beside it when there are (Segmenter.files_said)."""
+    return seg.files_said() if hasattr(seg, "files_said") else seg.path.name
 
 
 def _camera_frames(camera: PacedFrames) -> Iterator[np.ndarray]:

@@ -117,6 +117,11 @@ class Segmenter:
         said = [] if self.crop_path == self.path else [f"face crops: {self.crop_path.name}"]
         return said + ([] if self.finder is None else [f"finding faces: {self.finder.path.name}"])
 
+    def files_said(self) -> str:
+        """The model file's name with its companions in brackets, for a log line."""
+        companions = self.companions()
+        return self.path.name + (f" ({'; '.join(companions)})" if companions else "")
+
     @property
     def few_shapes(self) -> bool:
         """Whether each new input shape costs a new session (CUDA): callers then keep to few,

@@ -43,6 +43,8 @@ def test_whole_frame_passes_run_the_finder_and_every_crop_the_model(pair):
             assert not np.array_equal(crops.infer(tensor), finds.infer(tensor))  # the two can be told apart
             assert seg.finder is not None and seg.finder.path == pair / "face_finder.onnx"
             assert seg.companions() == ["finding faces: face_finder.onnx"] and crops.companions() == []
+            assert seg.files_said() == "face.onnx (finding faces: face_finder.onnx)"
+            assert crops.files_said() == crops.path.name
             assert np.array_equal(seg.infer(tensor), finds.infer(tensor))  # whole-frame passes
             assert np.array_equal(seg.infer_batch(tensor), crops.infer_batch(tensor))  # followed faces
             assert np.array_equal(seg.infer_first_looks(tensor), crops.infer_batch(tensor))  # first looks
