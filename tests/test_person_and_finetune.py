@@ -117,6 +117,7 @@ def test_prepare_person_then_fine_tune_with_init(tmp_path, tiny_model):
     )
     common = ("--data", str(faces), str(out), "--model", "fast_unet", "--batch-size", "2", "--size", "64")
     common += ("--workers", "0", "--epochs", "1", "--lighting", "1", "--hard-light", "1", "--backlight", "1")
+    common += ("--low-res", "1")
     assert run_cli("facecam-train", *common, "--out", str(tmp_path / "base"), timeout=300).returncode == 0
     base = tmp_path / "base" / "best.pt"
     r = run_cli("facecam-train", *common, "--init", str(base), "--out", str(tmp_path / "tuned"), timeout=300)
@@ -125,7 +126,7 @@ def test_prepare_person_then_fine_tune_with_init(tmp_path, tiny_model):
     from facecam.training.checkpoint import load_checkpoint
 
     saved = load_checkpoint(tmp_path / "tuned" / "last.pt")["config"]["augment"]
-    assert saved["hard_light"] == 1.0 and saved["backlight"] == 1.0
+    assert saved["hard_light"] == 1.0 and saved["backlight"] == 1.0 and saved["low_res"] == 1.0
     assert_clean_error(
         run_cli("facecam-train", *common, "--width", "8", "--init", str(base), "--out", str(tmp_path / "w8")),
         "--init",

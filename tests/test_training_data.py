@@ -80,6 +80,24 @@ def test_backlight_darkens_the_subject_lights_the_edges_never_the_label(prepared
     assert np.abs(lit_image.astype(int) - plain_image).mean() > 10
 
 
+def test_low_res_blurs_the_picture_as_a_small_face_crop_never_the_label():
+    from facecam.training.augment import LOW_RES_SCALE, AugmentConfig, build_train_transform
+
+    # a fine checkerboard (2 px squares): at half its resolution or less it is a grey blur
+    image = np.kron((np.indices((32, 32)).sum(0) % 2 * 255).astype(np.uint8), np.ones((2, 2), np.uint8))
+    image = np.repeat(image[:, :, None], 3, 2)
+    label = np.zeros((64, 64), np.uint8)
+    label[16:48, 20:44] = 1
+    still = dict(size=64, hflip=False, color_jitter=0, coarse_dropout=0, scale_rotate=0, webcam_framing=0, blur_noise=0)
+    sharp_image, sharp_label = build_train_transform(AugmentConfig(**still), seed=0)(image, label)
+    assert LOW_RES_SCALE[1] <= 0.5
+    for seed in range(4):
+        low_image, low_label = build_train_transform(AugmentConfig(**still, low_res=1.0), seed=seed)(image, label)
+        assert (low_label == sharp_label).all() and low_image.shape == sharp_image.shape
+        assert low_image.astype(float).std() < 0.5 * sharp_image.astype(float).std()  # the squares are gone
+        assert abs(low_image.astype(float).mean() - sharp_image.mean()) < 20  # the same picture, blurred
+
+
 def test_labels_outside_the_classes_are_reported(tmp_path):
     (tmp_path / "images").mkdir()
     (tmp_path / "labels").mkdir()

@@ -16,6 +16,12 @@ from facecam.training.dataset import PairTransform
 from facecam.training.light import random_backlight
 
 
+#: ``--low-res``: the picture shrunk to this share of its side and enlarged back, as the runtime
+#: enlarges a small face's crop (a 30 px face's crop of 66 px is segmented at 96-224 model pixels,
+#: passes.crop_input_side); the label stays sharp: the mask is wanted at the model's resolution
+LOW_RES_SCALE = (0.2, 0.5)
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """Which augmentations run and how strongly (defaults: the original's set plus webcam framing)."""
@@ -32,6 +38,7 @@ class AugmentConfig:
     lighting: float = 0.0  # probability of a gamma change (dim or bright rooms) or a grey frame, 0 = off
     hard_light: float = 0.0  # probability of a dim noisy room, a colour cast or light from one side, 0 = off
     backlight: float = 0.0  # probability of a bright light behind the subject (light.random_backlight), 0 = off
+    low_res: float = 0.0  # probability of the picture at LOW_RES_SCALE of its resolution, enlarged back, 0 = off
 
 
 def synthetic_background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -174,6 +181,8 @@ def build_train_transform(config: AugmentConfig, seed: int | None = None) -> Pai
                 p=config.blur_noise,
             )
         )
+    if config.low_res:
+        ops.append(low_res(config.low_res))
     if config.coarse_dropout:
         ops.append(
             A.CoarseDropout(
@@ -186,6 +195,15 @@ def build_train_transform(config: AugmentConfig, seed: int | None = None) -> Pai
             )
         )
     return _TrainTransform(config, A.Compose(ops, seed=seed), seed)
+
+
+def low_res(p: float):
+    """The image alone at LOW_RES_SCALE of its side (area-averaged) and enlarged back (bilinear):
+    the blur of a small face's crop, whose label is as sharp as a big face's."""
+    import albumentations as A
+
+    pair = {"downscale": cv2.INTER_AREA, "upscale": cv2.INTER_LINEAR}
+    return A.Downscale(scale_range=LOW_RES_SCALE, interpolation_pair=pair, p=p)
 
 
 def hard_light(p: float):

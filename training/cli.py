@@ -105,6 +105,13 @@ def train_parser() -> OneLineErrorParser:
         default=0.0,
         help="probability of a bright light behind the subject at a random strength (0 = off)",
     )
+    aug.add_argument(
+        "--low-res",
+        type=unit_float,
+        default=0.0,
+        help="probability of the picture at 1/5-1/2 of its resolution, enlarged back, as a small face's crop is; "
+        "the label stays sharp (0 = off)",
+    )
     aug.add_argument("--no-hflip", action="store_true", help="disable horizontal flips")
     return p
 
@@ -298,6 +305,7 @@ def run_train(argv: list[str]) -> int:
         lighting=a.lighting,
         hard_light=a.hard_light,
         backlight=a.backlight,
+        low_res=a.low_res,
     )
     if a.width and a.model != "fast_unet":
         raise FacecamError(f"--width applies to fast_unet only, not {a.model}")
