@@ -142,11 +142,6 @@ def _release(camera: PacedFrames | None, writer: VideoWriter | None) -> None:
             writer.close(keep=False)
 
 
-def _model_names(seg: Segmenter) -> str:
-    """The model file, and the files beside it when there are (Segmenter.files_said)."""
-    return seg.files_said() if hasattr(seg, "files_said") else seg.path.name
-
-
 def _camera_frames(camera: PacedFrames) -> Iterator[np.ndarray]:
     """The paced camera's frames, the camera started when the first is asked for (after the
     warm-up frames, which go through unpaced)."""
@@ -202,7 +197,7 @@ def run_benchmark(cfg: BenchConfig, segmenter: Segmenter | None = None) -> Bench
             dropped=camera.dropped if camera is not None else 0,
             flicker=None if stats.flicker is None else round(stats.flicker, 5),
             provider=seg.provider,
-            model=_model_names(seg),
+            model=seg.files_said(),
             mode=cfg.mode,
             source=cfg.source,
             size=[source.width, source.height],
