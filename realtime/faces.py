@@ -37,6 +37,7 @@ from facecam.realtime.crops import (
     seed_disc,
     zeroed_outside_frame,
 )
+from facecam.realtime.edge_watch import EdgeWatch
 from facecam.realtime.fine_scan import FineScan, FullPassMemory, tile_grid
 from facecam.realtime.passes import (
     FIND_EVERY,
@@ -88,7 +89,9 @@ class FaceFinder:
     stream's small-face pass passes over the tiles that have not changed, and its full-frame pass
     over a frame with nothing new outside the faces (see fine_scan.FullPassMemory; off in
     anonymize); ``photo``: the finder of one photo, whose large crops keep the model's full size
-    (see passes.LARGE_CROP_INPUT: a stream's are segmented smaller).
+    (see passes.LARGE_CROP_INPUT: a stream's are segmented smaller); ``watch_edges``: a stream
+    looks for faces coming in at the edge the picture moves in from (see realtime.edge_watch; on
+    in anonymize).
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class FaceFinder:
         photo: bool = False,
         still_levels: float = STILL_LEVELS,
         still_reuse: int = STILL_REUSE,
+        watch_edges: bool = False,
     ) -> None:
         if find_every < 1 or fine_every < 1:
             raise ValueError(f"find_every and fine_every must be >= 1, got {find_every} and {fine_every}")
@@ -128,6 +132,7 @@ class FaceFinder:
         self.scan = FineScan(skip_unchanged_tiles)
         self._split_faces: list[Box] = []
         self.pass_memory = FullPassMemory()
+        self.edge_watch = EdgeWatch() if watch_edges and not photo else None
 
     def follow_mode(self, mode: str) -> None:
         """Look for faces as ``mode`` needs (see finder_settings), keeping every track: the camera
@@ -137,6 +142,10 @@ class FaceFinder:
         self.split_threshold, self.find_cores = settings["split_threshold"], settings["find_cores"]
         self.still_levels, self.still_reuse = settings["still_levels"], settings["still_reuse"]
         self.scan.skip_unchanged = settings["skip_unchanged_tiles"]
+        if not settings["watch_edges"]:
+            self.edge_watch = None
+        elif self.edge_watch is None and self.stream:
+            self.edge_watch = EdgeWatch()
 
     def reset(self) -> None:
         """A new stream: forget every face."""
@@ -147,6 +156,8 @@ class FaceFinder:
         self.scan = FineScan(self.scan.skip_unchanged)
         self._split_faces = []
         self.pass_memory.reset()
+        if self.edge_watch is not None:
+            self.edge_watch.reset()
 
     def process(self, frame: np.ndarray, index: int, timings: dict[str, float] | None = None) -> FrameFaces:
         """Find, crop, segment, track and merge the faces of one ``(H, W, 3) uint8 BGR`` frame.
@@ -167,6 +178,8 @@ class FaceFinder:
         if cut:
             self.tracker.reset()
             self.edge_hold.reset()
+            if self.edge_watch is not None:
+                self.edge_watch.reset()
         zoomed = full_pass.zoomed_size(self.segmenter, frame.shape[:2], self.zoom)
         fine_due = zoomed is not None and index - self._last_fine >= self.fine_every
         # the zoomed pass whole when faces are needed now or there is no time to spread its tiles
@@ -198,6 +211,10 @@ class FaceFinder:
             tile_faces = self._tile_blobs(frame, zoomed, thumb)
             self.tracker.propose(self.verified(frame, tile_faces), frame.shape[:2])
             candidates += tile_faces
+        if self.edge_watch is not None and zoomed is not None:
+            edge_faces = self._edge_blobs(frame, zoomed, thumb, whole)
+            self.tracker.propose(self.verified(frame, edge_faces), frame.shape[:2])
+            candidates += edge_faces
         t1 = time.perf_counter()
         spent["finder"] = (t1 - t0) * 1000
         (gh, gw), scale = grid_shape(frame.shape[:2])
@@ -251,6 +268,20 @@ class FaceFinder:
         if tile is None:
             return []
         return full_pass.tile_proposals(self.segmenter, frame, tile, zoomed, self.find_cores)
+
+    def _edge_blobs(self, frame: np.ndarray, zoomed: tuple[int, int], thumb: np.ndarray, whole: bool) -> list[Box]:
+        """The faces in the strips along the edges the picture came in from (see
+        realtime.edge_watch); none in a frame the whole zoomed pass just looked at."""
+        strips = self.edge_watch.due(thumb, frame.shape[:2], zoomed, self.crop_size)
+        if whole:
+            self.edge_watch.looked_all()
+            return []
+        view = self.edge_watch.view_hw
+        return [
+            box
+            for tile in strips
+            for box in full_pass.tile_proposals(self.segmenter, frame, tile, view, self.find_cores)
+        ]
 
     def _segment_and_merge(
         self,

@@ -86,6 +86,7 @@ def finder_settings(mode: str) -> dict:
             "find_cores": True,
             "still_levels": ANONYMIZE_STILL_LEVELS,
             "still_reuse": ANONYMIZE_STILL_REUSE,
+            "watch_edges": True,
         }
     return {
         "fine_every": FINE_EVERY,
@@ -95,6 +96,7 @@ def finder_settings(mode: str) -> dict:
         "find_cores": False,
         "still_levels": STILL_LEVELS,
         "still_reuse": STILL_REUSE,
+        "watch_edges": False,
     }
 
 

@@ -15,7 +15,6 @@ import numpy as np
 from facecam.training.dataset import PairTransform
 from facecam.training.light import random_backlight
 
-
 #: ``--low-res``: the picture shrunk to this share of its side and enlarged back, as the runtime
 #: enlarges a small face's crop (a 30 px face's crop of 66 px is segmented at 96-224 model pixels,
 #: passes.crop_input_side); the label stays sharp: the mask is wanted at the model's resolution

