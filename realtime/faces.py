@@ -89,7 +89,8 @@ class FaceFinder:
     stream's small-face pass passes over the tiles that have not changed, and its full-frame pass
     over a frame with nothing new outside the faces (see fine_scan.FullPassMemory; off in
     anonymize); ``photo``: the finder of one photo, whose large crops keep the model's full size
-    (see passes.LARGE_CROP_INPUT: a stream's are segmented smaller); ``watch_edges``: a stream
+    (see passes.LARGE_CROP_INPUT: a stream's are segmented smaller) and whose first looks are
+    averaged with the mirror image's (processing.mirror_averaged); ``watch_edges``: a stream
     looks for faces coming in at the edge the picture moves in from (see realtime.edge_watch; on
     in anonymize).
     """
@@ -347,8 +348,13 @@ class FaceFinder:
             if not picked:
                 continue
             batch = np.concatenate([processing.preprocess(crops[i], (size, size), self.segmenter.card) for i in picked])
-            infer = self.segmenter.infer_first_looks if first else self.segmenter.infer_batch
-            for i, probability in zip(picked, infer(batch), strict=True):
+            if not first:
+                looks = self.segmenter.infer_batch(batch)
+            elif self.stream:
+                looks = self.segmenter.infer_first_looks(batch)
+            else:  # a photo, whose faces are all first looks (see processing.mirror_averaged)
+                looks = processing.mirror_averaged(self.segmenter.infer_first_looks, batch)
+            for i, probability in zip(picked, looks, strict=True):
                 probabilities[i] = probability
                 track = tracks[i]
                 track.looked_crop, track.looked_gray, track.looked_probability = track.crop, grays[i], probability

@@ -156,6 +156,18 @@ def preprocess(frame: np.ndarray, size: tuple[int, int], card: ModelCard) -> np.
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
+def mirror_averaged(infer: Callable[[np.ndarray], np.ndarray], batch: np.ndarray) -> np.ndarray:
+    """``infer``'s ``(N, h, w)`` look at a ``(N, 3, h, w)`` batch averaged with its look at the
+    mirror images (one run of 2N). FaceFinder does it for a photo's first looks (all its faces),
+    where time is less short: on ``lfw-parts/val`` IoU 0.8994 -> 0.9010, not-face painted on the
+    ``person`` validation photos 0.0059 -> 0.0050, the same faces found on the validation photos
+    (60 of 63, 31 of 32), for 10-30% more time a photo. Mirroring the full-frame pass as well
+    lost 2 of those faces."""
+    count = len(batch)
+    looks = infer(np.concatenate([batch, batch[..., ::-1]]))
+    return 0.5 * (looks[:count] + looks[count:, :, ::-1])
+
+
 def black_input(card: ModelCard) -> np.ndarray:
     """``(3,) float32``: what :func:`preprocess` makes of a black pixel, for this card's model."""
     if card.normalization_in_graph:

@@ -306,3 +306,42 @@ def test_a_dark_model_input_is_lifted_and_an_ordinary_one_left_as_it_is():
     assert processing.lifted_if_dark(black) is black
     tensor = processing.preprocess(dark, (64, 64), ModelCard(color_order="BGR", normalization_in_graph=True))
     assert abs(float(tensor[0, :, 16:48, 16:48].mean()) - processing.DARK_TARGET) < 10  # the model sees it lifted
+
+
+def test_a_mirror_averaged_look_is_the_mean_of_the_look_and_the_mirrored_look_in_one_run():
+    runs = []
+
+    def left_half_model(batch: np.ndarray) -> np.ndarray:  # paints the left half of whatever it sees
+        runs.append(len(batch))
+        out = np.zeros((len(batch), *batch.shape[2:]), np.float32)
+        out[:, :, : batch.shape[3] // 2] = 1.0
+        return out + batch[:, 0] / 1000  # and a trace of the picture, to see it comes back unmirrored
+
+    batch = np.random.default_rng(0).random((3, 3, 8, 8)).astype(np.float32)
+    looks = processing.mirror_averaged(left_half_model, batch)
+    assert runs == [6]  # the crops and their mirror images in one run
+    assert looks.shape == (3, 8, 8)
+    np.testing.assert_allclose(looks, 0.5 + batch[:, 0] / 1000, atol=1e-6)
+
+
+def test_a_photo_s_first_looks_are_mirror_averaged_and_a_stream_s_are_not():
+    from test_faces import ColourKeyedSegmenter, scene
+
+    from facecam.realtime.faces import FaceFinder
+
+    seen = []
+
+    class Recording(ColourKeyedSegmenter):
+        def infer_first_looks(self, tensor):
+            seen.append(tensor.copy())
+            return super().infer_first_looks(tensor)
+
+    for photo in (True, False):
+        seen.clear()
+        FaceFinder(Recording(), smoothing=0, find_every=1, photo=photo).process(scene([(300, 180, 60)]), 0)
+        (batch,) = seen
+        if photo:
+            half = len(batch) // 2
+            assert len(batch) == 2 and np.array_equal(batch[half:], batch[:half][..., ::-1])
+        else:
+            assert len(batch) == 1
