@@ -1,7 +1,7 @@
 """Faces coming into view at the frame's edge, looked for as they come (anonymize).
 
-    watch = EdgeWatch()                          # one per stream
-    for tile in watch.due(thumb, frame_hw):      # once a frame: the strips to look at now
+    watch = EdgeWatch()                                            # one per stream
+    for tile in watch.due(thumb, frame_hw, zoomed_hw, model_side):   # once a frame: the strips due now
         boxes = full_pass.tile_proposals(segmenter, frame, tile, watch.view_hw)
 
 Why: when the camera pans across a crowd, faces come in at the edge. The full-frame pass at the
@@ -12,10 +12,11 @@ of 75-90 px stayed in clear view for up to 18 frames (group5.mp4) and 6 (group1.
 
 So the picture's shift from the last frame (phase correlation of the scene thumbnails) says
 which edge brings new picture and how much of it. Once STEP_SHARE of the frame's side has come
-in at an edge, the strip along that edge (DEPTH_SHARE deep: a face that came in whole) is
-looked at at half the zoomed pass's scale: the frame's own size at 640x360 (a 75 px face gets 75
-model pixels), at least the model's own size. Small faces coming in (under ~30 px) stay the
-zoomed pass's. The cost follows the pan: a still camera brings nothing in and costs nothing.
+in at an edge (net: picture that came in and went out again does not count), the strip along
+that edge (DEPTH_SHARE deep: a face that came in whole) is looked at at half the zoomed pass's
+scale: the frame's own size at 640x360 (a 75 px face gets 75 model pixels), at least the model's
+own size. Small faces coming in (under ~30 px) stay the zoomed pass's. The cost follows the pan:
+a still camera's jitter and noise come and go and add up to next to nothing.
 
 Not covered: a zoom out (the picture shrinks towards the centre: new picture at every edge, no
 shift); the zoomed pass still finds those faces.
@@ -30,6 +31,7 @@ import numpy as np
 
 from facecam.realtime import processing
 from facecam.realtime.fine_scan import Tile
+from facecam.realtime.reuse import hanning_window
 
 #: share of the frame's side (along the shift) that must have come in at an edge before its
 #: strip is looked at: at 640 px, every 20 px of pan (2-3 frames of the group clips' pans)
@@ -48,17 +50,18 @@ def scene_shift(before: np.ndarray, now: np.ndarray, frame_hw: tuple[int, int]) 
     """``(dx, dy)`` frame pixels the picture moved by from the thumbnail ``before`` to ``now``
     (``(h, w) uint8``, the whole frame of ``frame_hw`` shrunk); (0, 0) when no shift stands out."""
     (th, tw), (height, width) = before.shape, frame_hw
-    (dx, dy), response = cv2.phaseCorrelate(before.astype(np.float32), now.astype(np.float32), _window(th, tw))
+    window = hanning_window(th, tw)
+    (dx, dy), response = cv2.phaseCorrelate(before.astype(np.float32), now.astype(np.float32), window)
     if response < MIN_RESPONSE:
         return 0.0, 0.0
     return dx * width / tw, dy * height / th
 
 
 def incoming(shift: tuple[float, float]) -> tuple[float, float, float, float]:
-    """Frame pixels of new picture a ``(dx, dy)`` shift brings in at the top, bottom, left and
-    right edges: a picture moving left (dx < 0) comes in at the right edge."""
+    """Frame pixels of picture a ``(dx, dy)`` shift brings in at the top, bottom, left and right
+    edges (negative: takes out): a picture moving left (dx < 0) comes in at the right edge."""
     dx, dy = shift
-    return max(0.0, dy), max(0.0, -dy), max(0.0, dx), max(0.0, -dx)
+    return dy, -dy, dx, -dx
 
 
 def strip_tile(edge: int, view_hw: tuple[int, int]) -> Tile:
@@ -101,24 +104,18 @@ class EdgeWatch:
         """The strips to look at in the frame of ``thumb`` (its scene thumbnail), as tiles of
         :attr:`view_hw` (set here: the frame at SCALE_OF_ZOOMED of ``zoomed_hw``, the zoomed
         pass's size, and at least ``model_side`` long); call once a frame."""
+        height, width = frame_hw
+        steps = [STEP_SHARE * side for side in (height, height, width, width)]
         if self._thumb is not None and self._thumb.shape == thumb.shape:
+            # net of what went out again: a still camera's jitter comes and goes and sums to about
+            # nothing (a floor of one step, not zero: a sum held at zero would creep up by the
+            # jitter's every move in); a pan back over picture it just showed brings nothing new
             for edge, pixels in enumerate(incoming(scene_shift(self._thumb, thumb, frame_hw))):
-                self._new[edge] += pixels
+                self._new[edge] = max(-steps[edge], self._new[edge] + pixels)
         self._thumb = thumb
         long_side = max(model_side, SCALE_OF_ZOOMED * max(zoomed_hw))
         self.view_hw = processing.scaled_size(frame_hw, long_side)
-        height, width = frame_hw
-        sides = (height, height, width, width)
-        due = [edge for edge in range(4) if self._new[edge] >= STEP_SHARE * sides[edge]]
+        due = [edge for edge in range(4) if self._new[edge] >= steps[edge]]
         for edge in due:
             self._new[edge] = 0.0
         return [strip_tile(edge, self.view_hw) for edge in due]
-
-
-_WINDOWS: dict[tuple[int, int], np.ndarray] = {}
-
-
-def _window(height: int, width: int) -> np.ndarray:
-    if (height, width) not in _WINDOWS:
-        _WINDOWS[height, width] = cv2.createHanningWindow((width, height), cv2.CV_32F)
-    return _WINDOWS[height, width]

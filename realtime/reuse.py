@@ -69,7 +69,7 @@ def image_shift(before: np.ndarray, now: np.ndarray) -> tuple[float, float]:
     side = max(16, round(before.shape[0] * SHIFT_SCALE))
     small_before = cv2.resize(before, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
     small_now = cv2.resize(now, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
-    (dx, dy), _ = cv2.phaseCorrelate(small_before, small_now, _window(side))
+    (dx, dy), _ = cv2.phaseCorrelate(small_before, small_now, hanning_window(side, side))
     scale = before.shape[0] / side
     return dx * scale, dy * scale
 
@@ -80,10 +80,11 @@ def looks_the_same(before: np.ndarray, now: np.ndarray, levels: float = STILL_LE
     return float(blocks.max()) <= levels
 
 
-_WINDOWS: dict[int, np.ndarray] = {}
+_WINDOWS: dict[tuple[int, int], np.ndarray] = {}
 
 
-def _window(side: int) -> np.ndarray:
-    if side not in _WINDOWS:
-        _WINDOWS[side] = cv2.createHanningWindow((side, side), cv2.CV_32F)
-    return _WINDOWS[side]
+def hanning_window(height: int, width: int) -> np.ndarray:
+    """``(height, width) float32`` Hanning window for cv2.phaseCorrelate (made once per size)."""
+    if (height, width) not in _WINDOWS:
+        _WINDOWS[height, width] = cv2.createHanningWindow((width, height), cv2.CV_32F)
+    return _WINDOWS[height, width]

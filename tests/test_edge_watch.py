@@ -47,10 +47,9 @@ def test_a_still_or_flat_picture_has_no_shift():
     assert max(map(abs, scene_shift(flat, flat, FRAME_HW))) < 0.5
 
 
-def test_a_shift_brings_new_picture_in_at_the_edge_it_moves_away_from():
-    top, bottom, left, right = incoming((-10.0, 0.0))
-    assert (top, bottom, left, right) == (0.0, 0.0, 0.0, 10.0)
-    assert incoming((5.0, -3.0)) == (0.0, 3.0, 5.0, 0.0)
+def test_a_shift_brings_new_picture_in_at_the_edge_it_moves_away_from_and_takes_some_out_at_the_other():
+    assert incoming((-10.0, 0.0)) == (0.0, 0.0, -10.0, 10.0)  # top, bottom, left, right
+    assert incoming((5.0, -3.0)) == (-3.0, 3.0, 5.0, -5.0)
 
 
 def test_the_strips_lie_along_their_edges_a_fifth_deep_on_multiples_of_32():
@@ -61,7 +60,7 @@ def test_the_strips_lie_along_their_edges_a_fifth_deep_on_multiples_of_32():
     assert strip_tile(BOTTOM, hw) == (256, 352, 0, 640)
 
 
-def test_a_pan_makes_the_incoming_edge_due_every_twentieth_of_its_width_and_a_still_camera_nothing():
+def test_a_pan_makes_the_incoming_edge_due_every_32nd_of_its_width_and_a_still_camera_nothing():
     picture, watch, still = panorama(), EdgeWatch(), EdgeWatch()
     due_at, still_due = [], []
     for i in range(30):
@@ -75,6 +74,37 @@ def test_a_pan_makes_the_incoming_edge_due_every_twentieth_of_its_width_and_a_st
     # measured on the 64 px thumbnail is good to a fraction of its pixels: 10 frame px here)
     assert 4 <= len(due_at) <= 7 and all(4 <= b - a <= 7 for a, b in zip(due_at, due_at[1:], strict=False))
     assert still_due == []
+
+
+def test_a_still_camera_s_noise_and_jitter_make_no_edge_due():
+    rng = np.random.default_rng(1)
+    picture, watch, due = panorama(), EdgeWatch(), []
+    for _ in range(300):
+        x0 = 100 + int(rng.integers(-3, 4))  # a hand-held camera's jitter, +-3 px
+        noise = rng.normal(0, 6, (*FRAME_HW, 3))
+        frame = np.clip(view(picture, x0) + noise, 0, 255).astype(np.uint8)
+        due += watch.due(thumb(frame), FRAME_HW, (736, 1280), 224)
+    assert due == []
+
+
+def test_the_watch_is_a_stream_s_in_anonymize_only_and_a_cut_forgets_what_came_in():
+    finder = FaceFinder(ColourKeyedSegmenter(), watch_edges=True)
+    assert finder.edge_watch is not None
+    finder.follow_mode("blur")
+    assert finder.edge_watch is None
+    finder.follow_mode("anonymize")
+    assert finder.edge_watch is not None
+    assert FaceFinder(ColourKeyedSegmenter(), watch_edges=True, photo=True).edge_watch is None
+    photo = FaceFinder(ColourKeyedSegmenter(), photo=True)
+    photo.follow_mode("anonymize")
+    assert photo.edge_watch is None
+
+    picture = panorama()
+    for i in range(4):
+        finder.process(view(picture, 4 * i), i)
+    assert finder.edge_watch._new[RIGHT] > 0  # a pan has brought picture in
+    finder.process(np.full((*FRAME_HW, 3), 250, np.uint8), 4)  # a cut (a white frame)
+    assert finder.edge_watch._new == [0.0] * 4
 
 
 def test_a_face_panning_in_at_the_edge_is_found_soon_after_it_is_in_view_without_a_full_pass():
