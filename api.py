@@ -29,7 +29,7 @@ import numpy as np
 from facecam.errors import FacecamError
 from facecam.realtime.compose import MODES, ComposeSettings, face_alpha_and_box, face_alpha_in_box, parse_background
 from facecam.realtime.crops import Box
-from facecam.realtime.drawing import draw, draw_in_box
+from facecam.realtime.drawing import MosaicBlock, draw, draw_in_box
 from facecam.realtime.faces import EDGE_HOLD_PER_STRENGTH, FaceFinder, FrameFaces
 from facecam.realtime.holes import close_pockets
 from facecam.realtime.passes import PHOTO_SPLIT_THRESHOLD, finder_settings
@@ -115,6 +115,7 @@ class FaceStream:
             raise
         self.finder = self._new_finder()
         self.alpha_hold = AlphaHold(EDGE_HOLD_PER_STRENGTH * smoothing)
+        self.mosaic = MosaicBlock()  # anonymize's block size, kept steady from frame to frame
         self._finder_mode = self.settings.mode
         self._index = 0
 
@@ -146,6 +147,7 @@ class FaceStream:
         """A new stream (another video, a camera re-opened): forget every face and its smoothing."""
         self.finder.reset()
         self.alpha_hold.reset()
+        self.mosaic.reset()
         self._index = 0
 
     def find(self, frame: np.ndarray, index: int, timings: dict[str, float] | None = None) -> FrameFaces:
@@ -216,8 +218,10 @@ class FaceStream:
         """Step 3: ``mode`` (default the stream's) drawn from the frame and its alpha: ``(H, W, 3) uint8 BGR``.
         ``found``: what step 1 found in this frame, when at hand (its shrunk copies of the frame are
         reused); ``box``: what :meth:`alpha_and_box` gave with this alpha (by default the box is
-        measured on ``alpha``: pass it only for an alpha left as step 2 made it)."""
-        return draw(frame, alpha, self.settings, mode, found.levels if found is not None else None, box)
+        measured on ``alpha``: pass it only for an alpha left as step 2 made it). In anonymize the
+        mosaic's blocks grow with the largest face in ``found`` (see drawing.MosaicBlock)."""
+        levels = found.levels if found is not None else None
+        return draw(frame, alpha, self.settings, mode, levels, box, self._block(frame, found, mode, self.mosaic))
 
     def draw_in_box(
         self,
@@ -228,7 +232,14 @@ class FaceStream:
         found: FrameFaces | None = None,
     ) -> np.ndarray:
         """:meth:`draw` from what :meth:`alpha_in_box` gave."""
-        return draw_in_box(frame, part, box, self.settings, mode, found.levels if found is not None else None)
+        levels, block = found.levels if found is not None else None, self._block(frame, found, mode, self.mosaic)
+        return draw_in_box(frame, part, box, self.settings, mode, levels, block)
+
+    def _block(self, frame: np.ndarray, found: FrameFaces | None, mode: str | None, mosaic: MosaicBlock) -> int | None:
+        """anonymize's mosaic block for the faces tracked in ``found`` (None: the frame's own)."""
+        if (mode or self.settings.mode) != "anonymize" or found is None:
+            return None
+        return mosaic.update(frame.shape[:2], [face.size for face in found.faces])
 
     def process(self, frame: np.ndarray) -> Result:
         """One ``(H, W, 3) uint8 BGR`` frame -> its :class:`Result`. Frames are numbered in call order."""
@@ -243,7 +254,9 @@ class FaceStream:
         """One photo on its own: a full-frame pass of its own, no memory of earlier frames."""
         found = _closed(self._new_finder(photo=True).process(_checked(image), 0))
         alpha, box = self._alpha(image, found, self.settings.mode, face_alpha_and_box, stream=False)
-        return Result(alpha, self.draw(image, alpha, found=found, box=box), list(found.faces), [], 0)
+        block = self._block(image, found, None, MosaicBlock())  # a photo's own, not the stream's
+        drawn = draw(image, alpha, self.settings, None, found.levels, box, block)
+        return Result(alpha, drawn, list(found.faces), [], 0)
 
     def close(self) -> None:
         """Release the models (a shared ``segmenter`` stays open)."""

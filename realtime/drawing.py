@@ -188,10 +188,49 @@ def _gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(image, (side, side), sigma)
 
 
-def anonymized(frame: np.ndarray, style: str) -> np.ndarray:
-    """The whole frame pixelated (blocks of ~1/40 of the short side) or strongly blurred."""
+#: a face (its tracked box, neck included) is pixelated into about this many blocks across, at
+#: most (to within the octave steps of MosaicBlock): with blocks of 1/40 of the frame's short side
+#: alone, a webcam face at 720p (a 450 px box) got 22 blocks across its face, and its eyes, brows,
+#: nose and mouth kept their shapes. The crowd clip's faces (boxes of 75-140 px at 640x360) keep the
+#: frame's own 9 px blocks
+FACE_BLOCKS = 12
+#: a block size is kept until the one the faces ask for is this many octaves off (a face whose
+#: size hovers at a step would make the whole mosaic's grid jump from frame to frame)
+BLOCK_HYSTERESIS = 0.75
+
+
+def frame_block(frame_hw: tuple[int, int]) -> int:
+    """The smallest mosaic block for a frame: ~1/40 of its short side, at least 6 px."""
+    return max(6, min(frame_hw) // 40)
+
+
+class MosaicBlock:
+    """The mosaic's block size in a stream: the frame's own (:func:`frame_block`) times the power of
+    two that pixelates the largest face into about FACE_BLOCKS blocks across, changed only past
+    BLOCK_HYSTERESIS octaves. Smaller faces get fewer, larger blocks: hidden all the same."""
+
+    def __init__(self) -> None:
+        self._octave: int | None = None
+
+    def reset(self) -> None:
+        self._octave = None
+
+    def update(self, frame_hw: tuple[int, int], face_sides: list[float]) -> int:
+        """The block in pixels for a frame of ``frame_hw`` whose anonymised faces (tracked and
+        held) are ``face_sides`` px large."""
+        base = frame_block(frame_hw)
+        wanted = max([side / FACE_BLOCKS for side in face_sides], default=base)
+        octave = max(0.0, float(np.log2(max(wanted, base) / base)))
+        if self._octave is None or abs(octave - self._octave) > BLOCK_HYSTERESIS:
+            self._octave = round(octave)
+        return base * 2**self._octave
+
+
+def anonymized(frame: np.ndarray, style: str, block: int | None = None) -> np.ndarray:
+    """The whole frame pixelated in blocks of ``block`` px (default :func:`frame_block`) or
+    strongly blurred (as much)."""
     height, width = frame.shape[:2]
-    block = max(6, min(height, width) // 40)
+    block = block or frame_block((height, width))
     small = cv2.resize(frame, (max(1, width // block), max(1, height // block)), interpolation=cv2.INTER_AREA)
     if style == "blur":
         small = cv2.GaussianBlur(small, (0, 0), 1.5)
@@ -206,6 +245,7 @@ def draw(
     mode: str | None = None,
     levels: Halvings | None = None,
     box=UNKNOWN_BOX,
+    block: int | None = None,
 ) -> np.ndarray:
     """``mode`` (default ``settings.mode``) drawn from the frame and its full-resolution face alpha
     ``face`` ``(H, W) float32``; ``box``: the rows and columns outside which ``face`` is 0 (None:
@@ -213,7 +253,7 @@ def draw(
     default they are measured on ``face``. See :func:`draw_in_box`."""
     if box is UNKNOWN_BOX:  # measured once, for the blend and the overlay's tint
         box = alpha_box(face)
-    return draw_in_box(frame, None if box is None else face[box], box, settings, mode, levels)
+    return draw_in_box(frame, None if box is None else face[box], box, settings, mode, levels, block)
 
 
 def draw_in_box(
@@ -223,6 +263,7 @@ def draw_in_box(
     settings: ComposeSettings,
     mode: str | None = None,
     levels: Halvings | None = None,
+    block: int | None = None,
 ) -> np.ndarray:
     """``mode`` (default ``settings.mode``) drawn from the frame and its face alpha given as its
     box part: ``part`` ``(h, w) float32`` 0..1 at the rows and columns ``box``, 0 elsewhere
@@ -230,7 +271,8 @@ def draw_in_box(
 
     The pipeline passes the mode its frame was captured with, so a mode switch mid-run never
     pairs one mode's alpha (anonymize grows the face) with another's drawing. ``levels``: the
-    frame's :class:`Halvings` when the caller has them.
+    frame's :class:`Halvings` when the caller has them; ``block``: anonymize's mosaic block (see
+    MosaicBlock; default the frame's own).
     """
     height, width = frame.shape[:2]
     mode = mode or settings.mode
@@ -253,4 +295,4 @@ def draw_in_box(
         return _blend(frame, background, part, box, bottom_is_ours=True)
     if mode == "replace":
         return _blend(frame, _background_image(settings, height, width), part, box)
-    return _blend(anonymized(frame, settings.anonymize_style), frame, part, box)
+    return _blend(anonymized(frame, settings.anonymize_style, block), frame, part, box)

@@ -345,3 +345,52 @@ def test_a_photo_s_first_looks_are_mirror_averaged_and_a_stream_s_are_not():
             assert len(batch) == 2 and np.array_equal(batch[half:], batch[:half][..., ::-1])
         else:
             assert len(batch) == 1
+
+
+def test_the_mosaic_block_grows_with_the_largest_face_in_octaves_and_holds_at_a_step():
+    from facecam.realtime.drawing import FACE_BLOCKS, MosaicBlock, frame_block
+
+    hw = (720, 1280)
+    base = frame_block(hw)
+    assert base == 18
+    assert MosaicBlock().update(hw, []) == base  # no face: the frame's own blocks
+    assert MosaicBlock().update(hw, [60, 90]) == base  # small faces: already few blocks across
+    big = MosaicBlock().update(hw, [450, 60])  # a webcam face: about FACE_BLOCKS blocks across
+    assert big == 2 * base and 450 / big <= 1.5 * FACE_BLOCKS
+    hovering = MosaicBlock()
+    step = base * 2**0.5 * FACE_BLOCKS  # the face size where the octave would round the other way
+    blocks = {hovering.update(hw, [step * (1 + 0.05 * (-1) ** i)]) for i in range(20)}
+    assert len(blocks) == 1  # a face hovering at a step keeps one block: the grid does not jump
+    assert hovering.update(hw, [8 * base * FACE_BLOCKS]) == 8 * base  # a real change goes through
+
+
+def block_runs(row: np.ndarray) -> np.ndarray:
+    """Lengths of the runs of equal pixels along a ``(W, 3)`` row (the inner ones)."""
+    ends = np.flatnonzero(np.abs(np.diff(row.astype(int), axis=0)).sum(axis=1) > 0)
+    return np.diff(ends)
+
+
+def test_anonymized_pixelates_in_blocks_of_the_size_asked():
+    from facecam.realtime.drawing import anonymized, frame_block
+
+    frame = np.random.default_rng(0).integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    for block in (None, 36):
+        side = block or frame_block(frame.shape[:2])
+        runs = block_runs(anonymized(frame, "pixelate", block)[100])
+        assert abs(np.median(runs) - side) <= 0.1 * side + 1  # (the frame's side in whole blocks, stretched)
+
+
+def test_a_big_face_is_anonymised_in_bigger_blocks_than_the_frame_s_and_other_modes_draw_as_before():
+    import facecam
+    from facecam.realtime.drawing import frame_block
+
+    frame = next(iter(facecam.video_frames(facecam.SAMPLE_VIDEO)))
+    frame = cv2.resize(frame, (frame.shape[1] * 2, frame.shape[0] * 2))  # a webcam-sized face
+    with facecam.FaceStream(mode="anonymize") as stream:
+        result = stream.process(frame)
+        face = max(result.faces, key=lambda box: box.size)  # the astronaut's
+        base = frame_block(frame.shape[:2])
+        cx, cy = int((face.x0 + face.x1) / 2), int((face.y0 + face.y1) / 2)
+        assert np.median(block_runs(result.image[cy, cx - 60 : cx + 60])) >= 1.8 * base
+    with facecam.FaceStream(mode="blur") as stream:  # other modes: no mosaic at all
+        assert stream.process(frame).image[cy, cx - 60 : cx + 60].tolist() == frame[cy, cx - 60 : cx + 60].tolist()
