@@ -216,8 +216,9 @@ class MosaicBlock:
         self._octave = None
 
     def update(self, frame_hw: tuple[int, int], face_sides: list[float]) -> int:
-        """The block in pixels for a frame of ``frame_hw`` whose anonymised faces (tracked and
-        held) are ``face_sides`` px large."""
+        """The block in pixels for a frame of ``frame_hw`` whose tracked faces' boxes are
+        ``face_sides`` px large (the held ones are left out: a held blob of a whole row or a lit
+        ceiling is no face to size the blocks by)."""
         base = frame_block(frame_hw)
         wanted = max([side / FACE_BLOCKS for side in face_sides], default=base)
         octave = max(0.0, float(np.log2(max(wanted, base) / base)))
