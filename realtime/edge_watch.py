@@ -13,9 +13,10 @@ of 75-90 px stayed in clear view for up to 18 frames (group5.mp4) and 6 (group1.
 So the picture's shift from the last frame (phase correlation of the scene thumbnails) says
 which edge brings new picture and how much of it. Once STEP_SHARE of the frame's side has come
 in at an edge (net: picture that came in and went out again does not count), the strip along
-that edge (DEPTH_SHARE deep: a face that came in whole) is looked at at half the zoomed pass's
-scale: the frame's own size at 640x360 (a 75 px face gets 75 model pixels), at least the model's
-own size. Small faces coming in (under ~30 px) stay the zoomed pass's. The cost follows the pan:
+that edge (DEPTH_SHARE deep: a face that came in whole) is looked at at 3/4 of the zoomed
+pass's scale: 1.5 times the frame's size at 640x360 (a 75 px face gets 112 model pixels), at
+least the model's own size. Small faces coming in (under ~20 px) stay the zoomed pass's. The
+cost follows the pan:
 a still camera's jitter and noise come and go and add up to next to nothing.
 
 Not covered: a zoom out (the picture shrinks towards the centre: new picture at every edge, no
@@ -38,8 +39,13 @@ from facecam.realtime.reuse import hanning_window
 STEP_SHARE = 1 / 32
 #: the strip's depth, a share of the frame's side: holds a face of up to 128 px at 640
 DEPTH_SHARE = 1 / 5
-#: the strips are seen at this share of the zoomed pass's scale (see the module's docstring)
-SCALE_OF_ZOOMED = 0.5
+#: the strips are seen at this share of the zoomed pass's scale (see the module's docstring). At
+#: 0.5 (the frame's own size at 640x360) a face cut in half by the edge it comes in at was not
+#: painted while a whole one was: in group1.mp4 a 70 px face stayed in clear view for 5 frames as
+#: it came in (frames 199-203), painted at 0.75 and 1.0. Chosen on group-1 and group-5 (0.5 /
+#: 0.75 / 1.0: faces in clear view 3+ frames 4 / 1 / 1 and 2 / 2 / 1, longest 5 / 4 / 4 and
+#: 13 / 10 / 16 frames), for about 1 ms of CPU a frame more in a pan (25 strips in group1)
+SCALE_OF_ZOOMED = 0.75
 #: a shift whose phase-correlation peak is weaker than this is noise (a flat or changing picture)
 MIN_RESPONSE = 0.05
 

@@ -25,6 +25,8 @@ MISS_LIMIT = 2
 #: FaceTracker.seen): 3.7% of the updates in the crowd clip, where two heads one above the other
 #: merged and the track settled on the lower one, leaving the upper face in clear view for 5 frames
 LEFT_BEHIND_IOU = 0.3
+#: a strip of the last box this thin (frame pixels) beside the new one holds no face (see left_behind)
+MIN_LEFT_BEHIND = 4.0
 #: share of the way the crop moves towards where the face now is, each frame: damps jitter
 #: (a crop that shakes makes the mask shake); a face that jumps further than
 #: ``JUMP_SHARE`` of its crop is followed at once
@@ -63,10 +65,13 @@ class Track:
 
 @dataclass(frozen=True)
 class HeldFace:
-    """A face the model lost: kept anonymised at ``box`` up to and including frame ``until``."""
+    """A face the model lost: kept anonymised at ``box`` up to and including frame ``until``.
+    ``first_new_id``: the tracks numbered from this on began after it was held; only such a
+    track can be that face found again (see FaceTracker.expire)."""
 
     box: Box
     until: int
+    first_new_id: int = 0
 
 
 class FaceTracker:
@@ -113,10 +118,11 @@ class FaceTracker:
         A face found far from its last box (IoU under LEFT_BEHIND_IOU) may be another face: a
         track on two heads merged into one blob can settle on the lower one. The last box is
         then held for the memory (anonymize covers it), as if that face were lost, so the
-        face left behind stays covered until a pass finds it again: the part of the last box
+        face left behind stays covered until a pass finds it again: the parts of the last box
         that the new one leaves (see left_behind), where that face is."""
         if track.frames > 0 and iou(track.face, face) < LEFT_BEHIND_IOU:
-            self.hold(track, frame_index, left_behind(track.face, face))
+            for part in left_behind(track.face, face):
+                self.hold(track, frame_index, part)
         target = fit_crop(Crop.around(face, self.margin), frame_hw)
         old = track.crop
         if _barely_moved(old, target):
@@ -151,7 +157,7 @@ class FaceTracker:
         """Cover ``box`` (default: the track's face) for the memory, grown a little."""
         if self.memory_frames > 0:
             box = track.face if box is None else box
-            self.held.append(HeldFace(box.grown(HELD_GROWTH), frame_index + self.memory_frames))
+            self.held.append(HeldFace(box.grown(HELD_GROWTH), frame_index + self.memory_frames, self._next_id))
 
     def drop_duplicates(self) -> None:
         """Two tracks on one face (they converged): keep the one seen longer."""
@@ -163,28 +169,42 @@ class FaceTracker:
 
     def expire(self, frame_index: int) -> None:
         """Forget held faces whose memory ended before ``frame_index``, and those a track found
-        again; and the rejected proposals whose time is up."""
+        again; and the rejected proposals whose time is up.
+
+        Found again: by a track that began after the face was held. A track that was already
+        following a neighbour is not that face, however much their boxes overlap: in the crowd
+        clip a woman's hold (her face and shoulders) overlapped the man's beside her by IoU
+        0.32, was dropped, and her face showed for 4 frames as she left the frame."""
         self.rejected = [r for r in self.rejected if r.until >= frame_index]
         live = [h for h in self.held if h.until >= frame_index]
         if live and self.tracks:
-            found_again = iou_matrix([h.box for h in live], [t.face for t in self.tracks]).max(axis=1) > SAME_FACE_IOU
+            overlap = iou_matrix([h.box for h in live], [t.face for t in self.tracks])
+            newer = np.array([t.id for t in self.tracks])[None, :] >= np.array([h.first_new_id for h in live])[:, None]
+            found_again = (np.where(newer, overlap, 0.0) > SAME_FACE_IOU).any(axis=1)
             live = [h for h, again in zip(live, found_again, strict=True) if not again]
         self.held = live
 
 
-def left_behind(old: Box, new: Box) -> Box:
-    """The part of ``old`` that ``new`` leaves: the largest strip of ``old`` above, below, left
-    or right of ``new`` (all of ``old`` when ``new`` lies outside it)."""
+def left_behind(old: Box, new: Box) -> list[Box]:
+    """The parts of ``old`` that ``new`` leaves, as boxes that do not overlap ``new`` or each
+    other: the strips of ``old`` above and below ``new`` (its full width), and left and right of
+    it (its height beside ``new``); strips thinner than MIN_LEFT_BEHIND pixels are left out. All
+    of ``old`` when ``new`` lies outside it, none when ``new`` covers it.
+
+    Every strip, not only the largest: where a track on a face and the body below it settled on
+    the chest, the largest strip was the one beside the face, and the face stayed in clear view
+    for 3 frames (group1.mp4, frames 211-213). None overlaps ``new``, so none is taken for the
+    track's own face and dropped as found again (FaceTracker.expire)."""
+    if new.x1 <= old.x0 or old.x1 <= new.x0 or new.y1 <= old.y0 or old.y1 <= new.y0:
+        return [old]
+    top, bottom = max(old.y0, new.y0), min(old.y1, new.y1)  # the rows beside new
     strips = [
-        Box(old.x0, old.y0, old.x1, min(old.y1, new.y0)),
-        Box(old.x0, max(old.y0, new.y1), old.x1, old.y1),
-        Box(old.x0, old.y0, min(old.x1, new.x0), old.y1),
-        Box(max(old.x0, new.x1), old.y0, old.x1, old.y1),
+        Box(old.x0, old.y0, old.x1, new.y0),
+        Box(old.x0, new.y1, old.x1, old.y1),
+        Box(old.x0, top, new.x0, bottom),
+        Box(new.x1, top, old.x1, bottom),
     ]
-    strips = [b for b in strips if b.x1 > b.x0 and b.y1 > b.y0]
-    if not strips:  # new covers old: nothing of it is left
-        return old
-    return max(strips, key=lambda b: (b.x1 - b.x0) * (b.y1 - b.y0))
+    return [b for b in strips if min(b.x1 - b.x0, b.y1 - b.y0) >= MIN_LEFT_BEHIND]
 
 
 def _barely_moved(old: Crop, new: Crop) -> bool:

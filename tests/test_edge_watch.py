@@ -69,7 +69,7 @@ def test_a_pan_makes_the_incoming_edge_due_every_32nd_of_its_width_and_a_still_c
         assert all(tile == strip_tile(RIGHT, watch.view_hw) for tile in strips)  # only the right edge
         due_at += [i] * len(strips)
         still_due += still.due(thumb(view(picture, 0)), FRAME_HW, (736, 1280), 224)
-    assert watch.view_hw == (352, 640)  # half the zoomed pass: the frame's own size here
+    assert watch.view_hw == (544, 960)  # 3/4 of the zoomed pass: 1.5 times the frame here
     # 640 / 32 = 20 px of new picture between looks: every 5 frames at 4 px a frame (the shift
     # measured on the 64 px thumbnail is good to a fraction of its pixels: 10 frame px here)
     assert 4 <= len(due_at) <= 7 and all(4 <= b - a <= 7 for a, b in zip(due_at, due_at[1:], strict=False))
