@@ -40,6 +40,7 @@ from facecam.realtime.crops import (
 from facecam.realtime.edge_watch import EdgeWatch
 from facecam.realtime.fine_scan import FineScan, FullPassMemory, tile_grid
 from facecam.realtime.passes import (
+    CROP_DETAIL,
     FIND_EVERY,
     FINDER_ZOOM,
     FINE_EVERY,
@@ -92,7 +93,8 @@ class FaceFinder:
     (see passes.LARGE_CROP_INPUT: a stream's are segmented smaller) and whose first looks are
     averaged with the mirror image's (processing.mirror_averaged); ``watch_edges``: a stream
     looks for faces coming in at the edge the picture moves in from (see realtime.edge_watch; on
-    in anonymize).
+    in anonymize); ``follow_detail``: model pixels per frame pixel of a stream's crop once its
+    face was seen (see passes.ANONYMIZE_FOLLOW_DETAIL).
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class FaceFinder:
         still_levels: float = STILL_LEVELS,
         still_reuse: int = STILL_REUSE,
         watch_edges: bool = False,
+        follow_detail: float = CROP_DETAIL,
     ) -> None:
         if find_every < 1 or fine_every < 1:
             raise ValueError(f"find_every and fine_every must be >= 1, got {find_every} and {fine_every}")
@@ -123,6 +126,7 @@ class FaceFinder:
         self.find_every, self.fine_every, self.zoom = find_every, fine_every, zoom
         self.reuse_still, self.still_levels, self.still_reuse = reuse_still, still_levels, still_reuse
         self.split_threshold, self.find_cores = split_threshold, find_cores
+        self.follow_detail = follow_detail
         self.stream = not photo
         self.crop_size = int(max(segmenter.card.input_size))
         self.tracker = FaceTracker(round(memory_seconds * fps), smoothing)
@@ -142,6 +146,7 @@ class FaceFinder:
         self.fine_every, self.verify_threshold = settings["fine_every"], settings["verify_threshold"]
         self.split_threshold, self.find_cores = settings["split_threshold"], settings["find_cores"]
         self.still_levels, self.still_reuse = settings["still_levels"], settings["still_reuse"]
+        self.follow_detail = settings["follow_detail"]
         self.scan.skip_unchanged = settings["skip_unchanged_tiles"]
         if not settings["watch_edges"]:
             self.edge_watch = None
@@ -319,12 +324,14 @@ class FaceFinder:
         return believed(self.verifier, frame, new, self.verify_threshold, TRUSTED_FACE_SHARE)
 
     def crop_input(self, track: Track) -> int:
-        """The side, in model pixels, a track's crop is segmented at (see passes.CROP_DETAIL and
-        passes.LARGE_CROP_INPUT); the track remembers whether it was a large one."""
+        """The side, in model pixels, a track's crop is segmented at (see passes.CROP_DETAIL,
+        ``follow_detail`` once its face was seen, and passes.LARGE_CROP_INPUT); the track
+        remembers whether it was a large one."""
         fixed = getattr(self.segmenter, "few_shapes", False)
         was_large = track.large
         track.large = self.stream and not fixed and is_large_crop(track.crop.side, was_large)
-        return crop_input_side(track.crop.side, self.crop_size, self.stream, was_large, fixed)
+        detail = self.follow_detail if self.stream and track.frames > 0 else CROP_DETAIL
+        return crop_input_side(track.crop.side, self.crop_size, self.stream, was_large, fixed, detail)
 
     def _segment_crops(
         self, frame: np.ndarray, tracks: list[Track], levels: processing.Halvings | None = None

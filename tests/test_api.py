@@ -11,6 +11,7 @@ import pytest
 
 import facecam
 from facecam.realtime import cli, runners
+from facecam.realtime.passes import ANONYMIZE_FOLLOW_DETAIL, CROP_DETAIL
 from facecam.realtime.reuse import ANONYMIZE_STILL_LEVELS, ANONYMIZE_STILL_REUSE, STILL_LEVELS, STILL_REUSE
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -158,8 +159,9 @@ def test_switching_modes_keeps_the_faces_and_looks_as_the_new_mode_needs():
             ANONYMIZE_STILL_REUSE,
             ANONYMIZE_STILL_LEVELS,
         )
+        assert stream.finder.follow_detail == ANONYMIZE_FOLLOW_DETAIL
         assert result.mask.max() == 1.0
         stream.settings.mode = "blur"  # as the camera window's keys do
         stream.process(frames[5])
-        assert stream.finder.verify_threshold == 0.5
+        assert stream.finder.verify_threshold == 0.5 and stream.finder.follow_detail == CROP_DETAIL
         assert (stream.finder.still_reuse, stream.finder.still_levels) == (STILL_REUSE, STILL_LEVELS)

@@ -13,7 +13,7 @@ import pytest
 from facecam.model_card import ModelCard
 from facecam.realtime.crops import Box, Crop, boxes_of_blobs, crop_pixels, iou, keep_blobs_touching, paste_max
 from facecam.realtime.faces import FaceFinder
-from facecam.realtime.passes import grid_shape
+from facecam.realtime.passes import CROP_DETAIL, crop_input_side, finder_settings, grid_shape
 from facecam.realtime.scene import is_scene_cut
 from facecam.realtime.tracking import REJECT_FRAMES, FaceTracker, left_behind
 from facecam.realtime.verifier import believed
@@ -180,7 +180,9 @@ def test_every_part_a_track_leaves_is_held_not_only_the_largest():
     parts = left_behind(old, chest)
     assert all(iou(part, chest) == 0 for part in parts)  # none is taken for the track's own face
     face = Box(515, 164, 553, 220)
-    assert any(part.x0 <= face.x0 and part.y0 <= face.y0 and face.x1 <= part.x1 and face.y1 <= part.y1 for part in parts)
+    assert any(
+        part.x0 <= face.x0 and part.y0 <= face.y0 and face.x1 <= part.x1 and face.y1 <= part.y1 for part in parts
+    )
     area = sum((p.x1 - p.x0) * (p.y1 - p.y0) for p in parts)
     assert area == (old.x1 - old.x0) * (old.y1 - old.y0) - (chest.x1 - chest.x0) * (chest.y1 - chest.y0)
     assert left_behind(Box(0, 0, 100, 100), Box(2, 0, 100, 100)) == []  # a 2 px sliver holds no face
@@ -193,10 +195,30 @@ def test_a_first_look_that_finds_a_small_part_of_its_proposal_holds_the_rest():
     tracker.seen(track, Box(562, 40, 578, 68), (360, 640), 0)  # the crop painted one cheek
     assert tracker.held and all(h.until == 5 for h in tracker.held)
     forehead = Box(570, 10, 600, 35)
-    assert any(h.box.x0 <= forehead.x0 and h.box.y0 <= forehead.y0 and forehead.x1 <= h.box.x1 and forehead.y1 <= h.box.y1 for h in tracker.held)
+    assert any(
+        h.box.x0 <= forehead.x0 and h.box.y0 <= forehead.y0 and forehead.x1 <= h.box.x1 and forehead.y1 <= h.box.y1
+        for h in tracker.held
+    )
     (whole,) = tracker.propose([Box(300, 100, 340, 150)], (360, 640))
     tracker.seen(whole, Box(302, 104, 338, 148), (360, 640), 0)  # the face the proposal was: nothing held besides
     assert all(h.box.x1 < 300 or h.box.x0 > 340 for h in tracker.held)
+
+
+def test_anonymize_follows_a_seen_face_at_fewer_model_pixels_than_its_first_look():
+    class Segmenter224:
+        card = ModelCard(input_size=(224, 224), normalization_in_graph=True, color_order="BGR")
+
+    for mode in ("anonymize", "blur"):
+        settings = finder_settings(mode)
+        finder = FaceFinder(Segmenter224(), **settings)
+        (track,) = finder.tracker.propose([Box(100, 100, 160, 160)], (360, 640))
+        side = track.crop.side  # a 60 px face: a crop of about 132 frame px
+        assert finder.crop_input(track) == crop_input_side(side, 224, stream=True) == 224  # the first look
+        track.frames = 1  # its face was seen: followed
+        followed = finder.crop_input(track)
+        assert followed == crop_input_side(side, 224, stream=True, detail=settings["follow_detail"])
+        assert followed < 224 if mode == "anonymize" else followed == 224
+    assert finder_settings("blur")["follow_detail"] == CROP_DETAIL
 
 
 def test_a_held_face_is_found_again_only_by_a_track_begun_after_it_was_held():
