@@ -93,9 +93,7 @@ class FaceFinder:
     (see passes.LARGE_CROP_INPUT: a stream's are segmented smaller) and whose first looks are
     averaged with the mirror image's (processing.mirror_averaged); ``watch_edges``: a stream
     looks for faces coming in at the edge the picture moves in from (see realtime.edge_watch; on
-    in anonymize); ``follow_detail``: model pixels per frame pixel of a stream's crop once its
-    face was seen (see passes.ANONYMIZE_FOLLOW_DETAIL).
-    """
+    in anonymize); ``follow_detail``: see passes.ANONYMIZE_FOLLOW_DETAIL."""
 
     def __init__(
         self,
@@ -125,8 +123,7 @@ class FaceFinder:
         self.segmenter, self.verifier, self.verify_threshold = segmenter, verifier, verify_threshold
         self.find_every, self.fine_every, self.zoom = find_every, fine_every, zoom
         self.reuse_still, self.still_levels, self.still_reuse = reuse_still, still_levels, still_reuse
-        self.split_threshold, self.find_cores = split_threshold, find_cores
-        self.follow_detail = follow_detail
+        self.split_threshold, self.find_cores, self.follow_detail = split_threshold, find_cores, follow_detail
         self.stream = not photo
         self.crop_size = int(max(segmenter.card.input_size))
         self.tracker = FaceTracker(round(memory_seconds * fps), smoothing)
@@ -146,8 +143,7 @@ class FaceFinder:
         self.fine_every, self.verify_threshold = settings["fine_every"], settings["verify_threshold"]
         self.split_threshold, self.find_cores = settings["split_threshold"], settings["find_cores"]
         self.still_levels, self.still_reuse = settings["still_levels"], settings["still_reuse"]
-        self.follow_detail = settings["follow_detail"]
-        self.scan.skip_unchanged = settings["skip_unchanged_tiles"]
+        self.follow_detail, self.scan.skip_unchanged = settings["follow_detail"], settings["skip_unchanged_tiles"]
         if not settings["watch_edges"]:
             self.edge_watch = None
         elif self.edge_watch is None and self.stream:
@@ -324,9 +320,8 @@ class FaceFinder:
         return believed(self.verifier, frame, new, self.verify_threshold, TRUSTED_FACE_SHARE)
 
     def crop_input(self, track: Track) -> int:
-        """The side, in model pixels, a track's crop is segmented at (see passes.CROP_DETAIL,
-        ``follow_detail`` once its face was seen, and passes.LARGE_CROP_INPUT); the track
-        remembers whether it was a large one."""
+        """The side, in model pixels, of a track's crop (passes.crop_input_side; ``follow_detail``
+        once its face was seen); the track remembers whether it was a large one."""
         fixed = getattr(self.segmenter, "few_shapes", False)
         was_large = track.large
         track.large = self.stream and not fixed and is_large_crop(track.crop.side, was_large)

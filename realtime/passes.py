@@ -34,7 +34,9 @@ MIN_CROP_INPUT = 96
 #: against CenterFace's boxes of every frame (scripts/anonymize_leaks.py), 1.5 -> 1.0: faces
 #: covered group-1 0.9979 -> 0.9989, group-5 0.9916 -> 0.9924, group-4 0.9610 -> 0.9688, group-6
 #: 0.9963 -> 1.0, group-3, stock-group-1, d3 and d13 the same (1.0, 0.9987, 1.0, 1.0); at 1.25
-#: group-1 0.9961 and group-5 0.9909. A crop of a 60 px face: 160 model px instead of 224
+#: group-1 0.9961 and group-5 0.9909. A crop of a 60 px face: 160 model px instead of 224. (The
+#: first look and the follows then differ in size: the first look is not reused and the face's
+#: smoothing starts again at its second look, as at a LARGE_CROP_INPUT change.)
 ANONYMIZE_FOLLOW_DETAIL = 1.0
 #: in a stream, a crop the model would see shrunk LARGE_CROP_SHRINK times or more per side (a
 #: webcam face at 720p: a 1,250 px crop) is segmented at LARGE_CROP_INPUT model pixels, not the
@@ -82,8 +84,8 @@ def finder_settings(mode: str) -> dict:
     and a patch of skin pixelated costs little: a small face coming into view is looked for
     every 12 frames, not FINE_EVERY, in every tile, changed or not, and the verifier keeps doubtful
     proposals; a face's last look is reused longer, as the pixelation's margin hides a mask a
-    frame behind. Elsewhere a wrong face shows (a blurred arm, a sharp patch of carpet) and the
-    CPU is spared."""
+    frame behind, and a followed face is segmented at fewer model pixels. Elsewhere a wrong face
+    shows (a blurred arm, a sharp patch of carpet) and the CPU is spared."""
     if mode == "anonymize":
         return {
             "fine_every": ANONYMIZE_FINE_EVERY,

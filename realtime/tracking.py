@@ -21,9 +21,10 @@ SAME_FACE_IOU = 0.2
 DUPLICATE_IOU = 0.5
 #: a face lost this many frames in a row ends its track (a blink of the model is forgiven)
 MISS_LIMIT = 2
-#: a followed face whose new box overlaps its last one less than this left something behind (see
-#: FaceTracker.seen): 3.7% of the updates in the crowd clip, where two heads one above the other
-#: merged and the track settled on the lower one, leaving the upper face in clear view for 5 frames
+#: a face whose new box overlaps its last one (or, at its first look, its proposal) less than this
+#: left something behind (see FaceTracker.seen): 3.7% of the followed faces' updates in the crowd
+#: clip, where two heads one above the other merged and the track settled on the lower one,
+#: leaving the upper face in clear view for 5 frames
 LEFT_BEHIND_IOU = 0.3
 #: a strip of the last box this thin (frame pixels) beside the new one holds no face (see left_behind)
 MIN_LEFT_BEHIND = 4.0
@@ -65,9 +66,10 @@ class Track:
 
 @dataclass(frozen=True)
 class HeldFace:
-    """A face the model lost: kept anonymised at ``box`` up to and including frame ``until``.
-    ``first_new_id``: the tracks numbered from this on began after it was held; only such a
-    track can be that face found again (see FaceTracker.expire)."""
+    """A face the model lost, or a part of a box a track left (see left_behind): kept
+    anonymised at ``box`` up to and including frame ``until``. ``first_new_id``: the tracks
+    numbered from this on began after it was held; only such a track can be that face found
+    again (see FaceTracker.expire)."""
 
     box: Box
     until: int
@@ -197,9 +199,10 @@ def left_behind(old: Box, new: Box) -> list[Box]:
     of ``old`` when ``new`` lies outside it, none when ``new`` covers it.
 
     Every strip, not only the largest: where a track on a face and the body below it settled on
-    the chest, the largest strip was the one beside the face, and the face stayed in clear view
-    for 3 frames (group1.mp4, frames 211-213). None overlaps ``new``, so none is taken for the
-    track's own face and dropped as found again (FaceTracker.expire)."""
+    the chest, the largest strip (then of the full height) was the one beside the chest, not
+    the one above it where the face was, and the face stayed in clear view for 3 frames
+    (group1.mp4, frames 211-213). (The track's own face never lets its parts go: only a track
+    begun after a hold does, see FaceTracker.expire.)"""
     if new.x1 <= old.x0 or old.x1 <= new.x0 or new.y1 <= old.y0 or old.y1 <= new.y0:
         return [old]
     top, bottom = max(old.y0, new.y0), min(old.y1, new.y1)  # the rows beside new

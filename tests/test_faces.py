@@ -174,8 +174,8 @@ def test_a_face_that_jumps_to_another_place_leaves_its_last_place_held():
 
 
 def test_every_part_a_track_leaves_is_held_not_only_the_largest():
-    # a face and the body below and beside it in one box; the track settles on the chest, low
-    # and to the right: the strip beside the chest is the largest, the face is above it
+    # a face and the body below it in one box (group1.mp4, frame 210); the track settles on the
+    # chest: the face is in the strip above it, which the old largest-strip rule did not hold
     old, chest = Box(510, 159, 640, 360), Box(555, 225, 585, 287)
     parts = left_behind(old, chest)
     assert all(iou(part, chest) == 0 for part in parts)  # none is taken for the track's own face
@@ -186,6 +186,14 @@ def test_every_part_a_track_leaves_is_held_not_only_the_largest():
     area = sum((p.x1 - p.x0) * (p.y1 - p.y0) for p in parts)
     assert area == (old.x1 - old.x0) * (old.y1 - old.y0) - (chest.x1 - chest.x0) * (chest.y1 - chest.y0)
     assert left_behind(Box(0, 0, 100, 100), Box(2, 0, 100, 100)) == []  # a 2 px sliver holds no face
+
+
+def test_the_parts_left_when_the_new_box_crosses_a_corner_of_the_old_one():
+    old, new = Box(0, 0, 100, 100), Box(60, 60, 160, 160)
+    parts = left_behind(old, new)
+    assert all(iou(part, new) == 0 and old.x0 <= part.x0 and part.x1 <= old.x1 for part in parts)
+    assert all(iou(a, b) == 0 for i, a in enumerate(parts) for b in parts[i + 1 :])
+    assert sum((p.x1 - p.x0) * (p.y1 - p.y0) for p in parts) == 100 * 100 - 40 * 40  # all but the corner
 
 
 def test_a_first_look_that_finds_a_small_part_of_its_proposal_holds_the_rest():
@@ -219,6 +227,10 @@ def test_anonymize_follows_a_seen_face_at_fewer_model_pixels_than_its_first_look
         assert followed == crop_input_side(side, 224, stream=True, detail=settings["follow_detail"])
         assert followed < 224 if mode == "anonymize" else followed == 224
     assert finder_settings("blur")["follow_detail"] == CROP_DETAIL
+    photo = FaceFinder(Segmenter224(), photo=True, **finder_settings("anonymize"))
+    (track,) = photo.tracker.propose([Box(100, 100, 160, 160)], (360, 640))
+    track.frames = 1
+    assert photo.crop_input(track) == 224  # a photo's faces keep the full detail
 
 
 def test_a_held_face_is_found_again_only_by_a_track_begun_after_it_was_held():
