@@ -391,7 +391,7 @@ class FaceFinder:
             found = faces_in_crop(probability, track.crop, self.split_threshold, full_pass.MIN_BLOB_PIXELS)
             self._split_faces += [face for face in found if face.size >= full_pass.MIN_FACE_SIDE]
         if box is None:
-            self.tracker.missed(track, index)
+            self.tracker.missed(track, index, looked_closely=size >= CROP_DETAIL * track.crop.side)
             return
         smoothed = track.smoother.update(kept, gray)
         paste_max(mask, smoothed, track.crop, scale)

@@ -267,6 +267,28 @@ def test_a_proposal_whose_crop_shows_no_face_ends_at_once_held_and_is_not_propos
     assert tracker.propose([blob], (480, 640))  # at a later full-frame pass it is looked at again
 
 
+def test_a_proposal_seen_at_full_detail_with_no_face_is_not_held():
+    tracker = FaceTracker(memory_frames=3)
+    blob = Box(100, 100, 118, 118)  # a fragment of a helmet, say, looked at closely
+    (track,) = tracker.propose([blob], (480, 640))
+    tracker.missed(track, 7, looked_closely=True)
+    assert not tracker.tracks and not tracker.held
+    assert tracker.propose([blob], (480, 640)) == []  # nor proposed again at once
+
+
+def test_only_the_proposals_whose_crop_the_model_saw_shrunk_are_held_when_no_face_shows():
+    finder = FaceFinder(ColourKeyedSegmenter(), smoothing=0, fps=10, memory_seconds=1)
+    frame = scene([])  # nothing face-coloured: every first look finds no face
+    small = Box(100, 100, 118, 118)  # a 40 px crop, seen at the model's 64 px: closely
+    large = Box(300, 100, 420, 220)  # a 264 px crop shown at 64 px: its faces would be shrunk 4x
+    new = finder.tracker.propose([small, large], frame.shape[:2])
+    (gh, gw), scale = grid_shape(frame.shape[:2])
+    finder._segment_and_merge(frame, new, 3, np.zeros((gh, gw), np.float32), scale)
+    assert not finder.tracker.tracks
+    (held,) = finder.tracker.held
+    assert iou(held.box, large) > 0.6
+
+
 def test_a_scene_cut_drops_the_faces_and_their_memory():
     finder = FaceFinder(ColourKeyedSegmenter(), smoothing=0, find_every=100, fps=10, memory_seconds=1)
     finder.process(scene([(300, 180, 60)]), 0)
