@@ -166,6 +166,13 @@ class Crop:
         return Box(self.cx - half, self.cy - half, self.cx + half, self.cy + half)
 
 
+def touches_edge(box: Box, frame_hw: tuple[int, int], bottom: bool = True, within: float = 2.0) -> bool:
+    """Whether ``box`` reaches within ``within`` px of the frame's left, right or top edge (or
+    its bottom edge, with ``bottom``)."""
+    height, width = frame_hw
+    return box.x0 <= within or box.y0 <= within or box.x1 >= width - within or (bottom and box.y1 >= height - within)
+
+
 def fit_crop(crop: Crop, frame_hw: tuple[int, int]) -> Crop:
     """``crop`` no larger than the frame's long side, moved inside the frame along each axis the
     frame covers. A face that fills the frame is then seen as the whole frame (as the model was

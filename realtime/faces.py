@@ -49,6 +49,7 @@ from facecam.realtime.passes import (
     finder_settings,
     grid_shape,
     is_large_crop,
+    may_hide_a_face,
 )
 from facecam.realtime.reuse import STILL_LEVELS, STILL_REUSE, moved_look
 from facecam.realtime.scene import is_scene_cut, scene_thumbnail
@@ -238,7 +239,7 @@ class FaceFinder:
             self._split_faces = []
         t2 = time.perf_counter()
         spent["crops"] = (t2 - t1) * 1000
-        self.tracker.drop_duplicates()
+        self.tracker.drop_duplicates(index)
         self.tracker.expire(index)
         if due:
             settled = all(self.tracker.follows(box) for box in candidates)
@@ -391,7 +392,7 @@ class FaceFinder:
             found = faces_in_crop(probability, track.crop, self.split_threshold, full_pass.MIN_BLOB_PIXELS)
             self._split_faces += [face for face in found if face.size >= full_pass.MIN_FACE_SIDE]
         if box is None:
-            self.tracker.missed(track, index, looked_closely=size >= CROP_DETAIL * track.crop.side)
+            self.tracker.missed(track, index, may_hide_a_face(track.face, track.crop.side, size, frame_hw))
             return
         smoothed = track.smoother.update(kept, gray)
         paste_max(mask, smoothed, track.crop, scale)

@@ -267,26 +267,44 @@ def test_a_proposal_whose_crop_shows_no_face_ends_at_once_held_and_is_not_propos
     assert tracker.propose([blob], (480, 640))  # at a later full-frame pass it is looked at again
 
 
-def test_a_proposal_seen_at_full_detail_with_no_face_is_not_held():
+def test_a_proposal_that_cannot_hide_a_face_is_not_held_when_its_crop_shows_none():
     tracker = FaceTracker(memory_frames=3)
     blob = Box(100, 100, 118, 118)  # a fragment of a helmet, say, looked at closely
     (track,) = tracker.propose([blob], (480, 640))
-    tracker.missed(track, 7, looked_closely=True)
+    tracker.missed(track, 7, may_hide_a_face=False)
     assert not tracker.tracks and not tracker.held
     assert tracker.propose([blob], (480, 640)) == []  # nor proposed again at once
 
 
-def test_only_the_proposals_whose_crop_the_model_saw_shrunk_are_held_when_no_face_shows():
+def test_a_proposal_with_no_face_in_its_crop_is_held_when_seen_closely_or_at_the_side_or_top_edge():
     finder = FaceFinder(ColourKeyedSegmenter(), smoothing=0, fps=10, memory_seconds=1)
     frame = scene([])  # nothing face-coloured: every first look finds no face
-    small = Box(100, 100, 118, 118)  # a 40 px crop, seen at the model's 64 px: closely
-    large = Box(300, 100, 420, 220)  # a 264 px crop shown at 64 px: its faces would be shrunk 4x
-    new = finder.tracker.propose([small, large], frame.shape[:2])
+    small = Box(100, 100, 118, 118)  # a 40 px crop seen at the model's 64 px: closely
+    middle = Box(300, 100, 420, 220)  # a 264 px crop shown at 64 px (its faces shrunk 4x), mid-frame
+    top = Box(300, 0, 420, 120)  # the same at the top edge, where a face cut in half comes in
+    bottom = Box(100, 240, 220, 360)  # and at the bottom edge, where bodies are
+    new = finder.tracker.propose([small, middle, top, bottom], frame.shape[:2])
     (gh, gw), scale = grid_shape(frame.shape[:2])
     finder._segment_and_merge(frame, new, 3, np.zeros((gh, gw), np.float32), scale)
     assert not finder.tracker.tracks
-    (held,) = finder.tracker.held
-    assert iou(held.box, large) > 0.6
+    held = [h.box for h in finder.tracker.held]
+    assert len(held) == 2
+    assert any(iou(b, small) > 0.6 for b in held) and any(iou(b, top) > 0.6 for b in held)
+
+
+def test_a_track_dropped_as_a_duplicate_leaves_the_face_it_began_on_held():
+    tracker = FaceTracker(memory_frames=3)
+    woman, man = Box(340, 177, 374, 246), Box(329, 141, 374, 176)  # his chin on her forehead
+    her, him = tracker.propose([woman, man], (360, 640))
+    for frame in range(4):
+        tracker.seen(her, woman, (360, 640), frame)  # followed longer than he is
+    tracker.seen(him, man, (360, 640), 1)
+    tracker.seen(him, Box(334, 141, 372, 215), (360, 640), 2)  # his blob runs into hers
+    tracker.seen(him, Box(337, 160, 374, 244), (360, 640), 3)  # and settles on her face
+    assert not tracker.held
+    tracker.drop_duplicates(3)
+    assert tracker.tracks == [her]
+    assert any(h.until == 6 and iou(h.box, man) > 0.5 for h in tracker.held)
 
 
 def test_a_scene_cut_drops_the_faces_and_their_memory():
