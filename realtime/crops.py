@@ -71,6 +71,10 @@ class Box:
         """The shorter side."""
         return min(self.x1 - self.x0, self.y1 - self.y0)
 
+    def shifted(self, dx: float, dy: float) -> Box:
+        """The same box moved by ``(dx, dy)`` pixels."""
+        return Box(self.x0 + dx, self.y0 + dy, self.x1 + dx, self.y1 + dy)
+
     def grown(self, factor: float) -> Box:
         """The same centre, each side ``factor`` times as long."""
         cx, cy = self.center

@@ -99,6 +99,7 @@ class EdgeWatch:
         """A new stream or a scene cut: nothing has come in yet."""
         self._thumb: np.ndarray | None = None
         self._new = [0.0] * 4
+        self.shift = (0.0, 0.0)  # the picture's shift into the last frame, frame pixels
 
     def looked_all(self) -> None:
         """The whole zoomed pass just looked at the whole frame: no edge has anything new."""
@@ -112,11 +113,13 @@ class EdgeWatch:
         pass's size, and at least ``model_side`` long); call once a frame."""
         height, width = frame_hw
         steps = [STEP_SHARE * side for side in (height, height, width, width)]
+        self.shift = (0.0, 0.0)
         if self._thumb is not None and self._thumb.shape == thumb.shape:
             # net of what went out again: a still camera's jitter comes and goes and sums to about
             # nothing (a floor of one step, not zero: a sum held at zero would creep up by the
             # jitter's every move in); a pan back over picture it just showed brings nothing new
-            for edge, pixels in enumerate(incoming(scene_shift(self._thumb, thumb, frame_hw))):
+            self.shift = scene_shift(self._thumb, thumb, frame_hw)
+            for edge, pixels in enumerate(incoming(self.shift)):
                 self._new[edge] = max(-steps[edge], self._new[edge] + pixels)
         self._thumb = thumb
         long_side = max(model_side, SCALE_OF_ZOOMED * max(zoomed_hw))

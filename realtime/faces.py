@@ -216,6 +216,7 @@ class FaceFinder:
             candidates += tile_faces
         if self.edge_watch is not None and zoomed is not None:
             edge_faces = self._edge_blobs(frame, zoomed, thumb, whole)
+            self.tracker.shift_held(self.edge_watch.shift)
             self.tracker.propose(self.verified(frame, edge_faces), frame.shape[:2])
             candidates += edge_faces
         t1 = time.perf_counter()

@@ -8,7 +8,7 @@ what the full-frame pass proposed (:meth:`FaceTracker.propose`) and what each cr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -68,13 +68,15 @@ class Track:
 @dataclass(frozen=True)
 class HeldFace:
     """A face the model lost, or a part of a box a track left (see left_behind): kept
-    anonymised at ``box`` up to and including frame ``until``. ``first_new_id``: the tracks
+    anonymised at ``box`` up to and including frame ``until``; ``moves``: ``box`` moves with
+    the picture under a panning camera. ``first_new_id``: the tracks
     numbered from this on began after it was held; only such a track can be that face found
     again (see FaceTracker.expire)."""
 
     box: Box
     until: int
     first_new_id: int = 0
+    moves: bool = False  # moves with the picture (see FaceTracker.shift_held)
 
 
 class FaceTracker:
@@ -165,10 +167,24 @@ class FaceTracker:
                 self.hold(track, frame_index)
 
     def hold(self, track: Track, frame_index: int, box: Box | None = None) -> None:
-        """Cover ``box`` (default: the track's face) for the memory, grown a little."""
+        """Cover ``box`` (default: the track's face) for the memory, grown a little: where it is
+        in the frame, and where the picture takes it (see shift_held)."""
         if self.memory_frames > 0:
-            box = track.face if box is None else box
-            self.held.append(HeldFace(box.grown(HELD_GROWTH), frame_index + self.memory_frames, self._next_id))
+            box = (track.face if box is None else box).grown(HELD_GROWTH)
+            until = frame_index + self.memory_frames
+            self.held += [HeldFace(box, until, self._next_id), HeldFace(box, until, self._next_id, moves=True)]
+
+    def shift_held(self, shift: tuple[float, float]) -> None:
+        """Move the held faces' moving copies with the picture, ``(dx, dy)`` frame pixels since
+        the last frame. Under a panning camera a face held where it was lost drifts out of its
+        hold within the memory (a 17 px face of the group-4 clip, 4 px a frame, was half out of
+        it in 3 frames: faces in clear view 3+ frames 5 -> 0 with the moving copy); a camera
+        that follows a walking person keeps that person where the hold is, so the copy that
+        stays stays too. Measured on the crowd clips against holds that only move: faces covered
+        the same or more on every clip, group-1 0.9975 -> 0.9989, group-5 0.9901 -> 0.9924."""
+        dx, dy = shift
+        if dx or dy:
+            self.held = [replace(h, box=h.box.shifted(dx, dy)) if h.moves else h for h in self.held]
 
     def drop_duplicates(self, frame_index: int = 0) -> None:
         """Two tracks on one face (they converged): keep the one seen longer. A dropped track
