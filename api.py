@@ -47,7 +47,9 @@ class Result:
     mask: np.ndarray  # (H, W) float32 0..1 at the frame's size: the face (grown and held in anonymize)
     image: np.ndarray  # (H, W, 3) uint8 BGR: the mode drawn (a grey mask image in "mask" mode)
     faces: list[Box] = field(default_factory=list)  # the faces tracked in this frame, in frame pixels
-    held: list[Box] = field(default_factory=list)  # faces lost within the memory, still covered in anonymize
+    # faces lost within the memory, still covered in anonymize: where each was lost and, under a
+    # pan, where the picture has taken it (two boxes then)
+    held: list[Box] = field(default_factory=list)
     index: int = 0  # the frame's number in this stream (0, 1, ...)
 
 
@@ -246,7 +248,7 @@ class FaceStream:
         found = self.find(frame, self._index)
         alpha, box = self.alpha_and_box(frame, found)
         image = self.draw(frame, alpha, found=found, box=box)
-        result = Result(alpha, image, list(found.faces), [h.box for h in found.held], self._index)
+        result = Result(alpha, image, list(found.faces), [box for h in found.held for box in h.boxes], self._index)
         self._index += 1
         return result
 

@@ -207,7 +207,9 @@ def mode_mask(
     mask = cv2.dilate(mask, np.ones((5, 5), np.uint8))
     margin = settings.anonymize_margin if settings is not None else 0.0
     scale = mask.shape[1] / frame_hw[1]
-    regions = [f.grown(1 + 2 * margin) for f in faces if margin > 0] + [h.box.grown(1 + 2 * margin) for h in held]
+    regions = [f.grown(1 + 2 * margin) for f in faces if margin > 0] + [
+        b.grown(1 + 2 * margin) for h in held for b in h.boxes
+    ]
     for box in regions:
         cx, cy = box.center
         axes = (max(1, round((box.x1 - box.x0) * scale / 2)), max(1, round((box.y1 - box.y0) * scale / 2)))

@@ -170,7 +170,7 @@ class Crop:
         return Box(self.cx - half, self.cy - half, self.cx + half, self.cy + half)
 
 
-def touches_edge(box: Box, frame_hw: tuple[int, int], bottom: bool = True, within: float = 2.0) -> bool:
+def touches_edge(box: Box, frame_hw: tuple[int, int], bottom: bool, within: float = 2.0) -> bool:
     """Whether ``box`` reaches within ``within`` px of the frame's left, right or top edge (or
     its bottom edge, with ``bottom``)."""
     height, width = frame_hw

@@ -105,12 +105,10 @@ class EdgeWatch:
         """The whole zoomed pass just looked at the whole frame: no edge has anything new."""
         self._new = [0.0] * 4
 
-    def due(
-        self, thumb: np.ndarray, frame_hw: tuple[int, int], zoomed_hw: tuple[int, int], model_side: int
-    ) -> list[Tile]:
-        """The strips to look at in the frame of ``thumb`` (its scene thumbnail), as tiles of
-        :attr:`view_hw` (set here: the frame at SCALE_OF_ZOOMED of ``zoomed_hw``, the zoomed
-        pass's size, and at least ``model_side`` long); call once a frame."""
+    def observe(self, thumb: np.ndarray, frame_hw: tuple[int, int]) -> tuple[float, float]:
+        """Measure the picture's shift into the frame of ``thumb`` (its scene thumbnail) and the
+        picture each edge brought in; returns the shift (also :attr:`shift`). Once a frame,
+        before :meth:`due` (which observes a thumbnail it was not given yet itself)."""
         height, width = frame_hw
         steps = [STEP_SHARE * side for side in (height, height, width, width)]
         self.shift = (0.0, 0.0)
@@ -122,6 +120,18 @@ class EdgeWatch:
             for edge, pixels in enumerate(incoming(self.shift)):
                 self._new[edge] = max(-steps[edge], self._new[edge] + pixels)
         self._thumb = thumb
+        return self.shift
+
+    def due(
+        self, thumb: np.ndarray, frame_hw: tuple[int, int], zoomed_hw: tuple[int, int], model_side: int
+    ) -> list[Tile]:
+        """The strips to look at in the frame of ``thumb`` (its scene thumbnail), as tiles of
+        :attr:`view_hw` (set here: the frame at SCALE_OF_ZOOMED of ``zoomed_hw``, the zoomed
+        pass's size, and at least ``model_side`` long); call once a frame."""
+        if thumb is not self._thumb:
+            self.observe(thumb, frame_hw)
+        height, width = frame_hw
+        steps = [STEP_SHARE * side for side in (height, height, width, width)]
         long_side = max(model_side, SCALE_OF_ZOOMED * max(zoomed_hw))
         self.view_hw = processing.scaled_size(frame_hw, long_side)
         due = [edge for edge in range(4) if self._new[edge] >= steps[edge]]

@@ -183,6 +183,8 @@ class FaceFinder:
             self.edge_hold.reset()
             if self.edge_watch is not None:
                 self.edge_watch.reset()
+        if self.edge_watch is not None:  # the held faces move with a pan before this frame's are held
+            self.tracker.shift_held(self.edge_watch.observe(thumb, frame.shape[:2]))
         zoomed = full_pass.zoomed_size(self.segmenter, frame.shape[:2], self.zoom)
         fine_due = zoomed is not None and index - self._last_fine >= self.fine_every
         # the zoomed pass whole when faces are needed now or there is no time to spread its tiles
@@ -216,7 +218,6 @@ class FaceFinder:
             candidates += tile_faces
         if self.edge_watch is not None and zoomed is not None:
             edge_faces = self._edge_blobs(frame, zoomed, thumb, whole)
-            self.tracker.shift_held(self.edge_watch.shift)
             self.tracker.propose(self.verified(frame, edge_faces), frame.shape[:2])
             candidates += edge_faces
         t1 = time.perf_counter()
@@ -310,11 +311,10 @@ class FaceFinder:
         """Drop the tracks the verifier now scores at or under half its threshold: a patch that passed
         once (a helmet ring in one frame's light) is not followed for ever; a real face turning
         away for a moment stays (hysteresis). Dropped, not held: it was not a face."""
-        tracks = list(self.tracker.tracks)
-        kept = believed(self.verifier, frame, [t.face for t in tracks], self.verify_threshold / 2, TRUSTED_FACE_SHARE)
-        for track in tracks:
-            if not any(track.face is face for face in kept):
-                self.tracker.tracks.remove(track)
+        kept = believed(
+            self.verifier, frame, [t.face for t in self.tracker.tracks], self.verify_threshold / 2, TRUSTED_FACE_SHARE
+        )
+        self.tracker.tracks = [t for t in self.tracker.tracks if any(t.face is face for face in kept)]
 
     def verified(self, frame: np.ndarray, proposals: list[Box]) -> list[Box]:
         """The proposals no track follows yet that the verifier takes for faces (all without one)."""
@@ -385,15 +385,14 @@ class FaceFinder:
         kept = keep_blobs_touching(probability, seed_disc(size, (cx, cy)), FACE_THRESHOLD)
         box = blob_box(kept, FACE_THRESHOLD)
         if box is None and track.frames == 0:
-            # The first look at a proposal found no face at its centre: the blob of the
-            # full-frame pass may hold several faces (two heads side by side, a face and its
-            # neighbour's) and the crop is centred on none of them. Every face this crop shows
-            # is proposed on its own. (Not after a look that found its face: the weak blobs
-            # around a face, a hand or the neck, then became faces for a frame and flickered.)
+            # The first look found no face at its centre: the blob may hold several faces (two
+            # heads side by side) and the crop is centred on none. Every face it shows is proposed
+            # on its own. (Not after a look that found its face: the weak blobs around a face, a
+            # hand or the neck, then became faces for a frame and flickered.)
             found = faces_in_crop(probability, track.crop, self.split_threshold, full_pass.MIN_BLOB_PIXELS)
             self._split_faces += [face for face in found if face.size >= full_pass.MIN_FACE_SIDE]
         if box is None:
-            self.tracker.missed(track, index, may_hide_a_face(track.face, track.crop.side, size, frame_hw))
+            self.tracker.missed(track, index, may_hide_a_face(track.face, track.crop.side, size, frame_hw, self.stream))
             return
         smoothed = track.smoother.update(kept, gray)
         paste_max(mask, smoothed, track.crop, scale)

@@ -134,21 +134,25 @@ def crop_input_side(
     return max(min(MIN_CROP_INPUT, model_side), min(model_side, side))
 
 
-def may_hide_a_face(proposal: Box, crop_side: float, input_side: int, frame_hw: tuple[int, int]) -> bool:
+def may_hide_a_face(
+    proposal: Box, crop_side: float, input_side: int, frame_hw: tuple[int, int], stream: bool = True
+) -> bool:
     """Whether a proposal whose first look (its crop of ``crop_side`` frame px segmented at
     ``input_side`` model px) found no face at its centre may still hide one, and is held
     (tracking.FaceTracker.missed).
 
     Yes when the model looked at it closely (CROP_DETAIL model pixels per frame pixel or more):
-    the crop model misses some faces the finder and the verifier take for faces (in a held-out
-    crowd clip, an 18 px face in glasses that no first look found was covered by this hold
-    alone, for 84 frames). When the model saw it shrunk (a blob of a ceiling, a suit, a row of
-    bodies: the crop shows anything in it small), only at the frame's side or top edge, where a
-    face cut in half by the edge is what the model misses (faces panning in); elsewhere the
-    faces of such a blob are proposed on their own, by the zoomed pass, and looked at closely.
-    Holding every shrunk blob covered a third of the crowd clip's frame outside its faces."""
+    the crop model misses some faces the finder and the verifier take for faces (in a crowd clip
+    made for a held-out check, an 18 px face in glasses that no first look found was covered by
+    this hold alone; it showed for 84 frames without it). When the model saw it shrunk (a blob
+    of a ceiling, a suit, a row of bodies: the crop shows anything in it small), only at the
+    frame's side or top edge, where a face cut in half by the edge is what the model misses
+    (faces panning in); elsewhere the faces of such a blob are proposed on their own, by the
+    zoomed pass, and looked at closely. Not holding those took the share of the crowd clip's
+    frame covered where no face is from 0.45 to 0.34 (scripts/anonymize_leaks.py). A photo
+    (not ``stream``) keeps every such hold: its faces come in at no edge, and it was not measured."""
     shrunk = input_side < CROP_DETAIL * crop_side
-    return not shrunk or touches_edge(proposal, frame_hw, bottom=False)
+    return not stream or not shrunk or touches_edge(proposal, frame_hw, bottom=False)
 
 
 def is_large_crop(crop_side: float, was_large: bool = False) -> bool:

@@ -62,21 +62,31 @@ class Track:
     looked_probability: np.ndarray | None = field(default=None, repr=False)
     reused: int = 0  # frames since the model last looked
     large: bool = False  # its last crop was segmented at passes.LARGE_CROP_INPUT
-    origin: Box | None = None  # its face where it was first seen
+    # the tracker's pan (see FaceTracker.shift_held) when ``face`` was found, and where, when and
+    # at which pan the face was first seen
+    pan_at_face: tuple[float, float] = (0.0, 0.0)
+    origin: Box | None = None
+    origin_frame: int = 0
+    origin_pan: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass(frozen=True)
 class HeldFace:
     """A face the model lost, or a part of a box a track left (see left_behind): kept
-    anonymised at ``box`` up to and including frame ``until``; ``moves``: ``box`` moves with
-    the picture under a panning camera. ``first_new_id``: the tracks
-    numbered from this on began after it was held; only such a track can be that face found
-    again (see FaceTracker.expire)."""
+    anonymised at ``box`` up to and including frame ``until``, and at ``box`` moved by
+    ``offset``, where the picture has taken it since (a pan; see FaceTracker.shift_held).
+    ``first_new_id``: the tracks numbered from this on began after it was held; only such a
+    track can be that face found again (see FaceTracker.expire)."""
 
     box: Box
     until: int
     first_new_id: int = 0
-    moves: bool = False  # moves with the picture (see FaceTracker.shift_held)
+    offset: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def boxes(self) -> list[Box]:
+        """Where it is covered: ``box``, and ``box`` moved by ``offset`` once that is not nothing."""
+        return [self.box] if self.offset == (0.0, 0.0) else [self.box, self.box.shifted(*self.offset)]
 
 
 class FaceTracker:
@@ -92,6 +102,7 @@ class FaceTracker:
         self.tracks: list[Track] = []
         self.held: list[HeldFace] = []
         self.rejected: list[HeldFace] = []  # proposals that were no face, until when they stay so
+        self.pan = (0.0, 0.0)  # the picture's shift summed over the stream's frames (see shift_held)
         self._next_id = 0
 
     def reset(self) -> None:
@@ -99,6 +110,7 @@ class FaceTracker:
         self.tracks.clear()
         self.held.clear()
         self.rejected.clear()
+        self.pan = (0.0, 0.0)
 
     def follows(self, face: Box) -> bool:
         """Whether a track already follows the face at ``face``."""
@@ -111,7 +123,7 @@ class FaceTracker:
             if self.follows(face) or any(iou(face, r.box) > DUPLICATE_IOU for r in self.rejected):
                 continue
             crop = fit_crop(Crop.around(face, self.margin, proposal=True), frame_hw)
-            track = Track(self._next_id, crop, face, TemporalSmoother(self.smoothing))
+            track = Track(self._next_id, crop, face, TemporalSmoother(self.smoothing), pan_at_face=self.pan)
             self._next_id += 1
             self.tracks.append(track)
             new.append(track)
@@ -132,7 +144,7 @@ class FaceTracker:
         0.797: the rest of a blob of a head and its body is held too)."""
         if iou(track.face, face) < LEFT_BEHIND_IOU:
             for part in left_behind(track.face, face):
-                self.hold(track, frame_index, part)
+                self.hold(part, frame_index, self.pan_since(track.pan_at_face))
         target = fit_crop(Crop.around(face, self.margin), frame_hw)
         old = track.crop
         if _barely_moved(old, target):
@@ -145,8 +157,9 @@ class FaceTracker:
             old.cy + follow * (target.cy - old.cy),
             old.side + follow * (target.side - old.side),
         )
-        track.face = face
-        track.origin = track.origin or face
+        track.face, track.pan_at_face = face, self.pan
+        if track.origin is None:
+            track.origin, track.origin_frame, track.origin_pan = face, frame_index, self.pan
         track.misses = 0
         track.frames += 1
 
@@ -164,42 +177,51 @@ class FaceTracker:
         if track.frames == 0 or track.misses >= MISS_LIMIT:
             self.tracks.remove(track)
             if track.frames > 0 or may_hide_a_face:
-                self.hold(track, frame_index)
+                self.hold(track.face, frame_index, self.pan_since(track.pan_at_face))
 
-    def hold(self, track: Track, frame_index: int, box: Box | None = None) -> None:
-        """Cover ``box`` (default: the track's face) for the memory, grown a little: where it is
-        in the frame, and where the picture takes it (see shift_held)."""
+    def hold(self, box: Box, frame_index: int, offset: tuple[float, float] = (0.0, 0.0)) -> None:
+        """Cover ``box`` for the memory, grown a little: where it was, and moved by ``offset``
+        (the pan since it was seen; see shift_held)."""
         if self.memory_frames > 0:
-            box = (track.face if box is None else box).grown(HELD_GROWTH)
             until = frame_index + self.memory_frames
-            self.held += [HeldFace(box, until, self._next_id), HeldFace(box, until, self._next_id, moves=True)]
+            self.held.append(HeldFace(box.grown(HELD_GROWTH), until, self._next_id, offset))
+
+    def pan_since(self, pan: tuple[float, float]) -> tuple[float, float]:
+        """How far the picture moved since the tracker's pan was ``pan``."""
+        return self.pan[0] - pan[0], self.pan[1] - pan[1]
 
     def shift_held(self, shift: tuple[float, float]) -> None:
-        """Move the held faces' moving copies with the picture, ``(dx, dy)`` frame pixels since
-        the last frame. Under a panning camera a face held where it was lost drifts out of its
-        hold within the memory (a 17 px face of the group-4 clip, 4 px a frame, was half out of
-        it in 3 frames: faces in clear view 3+ frames 5 -> 0 with the moving copy); a camera
-        that follows a walking person keeps that person where the hold is, so the copy that
-        stays stays too. Measured on the crowd clips against holds that only move: faces covered
-        the same or more on every clip, group-1 0.9975 -> 0.9989, group-5 0.9901 -> 0.9924."""
+        """The picture moved by ``(dx, dy)`` frame pixels since the last frame: each held face is
+        covered where it was lost and, moved with the picture, where the picture took it.
+
+        Under a panning camera a face held where it was lost drifts out of its hold within the
+        memory (a 17 px face of the group-4 clip, 4 px a frame, was half out of it in 3 frames:
+        faces in clear view 3+ frames 5 -> 0 with the moved place); a camera that follows a
+        walking person keeps that person where the hold began, so that place stays covered
+        too (moving the holds alone lost face-frames in group-5 and group-1)."""
         dx, dy = shift
         if dx or dy:
-            self.held = [replace(h, box=h.box.shifted(dx, dy)) if h.moves else h for h in self.held]
+            self.pan = (self.pan[0] + dx, self.pan[1] + dy)
+            self.held = [replace(h, offset=(h.offset[0] + dx, h.offset[1] + dy)) for h in self.held]
 
-    def drop_duplicates(self, frame_index: int = 0) -> None:
+    def drop_duplicates(self, frame_index: int) -> None:
         """Two tracks on one face (they converged): keep the one seen longer. A dropped track
         that began on another face leaves that face held (see left_behind): a man's face whose
         chin touched the forehead of the woman below him made one blob with hers, his track slid
         onto her face and was dropped, and he stayed in clear view (group1.mp4: 9 frames, once the
-        blobs seen shrunk mid-frame were no longer held, see passes.may_hide_a_face)."""
+        blobs seen shrunk mid-frame were no longer held, see passes.may_hide_a_face). Only a face
+        begun on within the memory, moved with the picture since; not when the track that slid
+        is the older one (the younger is dropped then, and the slid one's first face is not held)."""
         keep: list[Track] = []
         for track in sorted(self.tracks, key=lambda t: -t.frames):
             twin = next((k for k in keep if iou(track.face, k.face) > DUPLICATE_IOU), None)
             if twin is None:
                 keep.append(track)
-            elif track.origin is not None and iou(track.origin, twin.face) < LEFT_BEHIND_IOU:
-                for part in left_behind(track.origin, twin.face):
-                    self.hold(track, frame_index, part)
+            elif track.origin is not None and frame_index - track.origin_frame <= self.memory_frames:
+                began = track.origin.shifted(*self.pan_since(track.origin_pan))
+                if iou(began, twin.face) < LEFT_BEHIND_IOU:
+                    for part in left_behind(began, twin.face):
+                        self.hold(part, frame_index)
         self.tracks = [t for t in self.tracks if t in keep]
 
     def expire(self, frame_index: int) -> None:
@@ -213,7 +235,11 @@ class FaceTracker:
         self.rejected = [r for r in self.rejected if r.until >= frame_index]
         live = [h for h in self.held if h.until >= frame_index]
         if live and self.tracks:
-            overlap = iou_matrix([h.box for h in live], [t.face for t in self.tracks])
+            faces = [t.face for t in self.tracks]
+            overlap = iou_matrix([h.box for h in live], faces)
+            if any(h.offset != (0.0, 0.0) for h in live):  # either place, found again
+                moved = [h.box.shifted(*h.offset) for h in live]
+                overlap = np.maximum(overlap, iou_matrix(moved, faces))
             newer = np.array([t.id for t in self.tracks])[None, :] >= np.array([h.first_new_id for h in live])[:, None]
             found_again = (np.where(newer, overlap, 0.0) > SAME_FACE_IOU).any(axis=1)
             live = [h for h, again in zip(live, found_again, strict=True) if not again]
