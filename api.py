@@ -47,8 +47,8 @@ class Result:
     mask: np.ndarray  # (H, W) float32 0..1 at the frame's size: the face (grown and held in anonymize)
     image: np.ndarray  # (H, W, 3) uint8 BGR: the mode drawn (a grey mask image in "mask" mode)
     faces: list[Box] = field(default_factory=list)  # the faces tracked in this frame, in frame pixels
-    # faces lost within the memory, still covered in anonymize: where each was lost and, under a
-    # pan, where the picture has taken it (two boxes then)
+    # faces lost within the memory, still covered in anonymize: where each was lost and, once a
+    # pan has moved it a pixel or more, where the picture has taken it (two boxes then)
     held: list[Box] = field(default_factory=list)
     index: int = 0  # the frame's number in this stream (0, 1, ...)
 

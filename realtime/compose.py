@@ -167,7 +167,8 @@ def face_alpha_and_box(
     In anonymize mode privacy errs on the side of covering (see :func:`mode_mask`): the mask
     grows by a couple of grid pixels, each face (``faces``, frame-pixel boxes) gets an ellipse
     reaching ``settings.anonymize_margin`` of its size beyond it, and each face just lost
-    (``held``) stays covered by an ellipse at its last place.
+    (``held``) stays covered by an ellipse at its last place and, under a pan, where the
+    picture took it (HeldFace.boxes).
     """
     part, box = face_alpha_in_box(frame, mask, mode, faces, held, settings, levels, refine)
     return placed(part, box, frame.shape[:2]), box

@@ -38,6 +38,8 @@ JUMP_SHARE = 0.25
 CROP_STILL_SHARE = 0.02
 #: a lost face is held (anonymised at its last place) grown by this factor
 HELD_GROWTH = 1.25
+#: a held face is covered where the picture took it too once that is this many frame px away
+MIN_HOLD_MOVE = 1.0
 #: a proposal whose first look showed no face is not proposed again (the same box: IoU over
 #: DUPLICATE_IOU; the faces found in its crop are other boxes) for this many frames: the same
 #: blob comes back from the proposals that follow the crop pass in the same frame. Not
@@ -74,7 +76,8 @@ class Track:
 class HeldFace:
     """A face the model lost, or a part of a box a track left (see left_behind): kept
     anonymised at ``box`` up to and including frame ``until``, and at ``box`` moved by
-    ``offset``, where the picture has taken it since (a pan; see FaceTracker.shift_held).
+    ``offset``, where the picture has taken it since (a pan; see FaceTracker.shift_held). (A
+    dropped duplicate's first face is held where the picture has taken it: one place.)
     ``first_new_id``: the tracks numbered from this on began after it was held; only such a
     track can be that face found again (see FaceTracker.expire)."""
 
@@ -85,8 +88,11 @@ class HeldFace:
 
     @property
     def boxes(self) -> list[Box]:
-        """Where it is covered: ``box``, and ``box`` moved by ``offset`` once that is not nothing."""
-        return [self.box] if self.offset == (0.0, 0.0) else [self.box, self.box.shifted(*self.offset)]
+        """Where it is covered: ``box``, and ``box`` moved by ``offset`` once that is MIN_HOLD_MOVE
+        or more (a still camera's measured shift wanders by a fraction of a pixel a frame)."""
+        if max(abs(self.offset[0]), abs(self.offset[1])) < MIN_HOLD_MOVE:
+            return [self.box]
+        return [self.box, self.box.shifted(*self.offset)]
 
 
 class FaceTracker:
