@@ -170,11 +170,10 @@ class Crop:
         return Box(self.cx - half, self.cy - half, self.cx + half, self.cy + half)
 
 
-def touches_edge(box: Box, frame_hw: tuple[int, int], bottom: bool, within: float = 2.0) -> bool:
-    """Whether ``box`` reaches within ``within`` px of the frame's left, right or top edge (or
-    its bottom edge, with ``bottom``)."""
-    height, width = frame_hw
-    return box.x0 <= within or box.y0 <= within or box.x1 >= width - within or (bottom and box.y1 >= height - within)
+def touches_side_or_top(box: Box, frame_hw: tuple[int, int], within: float = 2.0) -> bool:
+    """Whether ``box`` reaches within ``within`` px of the frame's left, right or top edge."""
+    width = frame_hw[1]
+    return box.x0 <= within or box.y0 <= within or box.x1 >= width - within
 
 
 def fit_crop(crop: Crop, frame_hw: tuple[int, int]) -> Crop:

@@ -70,6 +70,13 @@ def incoming(shift: tuple[float, float]) -> tuple[float, float, float, float]:
     return dy, -dy, dx, -dx
 
 
+def edge_steps(frame_hw: tuple[int, int]) -> list[float]:
+    """STEP_SHARE of the frame's side along each edge (top, bottom, left, right), in frame px:
+    the new picture an edge must bring in before its strip is looked at."""
+    height, width = frame_hw
+    return [STEP_SHARE * side for side in (height, height, width, width)]
+
+
 def strip_tile(edge: int, view_hw: tuple[int, int]) -> Tile:
     """The strip along ``edge`` as a tile ``(y0, y1, x0, x1)`` of a view of ``view_hw`` pixels,
     DEPTH_SHARE of its side deep (rounded up to a multiple of 32)."""
@@ -109,8 +116,7 @@ class EdgeWatch:
         """Measure the picture's shift into the frame of ``thumb`` (its scene thumbnail) and the
         picture each edge brought in; returns the shift (also :attr:`shift`). Once a frame,
         before :meth:`due` (which observes a thumbnail it was not given yet itself)."""
-        height, width = frame_hw
-        steps = [STEP_SHARE * side for side in (height, height, width, width)]
+        steps = edge_steps(frame_hw)
         self.shift = (0.0, 0.0)
         if self._thumb is not None and self._thumb.shape == thumb.shape:
             # net of what went out again: a still camera's jitter comes and goes and sums to about
@@ -130,8 +136,7 @@ class EdgeWatch:
         pass's size, and at least ``model_side`` long); call once a frame."""
         if thumb is not self._thumb:
             self.observe(thumb, frame_hw)
-        height, width = frame_hw
-        steps = [STEP_SHARE * side for side in (height, height, width, width)]
+        steps = edge_steps(frame_hw)
         long_side = max(model_side, SCALE_OF_ZOOMED * max(zoomed_hw))
         self.view_hw = processing.scaled_size(frame_hw, long_side)
         due = [edge for edge in range(4) if self._new[edge] >= steps[edge]]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from facecam.realtime import processing
-from facecam.realtime.crops import Box, inside, iou, touches_edge
+from facecam.realtime.crops import Box, inside, iou, touches_side_or_top
 from facecam.realtime.reuse import ANONYMIZE_STILL_LEVELS, ANONYMIZE_STILL_REUSE, STILL_LEVELS, STILL_REUSE
 from facecam.realtime.tracking import SAME_FACE_IOU
 
@@ -152,7 +152,7 @@ def may_hide_a_face(
     frame covered where no face is from 0.45 to 0.34 (scripts/anonymize_leaks.py). A photo
     (not ``stream``) keeps every such hold: its faces come in at no edge, and it was not measured."""
     shrunk = input_side < CROP_DETAIL * crop_side
-    return not stream or not shrunk or touches_edge(proposal, frame_hw, bottom=False)
+    return not stream or not shrunk or touches_side_or_top(proposal, frame_hw)
 
 
 def is_large_crop(crop_side: float, was_large: bool = False) -> bool:

@@ -243,9 +243,8 @@ class FaceTracker:
         if live and self.tracks:
             faces = [t.face for t in self.tracks]
             overlap = iou_matrix([h.box for h in live], faces)
-            if any(h.offset != (0.0, 0.0) for h in live):  # either place, found again
-                moved = [h.box.shifted(*h.offset) for h in live]
-                overlap = np.maximum(overlap, iou_matrix(moved, faces))
+            if any(len(h.boxes) > 1 for h in live):  # found again at either place
+                overlap = np.maximum(overlap, iou_matrix([h.boxes[-1] for h in live], faces))
             newer = np.array([t.id for t in self.tracks])[None, :] >= np.array([h.first_new_id for h in live])[:, None]
             found_again = (np.where(newer, overlap, 0.0) > SAME_FACE_IOU).any(axis=1)
             live = [h for h, again in zip(live, found_again, strict=True) if not again]
