@@ -30,6 +30,7 @@ from facecam.errors import EXIT_INTERRUPTED, FacecamError, interrupts_deferred
 from facecam.realtime import batch
 from facecam.realtime.batch import STATUSES, BatchSpec, FileResult, FileTask, completed, process_file
 from facecam.realtime.providers import pipeline_threads, usable_cores
+from facecam.realtime.video_reader import estimated_frames
 
 
 def add_batch_options(p: argparse.ArgumentParser, sources) -> None:
@@ -41,7 +42,11 @@ def add_batch_options(p: argparse.ArgumentParser, sources) -> None:
         "the same name, audio kept; those already done are skipped",
     )
     p.add_argument(
-        "--jobs", type=positive_int, default=1, help="--videos: files at once on this machine, sharing its cores"
+        "--jobs",
+        type=positive_int,
+        default=None,
+        help="--videos: files at once on this machine, sharing its cores (default 1); --video with --out: parts "
+        "of the file at once, in worker processes (default: every core in anonymize, 1 in the other modes)",
     )
     p.add_argument("--suffix", metavar=".EXT", help="--videos: the outputs' suffix (default: each input's own)")
     p.add_argument("--report", type=Path, metavar="PATH", help="--videos: write the per-file figures as JSON")
@@ -56,12 +61,13 @@ def add_batch_options(p: argparse.ArgumentParser, sources) -> None:
 
 
 def check_batch_options(args: argparse.Namespace) -> None:
-    """Batch flags need ``--videos``; ``--videos`` needs ``--out DIR``."""
+    """Batch flags need ``--videos`` (``--jobs`` also goes with ``--video``: see video_parts_wanted);
+    ``--videos`` needs ``--out DIR``."""
     if args.videos is None:
         given = [
             flag
             for flag, value in (
-                ("--jobs", args.jobs != 1),
+                ("--jobs", args.jobs is not None and args.video is None),
                 ("--suffix", args.suffix is not None),
                 ("--report", args.report is not None),
                 ("--ray", args.ray is not None),
@@ -73,6 +79,7 @@ def check_batch_options(args: argparse.Namespace) -> None:
         if given:
             raise FacecamError(f"{', '.join(given)} only applies to a batch; add --videos DIR|GLOB --out DIR")
         return
+    args.jobs = args.jobs or 1
     if args.out is None:
         raise FacecamError("--videos needs --out DIR for the results")
     if args.stats:  # said, not ignored: each file's frames, FPS and faces are in the batch report
@@ -107,22 +114,6 @@ def batch_spec(args: argparse.Namespace, threads: int) -> BatchSpec:
         provider=args.provider,
         threads=threads,
     )
-
-
-def estimated_frames(path: str) -> int:
-    """The frames the container says ``path`` has (from its header: no decoding); 0 when it does not say."""
-    import av
-
-    try:
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            if stream.frames:
-                return int(stream.frames)
-            if stream.duration and stream.time_base and stream.average_rate:
-                return int(stream.duration * stream.time_base * stream.average_rate)
-    except (av.error.FFmpegError, IndexError, UnicodeDecodeError, ValueError):
-        pass
-    return 0
 
 
 def _capped(frames: int, max_frames: int) -> int:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from facecam.cli_args import OneLineErrorParser, non_negative_int, unit_float
 from facecam.errors import EXIT_INTERRUPTED, FacecamError, cli_entry, stop_on_sigterm
-from facecam.realtime.batch_cli import add_batch_options, check_batch_options
+from facecam.realtime.batch_cli import add_batch_options, batch_spec, check_batch_options
 from facecam.realtime.camera_options import add_camera_options, camera_location, camera_source, check_camera_options
 from facecam.realtime.compose import ANONYMIZE_STYLES, MODES, ComposeSettings, parse_background
-from facecam.realtime.providers import PROVIDER_CHOICES, pipeline_threads
+from facecam.realtime.providers import PROVIDER_CHOICES, pipeline_threads, usable_cores
 from facecam.realtime.segmenter import DEFAULT_MODEL, Segmenter
 from facecam.realtime.verifier import DEFAULT_VERIFIER, open_verifier
 
@@ -138,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         measure_flicker=args.stats,
         virtual_camera=args.virtual_camera,
         mirror=args.mirror,
+        parts=video_parts_wanted(args, display),
     )
+    if opts.parts > 1:  # what each worker process rebuilds the job from, a core each
+        opts.spec = batch_spec(args, args.threads or 1)
     # photos go one at a time, not through the pipeline: onnxruntime's own choice is best there
     threads = (
         args.threads if args.images is not None else pipeline_threads(args.threads, args.mode, args.camera is not None)
@@ -174,6 +177,24 @@ def main(argv: list[str] | None = None) -> int:
         print("facecam: interrupted; the output holds every frame processed so far", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+def video_parts_wanted(args, display: bool) -> int:
+    """How many worker processes run parts of a ``--video`` at once (see realtime/video_parts.py):
+    ``--jobs``, else every core in anonymize, where the faces step of one stream is the slow one
+    by far (a crowd clip on 2 cores: 1.4 of them busy in one process), and 1 in the other modes
+    (one process keeps the cores busy: its upsampling and compose run beside the faces step)."""
+    if args.video is None:
+        return 1
+    if args.jobs is not None and args.jobs > 1:
+        if args.out is None or display:
+            raise FacecamError("--jobs with --video runs parts of the file at once: it needs --out FILE, no window")
+        if args.stats:
+            raise FacecamError("--stats times the stages of one run; leave out --jobs (or give --jobs 1)")
+        return args.jobs
+    if args.jobs is None and args.mode == "anonymize" and args.out is not None and not display and not args.stats:
+        return usable_cores()
+    return 1
 
 
 def remux_only(source: Path | None, out: Path | None) -> int:

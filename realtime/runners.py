@@ -19,6 +19,7 @@ import numpy as np
 
 from facecam.api import FaceStream
 from facecam.errors import CameraError, FacecamError, one_line
+from facecam.realtime.batch import BatchSpec
 from facecam.realtime.camera import CameraReader, CameraSource, frames_until_end
 from facecam.realtime.compose import MODES, ComposeSettings
 from facecam.realtime.pipeline import Frame, Pipeline, RunStats
@@ -26,7 +27,8 @@ from facecam.realtime.segmenter import Segmenter
 from facecam.realtime.vcam import VirtualCameraSink
 from facecam.realtime.verifier import Verifier
 from facecam.realtime.video_io import VideoWriter, check_output_path
-from facecam.realtime.video_reader import VideoReader
+from facecam.realtime.video_parts import plan_parts, run_parts
+from facecam.realtime.video_reader import VideoReader, estimated_frames
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 WINDOW = "facecam"
@@ -50,6 +52,10 @@ class JobOptions:
     # video: called with each frame's index once it is written (a batch's progress; raising
     # KeyboardInterrupt in it stops the run as Ctrl-C does, keeping the frames written)
     on_frame: Callable[[int], None] | None = None
+    # video with an output file and no window: this many worker processes run parts of it at
+    # once (see realtime/video_parts.py), each rebuilding the job from ``spec``
+    parts: int = 1
+    spec: BatchSpec | None = None
 
     def stream(self, segmenter: Segmenter, fps: float = 30.0) -> FaceStream:
         """The public per-stream object with these options, around the job's models."""
@@ -128,7 +134,6 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
         rate_note = f"the source states no frame rate; {reader.fps} fps assumed" if reader.fps_assumed else None
         if rate_note:
             print(f"facecam: {source} states no frame rate; {reader.fps} fps assumed", file=sys.stderr)
-        pipeline = opts.pipeline(segmenter, queue_size=4, fps=float(reader.fps))
         writer = (
             VideoWriter(
                 out,
@@ -155,8 +160,22 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
                 opts.on_frame(frame.index)
             return _show(frame, opts.settings, fps.tick()) if opts.display else True
 
+        def write_part(index: int, seconds, image: np.ndarray) -> None:
+            writer.write(image, timestamp=seconds)
+            if opts.on_frame is not None:
+                opts.on_frame(index)
+
+        plan = None
+        if opts.parts > 1 and writer is not None and not opts.display and opts.spec is not None:
+            stated = estimated_frames(str(source))
+            stated = min(stated, opts.max_frames) if opts.max_frames and stated else stated
+            plan = plan_parts((reader.height, reader.width), float(reader.fps), stated or None, opts.parts)
         try:
-            stats = pipeline.run(_limited(reader.frames(), opts.max_frames), sink)
+            if plan is not None:
+                stats, reader.skipped = run_parts(opts.spec, str(source), plan, write_part, opts.max_frames)
+            else:
+                pipeline = opts.pipeline(segmenter, queue_size=4, fps=float(reader.fps))
+                stats = pipeline.run(_limited(reader.frames(), opts.max_frames), sink)
         except FacecamError as exc:
             # A fault mid-stream (inference, disk): keep what was done, playable, and say so.
             raise FacecamError(f"{exc}{_close_quietly(writer)}") from exc

@@ -5,7 +5,7 @@ The writer, and how a run cut short still ends in a playable file, is ``video_io
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,6 +27,20 @@ def frame_rate(average: Fraction | None, guessed: Fraction | None) -> tuple[Frac
         if rate:  # None or 0 when the container does not say
             return Fraction(rate), False
     return ASSUMED_FPS, True
+
+
+def estimated_frames(path: str) -> int:
+    """The frames the container says ``path`` has (from its header: no decoding); 0 when it does not say."""
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            if stream.frames:
+                return int(stream.frames)
+            if stream.duration and stream.time_base and stream.average_rate:
+                return int(stream.duration * stream.time_base * stream.average_rate)
+    except (av.error.FFmpegError, IndexError, UnicodeDecodeError, ValueError):
+        pass
+    return 0
 
 
 class VideoReader:
@@ -68,8 +82,10 @@ class VideoReader:
         self._frame_times: dict[int, Fraction | None] = {}  # yielded, not yet taken
         self._yielded = 0
 
-    def frames(self) -> Iterator[np.ndarray]:
-        """Every decodable frame in order, as ``(H, W, 3) uint8 BGR``."""
+    def frames(self, keep: Callable[[int], bool] | None = None) -> Iterator[np.ndarray | None]:
+        """Every decodable frame in order, as ``(H, W, 3) uint8 BGR``; with ``keep``, None for
+        each frame whose index (from 0) it turns down: decoded (the next ones need it), not
+        converted (see video_parts: a worker passes over the other workers' frames)."""
         try:
             for packet in self._container.demux(self._stream):
                 try:
@@ -81,7 +97,7 @@ class VideoReader:
                     self._frame_times[self._yielded] = self._seconds(frame)
                     self._frame_times.pop(self._yielded - FRAME_TIMES_KEPT, None)
                     self._yielded += 1
-                    yield frame.to_ndarray(format="bgr24")
+                    yield frame.to_ndarray(format="bgr24") if keep is None or keep(self._yielded - 1) else None
         except av.error.FFmpegError as exc:
             raise FacecamError(f"{self.path}: decoding stopped ({exc})") from exc
 

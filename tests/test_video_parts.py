@@ -1,0 +1,132 @@
+"""One video in parts on several worker processes (realtime/video_parts.py): the plan, which
+frames each worker runs, the frames written in order with their times, the same pictures as
+each part run alone, a worker's error, Ctrl-C, and the CLI's ``--jobs`` with ``--video``."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from conftest import assert_clean_error, frame_times, probe, run_cli, write_clip
+
+from facecam.realtime.batch import BatchSpec
+from facecam.realtime.video_parts import (
+    MIN_PART_WARMS,
+    PartPlan,
+    part_of,
+    part_run_by,
+    part_start,
+    plan_parts,
+    run_parts,
+)
+
+
+def test_a_short_file_is_cut_into_one_part_per_worker():
+    plan = plan_parts((360, 640), 25.0, 250, 2)
+    assert (plan.workers, plan.part_frames, plan.warm) == (2, 118, 15)
+    # the first part is longer by the warm-up the second one runs first: both run 133 frames
+    assert part_start(1, plan) == 133 and 250 - part_start(1, plan) + plan.warm <= 133
+
+
+def test_a_long_file_gets_parts_the_memory_budget_holds():
+    # what waits to be written is at most workers - 1 parts of 1080p frames
+    plan = plan_parts((1080, 1920), 30.0, 100_000, 3, budget=2**30)
+    assert plan.part_frames == 2**30 // (2 * 3 * 1080 * 1920)
+
+
+def test_one_worker_or_parts_too_short_to_be_worth_their_warm_up_run_in_one_process():
+    assert plan_parts((360, 640), 25.0, 250, 1) is None
+    warm = plan_parts((360, 640), 25.0, 10_000, 2).warm
+    assert plan_parts((360, 640), 25.0, 2 * MIN_PART_WARMS * warm + warm - 2, 2) is None
+    assert plan_parts((360, 640), 25.0, 2 * MIN_PART_WARMS * warm + warm, 2) is not None
+
+
+def test_every_frame_is_one_workers_own_and_each_part_after_the_first_is_warmed_up():
+    plan = PartPlan(workers=3, part_frames=20, warm=5, fps=25.0)
+    assert [part_start(p, plan) for p in range(4)] == [0, 25, 45, 65]
+    for index in range(200):
+        part = part_of(index, plan)
+        assert part_start(part, plan) <= index < part_start(part + 1, plan)
+        owners = [w for w in range(3) if part_run_by(w, index, plan) == part]
+        assert owners == [part % 3]
+        warming = [w for w in range(3) if part_run_by(w, index, plan) == part + 1]
+        assert warming == ([(part + 1) % 3] if index >= part_start(part + 1, plan) - 5 else [])
+
+
+def test_no_warm_up_for_a_part_past_the_frames_the_file_states():
+    plan = PartPlan(workers=2, part_frames=20, warm=5, fps=25.0, stated_frames=45)
+    assert part_run_by(0, 40, plan) is None  # part 2 would begin at frame 45: there is none
+    assert part_run_by(1, 20, plan) == 1
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """96 frames at 12 fps: two parts of 48 for two workers (warm-up 8 frames)."""
+    return write_clip(tmp_path_factory.mktemp("parts") / "long.mp4", frames=96)
+
+
+def _spec(model) -> BatchSpec:
+    return BatchSpec(mode="anonymize", model=str(model), verifier="none", threads=1)
+
+
+def test_parts_write_every_frame_in_order_as_each_part_run_alone_would(tiny_model, long_clip):
+    from facecam.api import FaceStream, video_frames
+
+    plan = plan_parts((120, 160), 12.0, 96, 2)
+    written = []
+    stats, skipped = run_parts(
+        _spec(tiny_model), str(long_clip), plan, lambda i, t, image: written.append((i, t, image))
+    )
+    assert [i for i, _, _ in written] == list(range(96)) and stats.frames == 96 and skipped == 0
+    assert [float(t) for _, t, _ in written] == pytest.approx(frame_times(long_clip), abs=1e-3)
+    for part in range(2):
+        own = part_start(part, plan)
+        first = max(0, own - plan.warm)
+        frames = itertools.islice(video_frames(long_clip), first, part_start(part + 1, plan))
+        with FaceStream(tiny_model, "anonymize", fps=12.0, verifier=None, threads=1) as stream:
+            alone = [stream.process(frame).image for frame in frames][own - first :]
+        for index, image in enumerate(alone, own):
+            assert np.array_equal(written[index][2], image), f"frame {index}"
+
+
+def test_a_worker_that_fails_is_one_clear_error(tmp_path, long_clip):
+    plan = plan_parts((120, 160), 12.0, 96, 2)
+    from facecam.errors import FacecamError
+
+    with pytest.raises(FacecamError, match="does not exist"):
+        run_parts(_spec(tmp_path / "missing.onnx"), str(long_clip), plan, lambda *a: None)
+
+
+def test_ctrl_c_while_writing_ends_the_run_with_the_frames_written(tiny_model, long_clip):
+    plan = plan_parts((120, 160), 12.0, 96, 2)
+    written = []
+
+    def write(index, seconds, image):
+        if index == 10:
+            raise KeyboardInterrupt
+        written.append(index)
+
+    stats, _ = run_parts(_spec(tiny_model), str(long_clip), plan, write)
+    assert stats.interrupted and written == list(range(10))
+
+
+def test_cli_jobs_runs_a_video_in_parts_with_its_frames_times_and_audio(tiny_model, long_clip, tmp_path):
+    out = tmp_path / "parts.mp4"
+    args = ("--video", str(long_clip), "--out", str(out), "--mode", "anonymize", "--model", str(tiny_model))
+    result = run_cli("facecam", *args, "--jobs", "2", "--no-display")
+    assert result.returncode == 0, result.stderr
+    got = probe(out)
+    assert got["frames"] == 96 and got["audio"] == "aac"
+    assert frame_times(out) == pytest.approx(frame_times(long_clip), abs=1e-3)
+
+
+def test_cli_jobs_with_a_video_needs_an_output_file_and_no_stats(tiny_model, long_clip, tmp_path):
+    base = ("facecam", "--video", str(long_clip), "--model", str(tiny_model), "--jobs", "2")
+    assert_clean_error(run_cli(*base), "--jobs", "--out")
+    assert_clean_error(run_cli(*base, "--out", str(tmp_path / "o.mp4"), "--stats"), "--stats")
+
+
+def test_jobs_with_photos_or_a_camera_is_refused(tiny_model, tmp_path):
+    result = run_cli("facecam", "--images", str(tmp_path), "--out", str(tmp_path / "o"), "--jobs", "2")
+    assert_clean_error(result, "--jobs", "batch")
