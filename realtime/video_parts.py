@@ -192,6 +192,18 @@ def _worker(spec: BatchSpec, source: str, plan: PartPlan, worker: int, allowed, 
         results.put(("error", f"unexpected error in a part worker: {type(exc).__name__}: {one_line(exc)}"))
 
 
+def _allowed(allowed) -> bool:
+    """Wait until the parent allows this worker's next part; False when the parent is gone (a
+    worker left alone must not wait for ever)."""
+    while True:
+        try:
+            return allowed.get(timeout=POLL_SECONDS) is not None
+        except queue.Empty:
+            parent = multiprocessing.parent_process()
+            if parent is not None and not parent.is_alive():
+                return False
+
+
 def _run_worker(spec: BatchSpec, source: str, plan: PartPlan, worker: int, allowed, results, max_frames: int) -> None:
     import cv2
 
@@ -215,7 +227,7 @@ def _run_worker(spec: BatchSpec, source: str, plan: PartPlan, worker: int, allow
             if part != running:
                 if running is not None:
                     results.put(("part", running))
-                if allowed.get() is None:
+                if not _allowed(allowed):
                     return
                 stream, running = opts.stream(segmenter, plan.fps), part
             result = stream.process(image)
