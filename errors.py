@@ -152,6 +152,17 @@ def close_during_error(error: BaseException, what: str, close: Callable[[], obje
         add_note(error, f"{what} failed too: {_message(exc)}")
 
 
+def cli_process_settings() -> None:
+    """The CPU and log settings of the tools' processes (and of the worker processes they start):
+    onnxruntime's global log quietened, OpenCV on the calling thread, glibc's malloc keeping
+    freed memory (see realtime/memory.py). The library leaves all three alone."""
+    quiet_onnxruntime_for_cli()
+    one_opencv_thread_for_cli()
+    from facecam.realtime.memory import keep_freed_memory_for_cli  # glibc only; see there
+
+    keep_freed_memory_for_cli()
+
+
 def cli_entry(main: Callable[..., int | None]) -> Callable[..., int]:
     """Wrap a CLI `main`: one line on stderr and a non-zero exit instead of a traceback.
 
@@ -164,11 +175,7 @@ def cli_entry(main: Callable[..., int | None]) -> Callable[..., int]:
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
         try:
-            quiet_onnxruntime_for_cli()
-            one_opencv_thread_for_cli()
-            from facecam.realtime.memory import keep_freed_memory_for_cli  # glibc only; see there
-
-            keep_freed_memory_for_cli()
+            cli_process_settings()
             code = main(*args, **kwargs)
         except FacecamError as exc:
             print(f"facecam: error: {one_line(exc)}", file=sys.stderr)

@@ -77,7 +77,10 @@ def check_batch_options(args: argparse.Namespace) -> None:
             if value
         ]
         if given:
-            raise FacecamError(f"{', '.join(given)} only applies to a batch; add --videos DIR|GLOB --out DIR")
+            raise FacecamError(
+                f"{', '.join(given)} only applies to a batch (--videos DIR|GLOB --out DIR)"
+                + ("; --jobs also runs parts of one --video FILE at once" if args.jobs is not None else "")
+            )
         return
     args.jobs = args.jobs or 1
     if args.out is None:

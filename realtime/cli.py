@@ -138,10 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         measure_flicker=args.stats,
         virtual_camera=args.virtual_camera,
         mirror=args.mirror,
-        parts=video_parts_wanted(args, display),
     )
-    if opts.parts > 1:  # what each worker process rebuilds the job from, a core each
-        opts.spec = batch_spec(args, args.threads or 1)
+    parts = video_parts_wanted(args, display)
     # photos go one at a time, not through the pipeline: onnxruntime's own choice is best there
     threads = (
         args.threads if args.images is not None else pipeline_threads(args.threads, args.mode, args.camera is not None)
@@ -157,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         if args.video is not None:
+            # by default on the CPU only: a GPU is one device, which one process keeps busy
+            opts.parts = parts if args.jobs is not None or segmenter.provider == "CPUExecutionProvider" else 1
+            if opts.parts > 1:  # what each worker process rebuilds the job from, a core each
+                opts.spec = batch_spec(args, args.threads or 1)
             stats = run_video(segmenter, args.video, args.out, opts)
         elif args.camera is not None:
             stats = run_camera(segmenter, camera_source(args), args.out, opts)

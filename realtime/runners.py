@@ -165,11 +165,12 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
             if opts.on_frame is not None:
                 opts.on_frame(index)
 
-        plan = None
-        if opts.parts > 1 and writer is not None and not opts.display and opts.spec is not None:
-            stated = estimated_frames(str(source))
-            stated = min(stated, opts.max_frames) if opts.max_frames and stated else stated
-            plan = plan_parts((reader.height, reader.width), float(reader.fps), stated or None, opts.parts)
+        plan = _parts_plan(reader, source, opts) if writer is not None and not opts.display else None
+        if plan is not None:
+            print(
+                f"facecam: {plan.workers} worker processes at once, on parts of {plan.part_frames} frames",
+                file=sys.stderr,
+            )
         try:
             if plan is not None:
                 stats, reader.skipped = run_parts(opts.spec, str(source), plan, write_part, opts.max_frames)
@@ -194,6 +195,15 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
         if reader.skipped:
             print(f"facecam: {reader.skipped} corrupt frame(s) in {source} were skipped", file=sys.stderr)
         return stats
+
+
+def _parts_plan(reader: VideoReader, source: Path, opts: JobOptions):
+    """How ``opts.parts`` worker processes cut the file (see realtime/video_parts.py); None: one process."""
+    if opts.parts < 2 or opts.spec is None:
+        return None
+    stated = estimated_frames(str(source))
+    stated = min(stated, opts.max_frames) if opts.max_frames and stated else stated
+    return plan_parts((reader.height, reader.width), float(reader.fps), stated or None, opts.parts)
 
 
 def _close_quietly(writer: VideoWriter | None) -> str:

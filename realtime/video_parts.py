@@ -1,7 +1,7 @@
 """One video file on every core: its frames cut into parts that worker processes run at once.
 
-    plan = plan_parts(reader, workers)                              # None: one process is as good
-    stats = run_parts(spec, source, plan, write)                    # write(index, seconds, image), in order
+    plan = plan_parts(frame_hw, fps, stated_frames, workers)         # None: one process is as good
+    stats, skipped = run_parts(spec, source, plan, write)            # write(index, seconds, image), in order
 
 Why: the faces step of one stream follows its faces from frame to frame, so it runs one frame
 after the other; in anonymize on a crowd it is the slow step by far, and the threaded pipeline
@@ -17,16 +17,20 @@ first part ``warm`` frames more: the others spend that long warming up, see part
 decodes the file itself (no frame crosses a process boundary on the way in; decoding the frames
 it passes over costs little beside the faces step) and sends each output frame, with the time the
 source shows it, to the parent, which writes them in order. A worker starts a part only when the
-parent allows it, and at most N parts are under way: what waits to be written is at most N - 1
-parts, which ``plan_parts`` keeps within RESULT_BUDGET bytes.
+parent allows it, and at most N parts are under way: what waits to be written is at most N parts,
+which ``plan_parts`` keeps within RESULT_BUDGET bytes. Parts are a command-line feature: the
+workers take the tools' process settings (errors.cli_process_settings).
 """
 
 from __future__ import annotations
 
 import math
 import multiprocessing
+import multiprocessing.connection
+import os
 import queue
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -37,9 +41,8 @@ from facecam.realtime.batch import BatchSpec
 from facecam.realtime.faces import MEMORY_SECONDS
 from facecam.realtime.stats import RunStats
 
-#: output frames waiting to be written (the parts finished ahead of the one being written) may
-#: take this many bytes at most
-RESULT_BUDGET = 512 * 2**20
+#: output frames waiting to be written (the parts under way) may take this many bytes at most
+RESULT_BUDGET = 2**30
 #: a part runs this many seconds of frames before its own first one, their output dropped: the
 #: memory of lost faces, and the smoothing settled (see the module's docstring)
 WARM_SECONDS = MEMORY_SECONDS + 0.1
@@ -65,14 +68,16 @@ def plan_parts(
     frame_hw: tuple[int, int], fps: float, stated_frames: int | None, workers: int, budget: int = RESULT_BUDGET
 ) -> PartPlan | None:
     """The parts of a file of ``stated_frames`` (None: unknown) ``frame_hw`` frames at ``fps``
-    for ``workers`` processes: as many parts as workers for a short file, parts of at most what
-    the budget holds for a long one; None when one process is as good (one worker, or parts
-    that would be under MIN_PART_WARMS warm-ups long)."""
-    if workers < 2:
-        return None
+    for up to ``workers`` processes: as many parts as workers for a short file, parts of at most
+    what the budget holds for a long one. Fewer workers where the budget holds N parts of
+    MIN_PART_WARMS warm-ups only for fewer (big frames); None when that leaves one, or when a
+    short file's parts would be under MIN_PART_WARMS warm-ups long."""
     warm = math.ceil(WARM_SECONDS * fps)
     frame_bytes = 3 * frame_hw[0] * frame_hw[1]
-    longest = budget // ((workers - 1) * frame_bytes)
+    workers = min(workers, budget // (MIN_PART_WARMS * warm * frame_bytes))
+    if workers < 2:
+        return None
+    longest = budget // (workers * frame_bytes)
     even = math.ceil((stated_frames - warm) / workers) if stated_frames else longest
     part_frames = min(longest, even)
     if part_frames < MIN_PART_WARMS * warm:
@@ -93,15 +98,16 @@ def part_of(index: int, plan: PartPlan) -> int:
 
 def part_run_by(worker: int, index: int, plan: PartPlan) -> int | None:
     """The part ``worker`` runs frame ``index`` for: one of its own, or the next one's warm-up
-    (the last ``warm`` frames of the part before it; not for a part past the frames the file
-    states, which most likely never comes); None for a frame it passes over."""
+    (the last ``warm`` frames of the part before it; not for a part that begins past the frames
+    the file states, which most likely never comes: should it come, it starts as after a scene
+    cut); None for a frame it passes over."""
     part = part_of(index, plan)
     if part % plan.workers == worker:
         return part
     following = part + 1
     begins = part_start(following, plan)
-    stated = plan.stated_frames is None or begins < plan.stated_frames
-    if following % plan.workers == worker and index >= begins - plan.warm and stated:
+    may_come = plan.stated_frames is None or begins < plan.stated_frames
+    if following % plan.workers == worker and index >= begins - plan.warm and may_come:
         return following
     return None
 
@@ -115,9 +121,10 @@ def run_parts(
 ) -> tuple[RunStats, int]:
     """Run ``source``'s frames through ``plan.workers`` processes (see the module's docstring),
     calling ``write(index, seconds, image)`` for every output frame in order. Returns the run's
-    stats and the corrupt frames skipped. A worker's error is a FacecamError here (the frames
-    written stay written); Ctrl-C (or a KeyboardInterrupt from ``write``) ends the run early,
-    ``stats.interrupted`` set."""
+    stats (its seconds include the workers' start; its CPU seconds are the parent's and, where
+    the system says, the workers') and the corrupt frames skipped. A worker's error is a
+    FacecamError here (the frames written stay written); Ctrl-C (or a KeyboardInterrupt from
+    ``write``) ends the run early, ``stats.interrupted`` set."""
     context = multiprocessing.get_context("spawn")  # onnxruntime and threads do not survive a fork
     allowed = [context.Queue() for _ in range(plan.workers)]
     results = [context.Queue() for _ in range(plan.workers)]
@@ -132,11 +139,11 @@ def run_parts(
         for w in range(plan.workers)
     ]
     stats, skipped = RunStats(), 0
-    start, cpu0 = time.perf_counter(), time.process_time()
+    start, cpu0, children0 = time.perf_counter(), time.process_time(), _children_cpu()
     try:
         for w, process in enumerate(workers):
             process.start()
-            allowed[w].put(w)
+            allowed[w].put(True)
         part, total = 0, None
         while total is None or part_start(part, plan) < total:
             w = part % plan.workers
@@ -154,7 +161,7 @@ def run_parts(
                     break
                 else:
                     raise FacecamError(rest[0])
-            allowed[w].put(part + plan.workers)
+            allowed[w].put(True)  # its next part, once this one is written
             part += 1
     except KeyboardInterrupt:
         stats.interrupted = True
@@ -165,26 +172,44 @@ def run_parts(
         for process in workers:
             process.join(timeout=5)
     stats.seconds = time.perf_counter() - start
-    stats.cpu_seconds = time.process_time() - cpu0  # the parent's own: writing
+    stats.cpu_seconds = time.process_time() - cpu0 + _children_cpu() - children0
     return stats, skipped
 
 
+def _children_cpu() -> float:
+    """CPU seconds of this process's ended children (0 where the system does not say: Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return 0.0
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _next_message(results, process) -> tuple:
-    """The next message from a worker; a worker that died without one is a FacecamError."""
+    """The next message from a worker; a worker that ended without one is a FacecamError."""
     while True:
         try:
             return results.get(timeout=POLL_SECONDS)
         except queue.Empty:
-            if not process.is_alive():
-                raise FacecamError(
-                    f"{process.name} stopped (exit code {process.exitcode}; out of memory?); try --jobs 1"
-                ) from None
+            if process.is_alive():
+                continue
+        try:  # it may have sent its last message and ended between the two checks
+            return results.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            raise FacecamError(
+                f"{process.name} stopped (exit code {process.exitcode}; out of memory?); try --jobs 1"
+            ) from None
 
 
 def _worker(spec: BatchSpec, source: str, plan: PartPlan, worker: int, allowed, results, max_frames: int) -> None:
     """One worker process: its parts of ``source``, each output frame to ``results``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops the workers
+    _exit_with_parent()
     try:
+        from facecam.errors import cli_process_settings
+
+        cli_process_settings()
         _run_worker(spec, source, plan, worker, allowed, results, max_frames)
     except FacecamError as exc:
         results.put(("error", one_line(exc)))
@@ -192,45 +217,46 @@ def _worker(spec: BatchSpec, source: str, plan: PartPlan, worker: int, allowed, 
         results.put(("error", f"unexpected error in a part worker: {type(exc).__name__}: {one_line(exc)}"))
 
 
-def _allowed(allowed) -> bool:
-    """Wait until the parent allows this worker's next part; False when the parent is gone (a
-    worker left alone must not wait for ever)."""
-    while True:
-        try:
-            return allowed.get(timeout=POLL_SECONDS) is not None
-        except queue.Empty:
-            parent = multiprocessing.parent_process()
-            if parent is not None and not parent.is_alive():
-                return False
+def _exit_with_parent() -> None:
+    """End this process the moment its parent ends, however it ended (killed, out of memory): a
+    worker left alone would wait for ever on a full pipe to the parent, holding its frames."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent watch", daemon=True).start()
 
 
 def _run_worker(spec: BatchSpec, source: str, plan: PartPlan, worker: int, allowed, results, max_frames: int) -> None:
-    import cv2
-
+    """Decode ``source``, run this worker's parts (each a fresh stream from its warm-up on, each
+    begun only once ``allowed`` says so), and send: every output frame of a part, ("part", p)
+    after its last frame, and ("end", frames, corrupt frames skipped) at the file's end."""
     from facecam.realtime.batch import job_options, open_models
     from facecam.realtime.video_reader import VideoReader
 
-    cv2.setNumThreads(1)  # one core each
     segmenter, verifier = open_models(spec)
     opts = job_options(spec, verifier, None)
-    stream, running = None, None
-    index = -1
-    with VideoReader(source) as reader:
+    stream, running, frames = None, None, 0
+    with VideoReader(source, decode_threads=1) as reader:
         for index, image in enumerate(reader.frames(keep=lambda i: part_run_by(worker, i, plan) is not None)):
             seconds = reader.take_frame_time(index)
             if max_frames and index >= max_frames:
-                index -= 1
                 break
+            frames = index + 1
             part = part_run_by(worker, index, plan)
             if part is None:
                 continue
             if part != running:
-                if running is not None:
-                    results.put(("part", running))
-                if not _allowed(allowed):
-                    return
+                allowed.get()
                 stream, running = opts.stream(segmenter, plan.fps), part
             result = stream.process(image)
             if index >= part_start(part, plan):  # not a warm-up frame
                 results.put(("frame", index, seconds, result.image, len(result.faces)))
-        results.put(("end", index + 1, reader.skipped))
+            if index + 1 == part_start(part + 1, plan):  # said at once: the parent need not
+                results.put(("part", part))  # wait while this worker decodes the frames it passes over
+                running = None
+        results.put(("end", frames, reader.skipped))

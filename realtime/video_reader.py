@@ -30,7 +30,9 @@ def frame_rate(average: Fraction | None, guessed: Fraction | None) -> tuple[Frac
 
 
 def estimated_frames(path: str) -> int:
-    """The frames the container says ``path`` has (from its header: no decoding); 0 when it does not say."""
+    """The frames the container says ``path`` has (from its header: no decoding): its count, else
+    its video stream's duration, else the container's (a Matroska file states only that), times
+    the frame rate; 0 when it says none of these."""
     try:
         with av.open(path) as container:
             stream = container.streams.video[0]
@@ -38,6 +40,8 @@ def estimated_frames(path: str) -> int:
                 return int(stream.frames)
             if stream.duration and stream.time_base and stream.average_rate:
                 return int(stream.duration * stream.time_base * stream.average_rate)
+            if container.duration and stream.average_rate:
+                return int(container.duration / av.time_base * stream.average_rate)
     except (av.error.FFmpegError, IndexError, UnicodeDecodeError, ValueError):
         pass
     return 0
@@ -55,7 +59,7 @@ class VideoReader:
     rate mid-file, and a copy timed at the average rate drifts from its audio.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, decode_threads: int = 0) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise FacecamError(f"video {self.path} does not exist")
@@ -68,6 +72,8 @@ class VideoReader:
             raise FacecamError(f"{self.path} has no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
+        if decode_threads:  # 0: FFmpeg's choice; a worker that shares the cores with others: 1
+            self._stream.codec_context.thread_count = decode_threads
         ctx = self._stream.codec_context
         if not ctx.width or not ctx.height:
             self._container.close()

@@ -106,8 +106,8 @@ class LeakBook:
 def runs_of(clip: str, parts: int, fps: float) -> list[tuple[int, int, int]]:
     """``(first, own, stop)`` of each run of one stream: frames first..stop-1, scored from own on.
     One run of the whole clip, or the parts ``facecam --jobs parts`` cuts it into."""
-    frames = estimated_frames(clip)
-    plan = plan_parts(_frame_hw(clip), fps, frames or None, parts) if parts > 1 else None
+    frames = estimated_frames(clip) or sum(1 for _ in video_frames(clip))  # a file that does not say: counted
+    plan = plan_parts(_frame_hw(clip), fps, frames, parts) if parts > 1 else None
     if plan is None:
         return [(0, 0, 1 << 62)]
     starts = list(itertools.takewhile(lambda start: start < frames, (part_start(p, plan) for p in itertools.count())))

@@ -30,9 +30,16 @@ def test_a_short_file_is_cut_into_one_part_per_worker():
 
 
 def test_a_long_file_gets_parts_the_memory_budget_holds():
-    # what waits to be written is at most workers - 1 parts of 1080p frames
-    plan = plan_parts((1080, 1920), 30.0, 100_000, 3, budget=2**30)
-    assert plan.part_frames == 2**30 // (2 * 3 * 1080 * 1920)
+    # what waits to be written is at most one part a worker
+    plan = plan_parts((360, 640), 25.0, 100_000, 2, budget=2**28)
+    assert plan.part_frames == 2**28 // (2 * 3 * 360 * 640)
+
+
+def test_big_frames_get_fewer_workers_rather_than_none():
+    # 1080p at 30 fps: 19 warm-up frames, four of them a part, 6.2 MB a frame: the budget holds 2 workers' parts
+    plan = plan_parts((1080, 1920), 30.0, 100_000, 8, budget=2**30)
+    assert plan.workers == 2 and plan.part_frames >= MIN_PART_WARMS * plan.warm
+    assert plan_parts((2160, 3840), 30.0, 100_000, 8, budget=2**30) is None  # 4K: not even two
 
 
 def test_one_worker_or_parts_too_short_to_be_worth_their_warm_up_run_in_one_process():
@@ -116,6 +123,7 @@ def test_cli_jobs_runs_a_video_in_parts_with_its_frames_times_and_audio(tiny_mod
     args = ("--video", str(long_clip), "--out", str(out), "--mode", "anonymize", "--model", str(tiny_model))
     result = run_cli("facecam", *args, "--jobs", "2", "--no-display")
     assert result.returncode == 0, result.stderr
+    assert "2 worker processes at once" in result.stderr
     got = probe(out)
     assert got["frames"] == 96 and got["audio"] == "aac"
     assert frame_times(out) == pytest.approx(frame_times(long_clip), abs=1e-3)
@@ -130,3 +138,126 @@ def test_cli_jobs_with_a_video_needs_an_output_file_and_no_stats(tiny_model, lon
 def test_jobs_with_photos_or_a_camera_is_refused(tiny_model, tmp_path):
     result = run_cli("facecam", "--images", str(tmp_path), "--out", str(tmp_path / "o"), "--jobs", "2")
     assert_clean_error(result, "--jobs", "batch")
+
+
+def test_jobs_with_a_camera_is_refused(tiny_model, tmp_path):
+    assert_clean_error(run_cli("facecam", "--camera", "7", "--model", str(tiny_model), "--jobs", "2"), "--jobs")
+
+
+@pytest.mark.parametrize(
+    ("mode", "jobs", "out", "stats", "expected"),
+    [
+        ("anonymize", None, "o.mp4", False, "cores"),  # a crowd's faces step is the slow one
+        ("blur", None, "o.mp4", False, 1),  # one process keeps the cores busy already
+        ("anonymize", None, None, False, 1),  # a window: frames shown as they come
+        ("anonymize", None, "o.mp4", True, 1),  # --stats times the stages of one run
+        ("blur", 3, "o.mp4", False, 3),
+    ],
+)
+def test_how_many_parts_a_video_runs_in(mode, jobs, out, stats, expected, monkeypatch):
+    import argparse
+
+    from facecam.realtime import cli
+
+    monkeypatch.setattr(cli, "usable_cores", lambda: 6)
+    args = argparse.Namespace(video="in.mp4", jobs=jobs, out=out, mode=mode, stats=stats)
+    assert cli.video_parts_wanted(args, display=out is None) == (6 if expected == "cores" else expected)
+
+
+def test_max_frames_ends_the_parts_there(tiny_model, long_clip):
+    plan = plan_parts((120, 160), 12.0, 96, 2)  # part 1 from frame 56: both workers stop in their part
+    written = []
+    stats, _ = run_parts(_spec(tiny_model), str(long_clip), plan, lambda i, t, image: written.append(i), 70)
+    assert written == list(range(70)) and stats.frames == 70
+
+
+def test_a_worker_killed_mid_run_is_one_clear_error_and_the_frames_written_stay(tiny_model, long_clip):
+    import multiprocessing
+    import os
+    import signal
+
+    from facecam.errors import FacecamError
+
+    plan = plan_parts((120, 160), 12.0, 96, 2)
+    written = []
+
+    def write(index, seconds, image):
+        if index == 5:  # the second worker, mid-run (out of memory, say)
+            os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
+        written.append(index)
+
+    with pytest.raises(FacecamError, match="stopped"):
+        run_parts(_spec(tiny_model), str(long_clip), plan, write)
+    assert written[:6] == list(range(6))
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc")
+def test_workers_end_when_the_command_is_killed(tiny_model, tmp_path):
+    import os
+    import time
+
+    from conftest import start_cli
+
+    clip = write_clip(tmp_path / "long.mp4", frames=600)
+    process = start_cli(
+        "facecam",
+        "--video",
+        str(clip),
+        "--out",
+        str(tmp_path / "o.mp4"),
+        "--mode",
+        "anonymize",
+        "--model",
+        str(tiny_model),
+        "--jobs",
+        "2",
+    )
+
+    def children() -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if entry.isdigit() and int(stat.read().rsplit(")", 1)[1].split()[1]) == process.pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+        return found
+
+    deadline = time.monotonic() + 60
+    while len(children()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = children()
+    assert len(workers) >= 2, "the workers never started"
+    time.sleep(1.0)
+    process.kill()  # SIGKILL: no chance to stop them itself
+    process.wait()
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(f"/proc/{pid}") and _running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(os.path.exists(f"/proc/{pid}") and _running(pid) for pid in workers)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is alive (a zombie, ended and not yet reaped by anyone, is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_matroska_file_states_its_frames_through_its_duration(tmp_path):
+    import av
+
+    from facecam.realtime.video_reader import estimated_frames
+
+    clip = write_clip(tmp_path / "c.mp4", frames=48, audio=False)
+    mkv = tmp_path / "c.mkv"
+    with av.open(str(clip)) as source, av.open(str(mkv), "w") as target:
+        stream = target.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                target.mux(packet)
+    assert abs(estimated_frames(str(mkv)) - 48) <= 1
