@@ -24,6 +24,7 @@ workers take the tools' process settings (errors.cli_process_settings).
 
 from __future__ import annotations
 
+import importlib
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -179,7 +180,7 @@ def run_parts(
 def _children_cpu() -> float:
     """CPU seconds of this process's ended children (0 where the system does not say: Windows)."""
     try:
-        import resource
+        resource = importlib.import_module("resource")  # Unix only
     except ImportError:
         return 0.0
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
