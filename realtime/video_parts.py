@@ -68,19 +68,21 @@ class PartPlan:
 def plan_parts(
     frame_hw: tuple[int, int], fps: float, stated_frames: int | None, workers: int, budget: int = RESULT_BUDGET
 ) -> PartPlan | None:
-    """The parts of a file of ``stated_frames`` (None: unknown) ``frame_hw`` frames at ``fps``
-    for up to ``workers`` processes: as many parts as workers for a short file, parts of at most
-    what the budget holds for a long one. Fewer workers where the budget holds N parts of
-    MIN_PART_WARMS warm-ups only for fewer (big frames); None when that leaves one, or when a
-    short file's parts would be under MIN_PART_WARMS warm-ups long."""
+    """The parts of a file of ``stated_frames`` ``frame_hw`` frames at ``fps`` for up to
+    ``workers`` processes: as many parts as workers for a short file, parts of at most what the
+    budget holds for a long one. Fewer workers where the budget holds N parts of MIN_PART_WARMS
+    warm-ups only for fewer (big frames); None when that leaves one, when a short file's parts
+    would be under MIN_PART_WARMS warm-ups long, or when the file does not say how many frames
+    it has (None or 0: cut blind, a short one would run whole in the first worker, on one core)."""
+    if not stated_frames:
+        return None
     warm = math.ceil(WARM_SECONDS * fps)
     frame_bytes = 3 * frame_hw[0] * frame_hw[1]
     workers = min(workers, budget // (MIN_PART_WARMS * warm * frame_bytes))
     if workers < 2:
         return None
     longest = budget // (workers * frame_bytes)
-    even = math.ceil((stated_frames - warm) / workers) if stated_frames else longest
-    part_frames = min(longest, even)
+    part_frames = min(longest, math.ceil((stated_frames - warm) / workers))
     if part_frames < MIN_PART_WARMS * warm:
         return None
     return PartPlan(workers, part_frames, warm, fps, stated_frames)

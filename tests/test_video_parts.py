@@ -44,6 +44,7 @@ def test_big_frames_get_fewer_workers_rather_than_none():
 
 def test_one_worker_or_parts_too_short_to_be_worth_their_warm_up_run_in_one_process():
     assert plan_parts((360, 640), 25.0, 250, 1) is None
+    assert plan_parts((360, 640), 25.0, None, 2) is None  # a file that does not say how long it is
     warm = plan_parts((360, 640), 25.0, 10_000, 2).warm
     assert plan_parts((360, 640), 25.0, 2 * MIN_PART_WARMS * warm + warm - 2, 2) is None
     assert plan_parts((360, 640), 25.0, 2 * MIN_PART_WARMS * warm + warm, 2) is not None
