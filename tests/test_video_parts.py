@@ -199,7 +199,7 @@ def test_workers_end_when_the_command_is_killed(tiny_model, tmp_path):
 
     from conftest import start_cli
 
-    clip = write_clip(tmp_path / "long.mp4", frames=600)
+    clip = write_clip(tmp_path / "long.mp4", frames=3000)  # about 9 s of work: killed long before
     process = start_cli(
         "facecam",
         "--video",
@@ -230,7 +230,8 @@ def test_workers_end_when_the_command_is_killed(tiny_model, tmp_path):
         time.sleep(0.2)
     workers = children()
     assert len(workers) >= 2, "the workers never started"
-    time.sleep(1.0)
+    time.sleep(0.5)
+    assert process.poll() is None, "the run ended before it could be killed: make the clip longer"
     process.kill()  # SIGKILL: no chance to stop them itself
     process.wait()
     deadline = time.monotonic() + 10
