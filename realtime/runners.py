@@ -203,7 +203,7 @@ def _parts_plan(reader: VideoReader, source: Path, opts: JobOptions):
         return None
     stated = estimated_frames(str(source))
     stated = min(stated, opts.max_frames) if opts.max_frames and stated else stated
-    return plan_parts((reader.height, reader.width), float(reader.fps), stated or None, opts.parts)
+    return plan_parts((reader.height, reader.width), float(reader.fps), stated, opts.parts)
 
 
 def _close_quietly(writer: VideoWriter | None) -> str:

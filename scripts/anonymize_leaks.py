@@ -106,7 +106,7 @@ class LeakBook:
 def runs_of(clip: str, parts: int, fps: float) -> list[tuple[int, int, int]]:
     """``(first, own, stop)`` of each run of one stream: frames first..stop-1, scored from own on.
     One run of the whole clip, or the parts ``facecam --jobs parts`` cuts it into."""
-    frames = estimated_frames(clip) or sum(1 for _ in video_frames(clip))  # a file that does not say: counted
+    frames = estimated_frames(clip)  # none stated: one run, as the command does it
     plan = plan_parts(_frame_hw(clip), fps, frames, parts) if parts > 1 else None
     if plan is None:
         return [(0, 0, 1 << 62)]
