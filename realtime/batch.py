@@ -271,24 +271,30 @@ def process_file(
     task: FileTask,
     report: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    parts: int = 1,
 ) -> FileResult:
     """``task``'s video through :func:`run_video`, then its done record. Never raises for the
     file's own faults: a bad file is a ``failed`` result with its one-line error, so the batch
     goes on. ``report(index, frames_done)`` is called now and then while it runs. A Ctrl-C (or
-    ``should_stop``) ends the file early: ``interrupted``, its partial output kept, no record."""
+    ``should_stop``) ends the file early: ``interrupted``, its partial output kept, no record.
+    ``parts``: worker processes that run parts of the file at once on the CPU provider (see
+    realtime/video_parts.py), each with ``task.spec.threads`` inference threads; elsewhere 1."""
     from facecam.realtime.runners import run_video
 
     result = FileResult(task.source, task.output, "failed")
     said = io.StringIO()  # run_video's notices go into the result, not between other files' lines
     start = time.perf_counter()
+    ticker = _Ticker(task.index, report, should_stop)
     try:
         segmenter, verifier = open_models(task.spec)
-        ticker = _Ticker(task.index, report, should_stop)
         opts = job_options(task.spec, verifier, ticker)
+        if parts > 1 and segmenter.provider == "CPUExecutionProvider":
+            opts.parts, opts.spec = parts, task.spec
         with contextlib.redirect_stderr(said):
             stats = run_video(segmenter, Path(task.source), Path(task.output), opts)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # (a second Ctrl-C while the first one's run was ending, too)
         result.status = "interrupted"
+        result.frames = ticker.written
     except FacecamError as exc:
         result.error = one_line(exc)
     except Exception as exc:  # a bug, but in one file: reported with it, and the batch goes on

@@ -21,6 +21,7 @@ import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -184,10 +185,11 @@ def result_line(r: FileResult) -> str:
 # --- running the files on this machine ----------------------------------------------------------
 
 
-def run_here(tasks: list[FileTask], progress: BatchProgress, on_result) -> None:
-    """``--jobs 1``: one file after the other, in this process (no start-up cost)."""
+def run_here(tasks: list[FileTask], progress: BatchProgress, on_result, parts: int = 1) -> None:
+    """``--jobs 1``: one file after the other, in this process (no start-up cost); ``parts``
+    worker processes on each file's parts at once (see parts_here)."""
     for task in tasks:
-        result = process_file(task, progress.frames)
+        result = process_file(task, progress.frames, parts=parts)
         on_result(task, result)
         if result.status == "interrupted":  # Ctrl-C reached the file's pipeline, which kept its frames
             raise KeyboardInterrupt
@@ -306,6 +308,21 @@ def prepare(args: argparse.Namespace) -> tuple[list[FileTask], Path | None, int]
     return tasks, report, threads
 
 
+def parts_here(args: argparse.Namespace) -> int:
+    """Worker processes on each file's parts when the files go one after the other here: every
+    core in anonymize, as for ``--video`` (see cli.video_parts_wanted; the faces step of one stream
+    keeps 1.4 of 2 cores busy in a crowd), else 1."""
+    return usable_cores() if args.mode == "anonymize" and args.jobs == 1 and args.ray is None else 1
+
+
+def parts_spec(task: FileTask, args: argparse.Namespace) -> FileTask:
+    """``task`` with the inference threads of each of its parts' workers: ``--threads``, or a
+    core each (they share the machine); as it is when its file runs in one process."""
+    if parts_here(args) < 2:
+        return task
+    return replace(task, spec=replace(task.spec, threads=args.threads or 1))
+
+
 def run_tasks(args: argparse.Namespace, tasks: list[FileTask], cluster) -> tuple[list[FileResult], bool, float]:
     """Every task not done yet, as asked (here, worker processes, Ray); each file's result in the
     batch's order, whether Ctrl-C stopped it, and the seconds it took."""
@@ -335,7 +352,7 @@ def run_tasks(args: argparse.Namespace, tasks: list[FileTask], cluster) -> tuple
         elif args.jobs > 1 and todo:
             run_processes(todo, min(args.jobs, len(todo)), progress, on_result)
         else:
-            run_here(todo, progress, on_result)
+            run_here([parts_spec(t, args) for t in todo], progress, on_result, parts_here(args))
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -347,6 +364,9 @@ def run_tasks(args: argparse.Namespace, tasks: list[FileTask], cluster) -> tuple
 def describe_jobs(args: argparse.Namespace, threads: int) -> str:
     if args.ray is not None:
         return f"Ray tasks on {args.ray}, {args.ray_cpus:g} CPU and {args.ray_gpus:g} GPU each, {threads} thread(s)"
+    workers = parts_here(args)
+    if workers > 1:  # (on a GPU provider the file runs in one process: see process_file)
+        return f"1 file at a time, in parts on up to {workers} worker processes, {args.threads or 1} thread(s) each"
     return f"{args.jobs} file(s) at once, {threads} inference thread(s) each"
 
 

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from facecam.errors import FacecamError, one_line
+from facecam.errors import FacecamError, interrupts_deferred, one_line
 from facecam.realtime.batch import BatchSpec
 from facecam.realtime.faces import MEMORY_SECONDS
 from facecam.realtime.stats import RunStats
@@ -71,14 +71,17 @@ def plan_parts(
     """The parts of a file of ``stated_frames`` ``frame_hw`` frames at ``fps`` for up to
     ``workers`` processes: as many parts as workers for a short file, parts of at most what the
     budget holds for a long one. Fewer workers where the budget holds N parts of MIN_PART_WARMS
-    warm-ups only for fewer (big frames); None when that leaves one, when a short file's parts
-    would be under MIN_PART_WARMS warm-ups long, or when the file does not say how many frames
+    warm-ups only for fewer (big frames), or where the file has fewer parts of that length than
+    there are workers; None when that leaves one, or when the file does not say how many frames
     it has (None or 0: cut blind, a short one would run whole in the first worker, on one core)."""
     if not stated_frames:
         return None
     warm = math.ceil(WARM_SECONDS * fps)
     frame_bytes = 3 * frame_hw[0] * frame_hw[1]
     workers = min(workers, budget // (MIN_PART_WARMS * warm * frame_bytes))
+    # a short file on many cores: as many workers as it has parts of MIN_PART_WARMS warm-ups
+    # (16 cores and a 10 s clip: 3 workers, not one process)
+    workers = min(workers, (stated_frames - warm) // (MIN_PART_WARMS * warm))
     if workers < 2:
         return None
     longest = budget // (workers * frame_bytes)
@@ -169,11 +172,12 @@ def run_parts(
     except KeyboardInterrupt:
         stats.interrupted = True
     finally:
-        for process in workers:
-            if process.is_alive():
-                process.terminate()
-        for process in workers:
-            process.join(timeout=5)
+        with interrupts_deferred():  # a second Ctrl-C waits until every worker has ended
+            for process in workers:
+                if process.is_alive():
+                    process.terminate()
+            for process in workers:
+                process.join(timeout=5)
     stats.seconds = time.perf_counter() - start
     stats.cpu_seconds = time.process_time() - cpu0 + _children_cpu() - children0
     return stats, skipped

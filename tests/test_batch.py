@@ -225,3 +225,20 @@ def test_the_same_batch_as_ray_tasks_on_a_local_instance(tiny_model, folder, tmp
     assert_outputs_match(folder, there, files)
     for name in ("a", "b", "c"):
         assert probe(there / f"{name}.mp4")["frames"] == probe(here / f"{name}.mp4")["frames"]
+
+
+def test_a_ctrl_c_that_escapes_the_run_reports_the_frames_written(tiny_model, tmp_path, monkeypatch):
+    # a second Ctrl-C while the first one's run is ending (its workers being joined) reaches the
+    # file's job itself: the frames already written are still its count, not 0
+    from facecam.realtime import runners
+
+    def run_video(segmenter, source, output, opts):
+        for index in range(5):
+            opts.on_frame(index)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runners, "run_video", run_video)
+    clip = write_clip(tmp_path / "a.mp4", frames=6, fps=12, size=(48, 64))
+    spec = batch.BatchSpec(mode="anonymize", model=str(tiny_model), verifier="none", threads=1)
+    result = batch.process_file(batch.FileTask(0, str(clip), str(tmp_path / "out.mp4"), spec))
+    assert result.status == "interrupted" and result.frames == 5

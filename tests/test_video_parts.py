@@ -11,6 +11,7 @@ import pytest
 from conftest import assert_clean_error, frame_times, probe, run_cli, write_clip
 
 from facecam.realtime.batch import BatchSpec
+from facecam.realtime.providers import usable_cores
 from facecam.realtime.video_parts import (
     MIN_PART_WARMS,
     PartPlan,
@@ -40,6 +41,11 @@ def test_big_frames_get_fewer_workers_rather_than_none():
     plan = plan_parts((1080, 1920), 30.0, 100_000, 8, budget=2**30)
     assert plan.workers == 2 and plan.part_frames >= MIN_PART_WARMS * plan.warm
     assert plan_parts((2160, 3840), 30.0, 100_000, 8, budget=2**30) is None  # 4K: not even two
+
+
+def test_a_short_file_on_many_cores_gets_the_workers_its_parts_are_long_enough_for():
+    plan = plan_parts((360, 640), 25.0, 250, 16)  # 235 frames after the warm-up: 3 parts of 60 or more
+    assert plan.workers == 3 and plan.part_frames == 79 >= MIN_PART_WARMS * plan.warm
 
 
 def test_one_worker_or_parts_too_short_to_be_worth_their_warm_up_run_in_one_process():
@@ -163,6 +169,45 @@ def test_how_many_parts_a_video_runs_in(mode, jobs, out, stats, expected, monkey
     monkeypatch.setattr(cli, "usable_cores", lambda: 6)
     args = argparse.Namespace(video="in.mp4", jobs=jobs, out=out, mode=mode, stats=stats)
     assert cli.video_parts_wanted(args, display=out is None) == (6 if expected == "cores" else expected)
+
+
+@pytest.mark.parametrize(
+    ("mode", "jobs", "ray", "expected"),
+    [
+        ("anonymize", 1, None, "cores"),  # files one after the other: each file's parts at once
+        ("blur", 1, None, 1),
+        ("anonymize", 2, None, 1),  # files at once already share the cores
+        ("anonymize", 1, "auto", 1),  # a Ray task has its share of a node
+    ],
+)
+def test_how_many_parts_each_file_of_a_batch_runs_in(mode, jobs, ray, expected, monkeypatch):
+    import argparse
+
+    from facecam.realtime import batch_cli
+
+    monkeypatch.setattr(batch_cli, "usable_cores", lambda: 6)
+    args = argparse.Namespace(mode=mode, jobs=jobs, ray=ray, threads=0)
+    assert batch_cli.parts_here(args) == (6 if expected == "cores" else expected)
+
+
+@pytest.mark.skipif(usable_cores() < 2, reason="parts need two cores")
+def test_a_batch_in_anonymize_runs_each_file_in_parts_with_its_frames_and_audio(tiny_model, long_clip, tmp_path):
+    import json
+    import shutil
+
+    videos, out = tmp_path / "videos", tmp_path / "out"
+    videos.mkdir()
+    shutil.copy(long_clip, videos / "a.mp4")
+    report = tmp_path / "report.json"
+    args = ("--videos", str(videos), "--out", str(out), "--mode", "anonymize", "--model", str(tiny_model))
+    result = run_cli("facecam", *args, "--verifier", "none", "--report", str(report))
+    assert result.returncode == 0, result.stderr
+    assert "in parts on up to" in result.stderr and "worker processes at once" in result.stderr
+    got = probe(out / "a.mp4")
+    assert got["frames"] == 96 and got["audio"] == "aac"
+    assert frame_times(out / "a.mp4") == pytest.approx(frame_times(long_clip), abs=1e-3)
+    (entry,) = json.loads(report.read_text())["files"]
+    assert entry["status"] == "done" and entry["frames"] == 96
 
 
 def test_max_frames_ends_the_parts_there(tiny_model, long_clip):
