@@ -164,3 +164,33 @@ def test_touching_labelled_face_drops_only_the_blobs_away_from_the_labelled_face
     assert own[12:32, 5:25].all() and not own[:, 30:].any()
     assert face_dice_iou(own, label)[1][0] > face_dice_iou(face, label)[1][0]
     assert not touching_labelled_face(face, np.zeros_like(label)).any()  # no labelled face: nothing is its
+
+
+def test_the_error_split_puts_each_wrong_pixel_where_it_lies():
+    from facecam.scripts.face_error_split import NEAR, photo_errors
+
+    labels = np.zeros((100, 100), np.uint8)
+    labels[30:60, 30:60] = 1  # the labelled face
+    labels[20:30, 30:60] = 2  # its hair
+    painted = np.zeros((100, 100), bool)
+    painted[35:60, 30:60] = True  # five rows of the face's top missed
+    painted[20:25, 30:60] = True  # hair
+    painted[60 : 60 + NEAR, 30:60] = True  # a neck within NEAR px
+    painted[80:90, 80:90] = True  # another face, far off
+    errors, union, iou = photo_errors(painted, labels)
+    counts = {kind: int(where.sum()) for kind, where in errors.items()}
+    assert counts == {"missed": 150, "painted_hair": 150, "painted_near": 30 * NEAR, "painted_far": 100}
+    assert union == 900 + 150 + 30 * NEAR + 100 and iou == pytest.approx(750 / union)
+
+
+def test_the_error_split_script_on_a_small_set(prepared, tiny_model, tmp_path, capsys):
+    from facecam.scripts.face_error_split import main
+
+    shown = tmp_path / "far.png"
+    assert main([str(prepared), "val", str(tiny_model), "--show", str(shown)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["photos"] == 2 and 0 <= report["mean_iou"] <= 1
+    assert set(report) == {"photos", "mean_iou", "missed", "painted_hair", "painted_near", "painted_far"}
+    assert cv2.imread(str(shown)) is not None
+    assert main([str(prepared), "nosuch"]) == 2
+    assert "nosuch.txt does not exist" in capsys.readouterr().err
