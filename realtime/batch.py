@@ -23,7 +23,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from facecam.errors import FacecamError, interrupts_deferred, one_line
@@ -69,6 +69,10 @@ class FileTask:
     source: str
     output: str
     spec: BatchSpec
+    # worker processes on the file's parts at once (realtime/video_parts.py; 1: one process) and
+    # each one's inference threads (0: one each); the command's own models keep ``spec.threads``
+    parts: int = 1
+    part_threads: int = 0
 
 
 @dataclass
@@ -271,14 +275,12 @@ def process_file(
     task: FileTask,
     report: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    parts: int = 1,
 ) -> FileResult:
     """``task``'s video through :func:`run_video`, then its done record. Never raises for the
     file's own faults: a bad file is a ``failed`` result with its one-line error, so the batch
     goes on. ``report(index, frames_done)`` is called now and then while it runs. A Ctrl-C (or
     ``should_stop``) ends the file early: ``interrupted``, its partial output kept, no record.
-    ``parts``: worker processes that run parts of the file at once on the CPU provider (see
-    realtime/video_parts.py), each with ``task.spec.threads`` inference threads; elsewhere 1."""
+    ``task.parts`` worker processes run parts of the file at once (realtime/video_parts.py)."""
     from facecam.realtime.runners import run_video
 
     result = FileResult(task.source, task.output, "failed")
@@ -288,8 +290,8 @@ def process_file(
     try:
         segmenter, verifier = open_models(task.spec)
         opts = job_options(task.spec, verifier, ticker)
-        if parts > 1 and segmenter.provider == "CPUExecutionProvider":
-            opts.parts, opts.spec = parts, task.spec
+        if task.parts > 1:
+            opts.parts, opts.spec = task.parts, replace(task.spec, threads=task.part_threads)
         with contextlib.redirect_stderr(said):
             stats = run_video(segmenter, Path(task.source), Path(task.output), opts)
     except KeyboardInterrupt:  # (a second Ctrl-C while the first one's run was ending, too)

@@ -21,7 +21,6 @@ import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -46,8 +45,9 @@ def add_batch_options(p: argparse.ArgumentParser, sources) -> None:
         "--jobs",
         type=positive_int,
         default=None,
-        help="--videos: files at once on this machine, sharing its cores (default 1); --video with --out: parts "
-        "of the file at once, in worker processes (default: every core in anonymize, 1 in the other modes)",
+        help="--videos: files at once on this machine, sharing its cores (default 1, each file's parts at once in "
+        "anonymize on the CPU; --jobs 1: one process a file); --video with --out: parts of the file at once, in "
+        "worker processes (default: every core in anonymize, 1 in the other modes)",
     )
     p.add_argument("--suffix", metavar=".EXT", help="--videos: the outputs' suffix (default: each input's own)")
     p.add_argument("--report", type=Path, metavar="PATH", help="--videos: write the per-file figures as JSON")
@@ -83,14 +83,13 @@ def check_batch_options(args: argparse.Namespace) -> None:
                 + ("; --jobs also runs parts of one --video FILE at once" if args.jobs is not None else "")
             )
         return
-    args.jobs = args.jobs or 1
     if args.out is None:
         raise FacecamError("--videos needs --out DIR for the results")
     if args.stats:  # said, not ignored: each file's frames, FPS and faces are in the batch report
         raise FacecamError(
             "--stats is for one --video, --camera or --images run; a batch reports each file (--report PATH)"
         )
-    if args.ray is not None and args.jobs != 1:
+    if args.ray is not None and files_at_once(args) != 1:
         raise FacecamError("--jobs is for this machine; with --ray, --ray-cpus sets each task's share of a node")
     if args.ray is None and (args.ray_cpus != 1.0 or args.ray_gpus != 0.0):
         raise FacecamError("--ray-cpus and --ray-gpus need --ray ADDRESS|auto|local")
@@ -185,11 +184,11 @@ def result_line(r: FileResult) -> str:
 # --- running the files on this machine ----------------------------------------------------------
 
 
-def run_here(tasks: list[FileTask], progress: BatchProgress, on_result, parts: int = 1) -> None:
-    """``--jobs 1``: one file after the other, in this process (no start-up cost); ``parts``
-    worker processes on each file's parts at once (see parts_here)."""
+def run_here(tasks: list[FileTask], progress: BatchProgress, on_result) -> None:
+    """``--jobs 1``: one file after the other, in this process (no start-up cost; each file's parts
+    on worker processes where its task says so, see parts_per_file)."""
     for task in tasks:
-        result = process_file(task, progress.frames, parts=parts)
+        result = process_file(task, progress.frames)
         on_result(task, result)
         if result.status == "interrupted":  # Ctrl-C reached the file's pipeline, which kept its frames
             raise KeyboardInterrupt
@@ -274,7 +273,7 @@ def run_batch(args: argparse.Namespace) -> int:
             ray_batch.leave(cluster)
     print(f"facecam: {summary(results, wall)}", file=sys.stderr)
     if report is not None:
-        write_report(report, results, wall, runner=describe_jobs(args, threads))
+        write_report(report, results, wall, runner=describe_jobs(args, threads, tasks[0].parts if tasks else 1))
         print(f"facecam: report -> {report}", file=sys.stderr)
     if interrupted:
         return EXIT_INTERRUPTED
@@ -287,40 +286,46 @@ def prepare(args: argparse.Namespace) -> tuple[list[FileTask], Path | None, int]
 
     pairs = batch.plan_outputs(batch.find_videos(args.videos), args.out, batch.output_suffix(args.suffix))
     report = check_report_path(args.report, pairs)
-    at_once = min(args.jobs, len(pairs))  # --jobs 8 for 2 files: 2 share the cores
+    at_once = min(files_at_once(args), len(pairs))  # --jobs 8 for 2 files: 2 share the cores
     if args.threads or args.ray:
         threads = args.threads or max(1, math.ceil(args.ray_cpus))
     else:
         threads = pipeline_threads(0, args.mode, cores=max(1, usable_cores() // at_once))
     spec = batch_spec(args, threads)
     batch.job_options(spec, None, None)  # the drawing options, checked before any work
+    parts = 1
     if args.ray is None:
         segmenter, _ = batch.open_models(spec)  # a bad model fails now, once, not once per file
+        parts = parts_per_file(args, segmenter.provider)
         print(
-            f"facecam: model {segmenter.files_said()} on {segmenter.provider}; {describe_jobs(args, threads)}",
+            f"facecam: model {segmenter.files_said()} on {segmenter.provider}; {describe_jobs(args, threads, parts)}",
             file=sys.stderr,
         )
-        if args.jobs > 1:
+        if files_at_once(args) > 1:
             batch.forget_models()  # the workers open their own
     else:
         resolve_model(spec.model)  # the tasks open it on their nodes; a wrong name fails here
-    tasks = [FileTask(i, str(source), str(output), spec) for i, (source, output) in enumerate(pairs)]
+    threads_of_parts = args.threads or 0
+    tasks = [
+        FileTask(i, str(source), str(output), spec, parts, threads_of_parts) for i, (source, output) in enumerate(pairs)
+    ]
     return tasks, report, threads
 
 
-def parts_here(args: argparse.Namespace) -> int:
-    """Worker processes on each file's parts when the files go one after the other here: every
-    core in anonymize, as for ``--video`` (see cli.video_parts_wanted; the faces step of one stream
-    keeps 1.4 of 2 cores busy in a crowd), else 1."""
-    return usable_cores() if args.mode == "anonymize" and args.jobs == 1 and args.ray is None else 1
+def files_at_once(args: argparse.Namespace) -> int:
+    """``--jobs``: the files run at once on this machine (1 when not given)."""
+    return args.jobs or 1
 
 
-def parts_spec(task: FileTask, args: argparse.Namespace) -> FileTask:
-    """``task`` with the inference threads of each of its parts' workers: ``--threads``, or a
-    core each (they share the machine); as it is when its file runs in one process."""
-    if parts_here(args) < 2:
-        return task
-    return replace(task, spec=replace(task.spec, threads=args.threads or 1))
+def parts_per_file(args: argparse.Namespace, provider: str) -> int:
+    """Worker processes on each file's parts (realtime/video_parts.py): every core in anonymize on
+    the CPU when ``--jobs`` is not given, as for ``--video`` (see cli.video_parts_wanted: the faces
+    step of one stream keeps 1.4 of 2 cores busy in a crowd); else 1: ``--jobs N`` files at once
+    share the cores already, ``--jobs 1`` asks for one process a file, a Ray task has its share of
+    a node, a GPU is one device that one process keeps busy, and the other modes keep the cores
+    busy in one process."""
+    wanted = args.jobs is None and args.ray is None and args.mode == "anonymize"
+    return usable_cores() if wanted and provider == "CPUExecutionProvider" else 1
 
 
 def run_tasks(args: argparse.Namespace, tasks: list[FileTask], cluster) -> tuple[list[FileResult], bool, float]:
@@ -349,10 +354,10 @@ def run_tasks(args: argparse.Namespace, tasks: list[FileTask], cluster) -> tuple
             from facecam.realtime.ray_batch import run_on_ray
 
             run_on_ray(cluster, todo, args.ray_cpus, args.ray_gpus, on_result)
-        elif args.jobs > 1 and todo:
-            run_processes(todo, min(args.jobs, len(todo)), progress, on_result)
+        elif files_at_once(args) > 1 and todo:
+            run_processes(todo, min(files_at_once(args), len(todo)), progress, on_result)
         else:
-            run_here([parts_spec(t, args) for t in todo], progress, on_result, parts_here(args))
+            run_here(todo, progress, on_result)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -361,13 +366,12 @@ def run_tasks(args: argparse.Namespace, tasks: list[FileTask], cluster) -> tuple
     return ordered, interrupted, time.perf_counter() - start
 
 
-def describe_jobs(args: argparse.Namespace, threads: int) -> str:
+def describe_jobs(args: argparse.Namespace, threads: int, parts: int = 1) -> str:
     if args.ray is not None:
         return f"Ray tasks on {args.ray}, {args.ray_cpus:g} CPU and {args.ray_gpus:g} GPU each, {threads} thread(s)"
-    workers = parts_here(args)
-    if workers > 1:  # (on a GPU provider the file runs in one process: see process_file)
-        return f"1 file at a time, in parts on up to {workers} worker processes, {args.threads or 1} thread(s) each"
-    return f"{args.jobs} file(s) at once, {threads} inference thread(s) each"
+    if parts > 1:
+        return f"1 file at a time, its parts on up to {parts} worker processes, {args.threads or 1} thread(s) each"
+    return f"{files_at_once(args)} file(s) at once, {threads} inference thread(s) each"
 
 
 def summary(results: list[FileResult], wall: float) -> str:

@@ -157,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.video is not None:
             # by default on the CPU only: a GPU is one device, which one process keeps busy
             opts.parts = parts if args.jobs is not None or segmenter.provider == "CPUExecutionProvider" else 1
-            if opts.parts > 1:  # what each worker process rebuilds the job from, a core each
-                opts.spec = batch_spec(args, args.threads or 1)
+            if opts.parts > 1:  # what each worker process rebuilds the job from (threads: see run_parts)
+                opts.spec = batch_spec(args, args.threads or 0)
             stats = run_video(segmenter, args.video, args.out, opts)
         elif args.camera is not None:
             stats = run_camera(segmenter, camera_source(args), args.out, opts)

@@ -84,10 +84,9 @@ def plan_parts(
     workers = min(workers, (stated_frames - warm) // (MIN_PART_WARMS * warm))
     if workers < 2:
         return None
+    # both caps above keep a part at least MIN_PART_WARMS warm-ups long
     longest = budget // (workers * frame_bytes)
     part_frames = min(longest, math.ceil((stated_frames - warm) / workers))
-    if part_frames < MIN_PART_WARMS * warm:
-        return None
     return PartPlan(workers, part_frames, warm, fps, stated_frames)
 
 
@@ -134,7 +133,7 @@ def run_parts(
     context = multiprocessing.get_context("spawn")  # onnxruntime and threads do not survive a fork
     allowed = [context.Queue() for _ in range(plan.workers)]
     results = [context.Queue() for _ in range(plan.workers)]
-    spec = replace(spec, threads=spec.threads or 1)  # a core each: the workers share the machine
+    spec = replace(spec, threads=spec.threads or 1)  # unless --threads, a core each: they share the machine
     workers = [
         context.Process(
             target=_worker,
@@ -149,6 +148,7 @@ def run_parts(
     try:
         for w, process in enumerate(workers):
             process.start()
+            _leave_writing_to(results[w])
             allowed[w].put(True)
         part, total = 0, None
         while total is None or part_start(part, plan) < total:
@@ -193,20 +193,31 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _leave_writing_to(results) -> None:
+    """Close this process's copy of the write end of a worker's ``results`` queue (started: the
+    worker has its own). A worker killed while it writes a frame (out of memory) leaves half a
+    message in the pipe; while a writer is still open here, the read of it waits for the rest for
+    ever. With the worker's end the only one, the read ends at once (EOFError, OSError)."""
+    results._writer.close()  # multiprocessing.Queue's pipe: (_reader, _writer); this process only reads
+
+
 def _next_message(results, process) -> tuple:
-    """The next message from a worker; a worker that ended without one is a FacecamError."""
+    """The next message from a worker; a worker that ended without one (or in the middle of one)
+    is a FacecamError."""
     while True:
         try:
             return results.get(timeout=POLL_SECONDS)
         except queue.Empty:
             if process.is_alive():
                 continue
+        except (EOFError, OSError):  # no writer left: the worker ended, perhaps mid-message
+            process.join(timeout=POLL_SECONDS)  # for its exit code
+            break
         try:  # it may have sent its last message and ended between the two checks
             return results.get(timeout=POLL_SECONDS)
-        except queue.Empty:
-            raise FacecamError(
-                f"{process.name} stopped (exit code {process.exitcode}; out of memory?); try --jobs 1"
-            ) from None
+        except (queue.Empty, EOFError, OSError):
+            break
+    raise FacecamError(f"{process.name} stopped (exit code {process.exitcode}; out of memory?); try --jobs 1")
 
 
 def _worker(spec: BatchSpec, source: str, plan: PartPlan, worker: int, allowed, results, max_frames: int) -> None:

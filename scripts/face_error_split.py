@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     if not listing.is_file():
         raise FacecamError(f"{listing} does not exist (DATA must hold SPLIT.txt, images/ and labels/)")
     names = listing.read_text().split()
+    if not names:
+        raise FacecamError(f"{listing} names no photo")
     totals, worst = ErrorSplit(), []
     with FaceStream(args[2] if len(args) == 3 else None, "mask") as stream:
         for name in names:
@@ -113,12 +115,15 @@ def main(argv: list[str] | None = None) -> int:
                 totals.counts[kind] += int(where.sum())
             if show is not None:
                 far = errors["painted_far"]
-                worst = sorted([*worst, (int(far.sum()), name, overlay(image, painted, far, result.faces))])[-SHOWN:]
+                shown = (int(far.sum()), name, overlay(image, painted, far, result.faces))
+                worst = sorted([*worst, shown], key=lambda entry: entry[0])[-SHOWN:]
     print(json.dumps(totals.report()))
     if show is not None and worst:
         tiles = [cv2.resize(view, (250, 250)) for _, _, view in reversed(worst)]
         tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % 8)
-        cv2.imwrite(str(show), np.vstack([np.hstack(tiles[i : i + 8]) for i in range(0, len(tiles), 8)]))
+        picture = np.vstack([np.hstack(tiles[i : i + 8]) for i in range(0, len(tiles), 8)])
+        if not cv2.imwrite(str(show), picture):
+            raise FacecamError(f"could not write {show} (its folder must exist; .png or .jpg)")
     return 0
 
 

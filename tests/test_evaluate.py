@@ -194,3 +194,5 @@ def test_the_error_split_script_on_a_small_set(prepared, tiny_model, tmp_path, c
     assert cv2.imread(str(shown)) is not None
     assert main([str(prepared), "nosuch"]) == 2
     assert "nosuch.txt does not exist" in capsys.readouterr().err
+    assert main([str(prepared), "val", str(tiny_model), "--show", str(tmp_path / "no" / "far.png")]) == 2
+    assert "could not write" in capsys.readouterr().err

@@ -125,6 +125,31 @@ def test_ctrl_c_while_writing_ends_the_run_with_the_frames_written(tiny_model, l
     assert stats.interrupted and written == list(range(10))
 
 
+def test_a_second_ctrl_c_while_the_workers_end_waits_until_every_one_has(tiny_model, long_clip, monkeypatch):
+    import multiprocessing
+    import os
+    import signal
+    from multiprocessing.process import BaseProcess
+
+    plan = plan_parts((120, 160), 12.0, 96, 2)
+    real_join, sent = BaseProcess.join, []
+
+    def join(process, timeout=None):
+        if not sent:  # the user presses Ctrl-C again as the first one's run ends
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_join(process, timeout)
+
+    def write(index, seconds, image):
+        if index == 10:
+            raise KeyboardInterrupt  # the first Ctrl-C
+
+    monkeypatch.setattr(BaseProcess, "join", join)
+    with pytest.raises(KeyboardInterrupt):  # the second one, once the workers have ended
+        run_parts(_spec(tiny_model), str(long_clip), plan, write)
+    assert sent and not multiprocessing.active_children()
+
+
 def test_cli_jobs_runs_a_video_in_parts_with_its_frames_times_and_audio(tiny_model, long_clip, tmp_path):
     out = tmp_path / "parts.mp4"
     args = ("--video", str(long_clip), "--out", str(out), "--mode", "anonymize", "--model", str(tiny_model))
@@ -172,22 +197,41 @@ def test_how_many_parts_a_video_runs_in(mode, jobs, out, stats, expected, monkey
 
 
 @pytest.mark.parametrize(
-    ("mode", "jobs", "ray", "expected"),
+    ("mode", "jobs", "ray", "provider", "expected"),
     [
-        ("anonymize", 1, None, "cores"),  # files one after the other: each file's parts at once
-        ("blur", 1, None, 1),
-        ("anonymize", 2, None, 1),  # files at once already share the cores
-        ("anonymize", 1, "auto", 1),  # a Ray task has its share of a node
+        ("anonymize", None, None, "CPUExecutionProvider", "cores"),  # one file at a time: its parts at once
+        ("blur", None, None, "CPUExecutionProvider", 1),
+        ("anonymize", 1, None, "CPUExecutionProvider", 1),  # --jobs 1: one process a file, as asked
+        ("anonymize", 2, None, "CPUExecutionProvider", 1),  # files at once already share the cores
+        ("anonymize", None, "auto", "CPUExecutionProvider", 1),  # a Ray task has its share of a node
+        ("anonymize", None, None, "CUDAExecutionProvider", 1),  # one device, kept busy by one process
     ],
 )
-def test_how_many_parts_each_file_of_a_batch_runs_in(mode, jobs, ray, expected, monkeypatch):
+def test_how_many_parts_each_file_of_a_batch_runs_in(mode, jobs, ray, provider, expected, monkeypatch):
     import argparse
 
     from facecam.realtime import batch_cli
 
     monkeypatch.setattr(batch_cli, "usable_cores", lambda: 6)
-    args = argparse.Namespace(mode=mode, jobs=jobs, ray=ray, threads=0)
-    assert batch_cli.parts_here(args) == (6 if expected == "cores" else expected)
+    args = argparse.Namespace(mode=mode, jobs=jobs, ray=ray)
+    assert batch_cli.parts_per_file(args, provider) == (6 if expected == "cores" else expected)
+
+
+def test_a_batch_in_parts_keeps_the_command_s_threads_for_a_file_run_whole(tiny_model, tmp_path, monkeypatch):
+    # a file the plan runs in one process (short, no frame count) still gets the command's threads
+    from facecam.realtime import batch_cli, cli
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_clip(videos / "a.mp4", frames=3, fps=12, size=(48, 64))
+    monkeypatch.setattr(batch_cli, "usable_cores", lambda: 4)
+    argv = ["--videos", str(videos), "--out", str(tmp_path / "out"), "--mode", "anonymize"]
+    args = cli.parser().parse_args([*argv, "--model", str(tiny_model), "--verifier", "none"])
+    (task,), _, threads = batch_cli.prepare(args)
+    assert task.spec.threads == threads == 4 and (task.parts, task.part_threads) == (4, 0)
+    args = cli.parser().parse_args([*argv, "--model", str(tiny_model), "--jobs", "1", "--threads", "3"])
+    (task,), _, _ = batch_cli.prepare(args)
+    assert task.spec.threads == 3 and task.parts == 1
 
 
 @pytest.mark.skipif(usable_cores() < 2, reason="parts need two cores")
@@ -202,7 +246,7 @@ def test_a_batch_in_anonymize_runs_each_file_in_parts_with_its_frames_and_audio(
     args = ("--videos", str(videos), "--out", str(out), "--mode", "anonymize", "--model", str(tiny_model))
     result = run_cli("facecam", *args, "--verifier", "none", "--report", str(report))
     assert result.returncode == 0, result.stderr
-    assert "in parts on up to" in result.stderr and "worker processes at once" in result.stderr
+    assert "its parts on up to" in result.stderr and "worker processes at once" in result.stderr
     got = probe(out / "a.mp4")
     assert got["frames"] == 96 and got["audio"] == "aac"
     assert frame_times(out / "a.mp4") == pytest.approx(frame_times(long_clip), abs=1e-3)
