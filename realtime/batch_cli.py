@@ -376,7 +376,9 @@ def describe_jobs(args: argparse.Namespace, threads: int, parts: int = 1) -> str
 
 def summary(results: list[FileResult], wall: float) -> str:
     counts = {status: sum(r.status == status for r in results) for status in STATUSES}
-    text = f"{len(results)} videos in {wall:.1f} s: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    text = f"{len(results)} video{'s' if len(results) != 1 else ''} in {wall:.1f} s: " + ", ".join(
+        f"{n} {s}" for s, n in counts.items() if n
+    )
     failed = [Path(r.source).name for r in results if r.status == "failed"]
     if failed:
         text += f" ({', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''})"

@@ -242,3 +242,13 @@ def test_a_ctrl_c_that_escapes_the_run_reports_the_frames_written(tiny_model, tm
     spec = batch.BatchSpec(mode="anonymize", model=str(tiny_model), verifier="none", threads=1)
     result = batch.process_file(batch.FileTask(0, str(clip), str(tmp_path / "out.mp4"), spec))
     assert result.status == "interrupted" and result.frames == 5
+
+
+def test_the_batch_s_last_line_counts_its_videos():
+    from facecam.realtime.batch_cli import summary
+
+    one = [batch.FileResult("a.mp4", "o/a.mp4", "done")]
+    assert summary(one, 1.0) == "1 video in 1.0 s: 1 done"
+    assert summary([*one, batch.FileResult("b.mp4", "o/b.mp4", "failed")], 2.0).startswith(
+        "2 videos in 2.0 s: 1 done, 1 failed"
+    )
