@@ -30,6 +30,7 @@ from facecam.errors import EXIT_INTERRUPTED, FacecamError, interrupts_deferred
 from facecam.realtime import batch
 from facecam.realtime.batch import STATUSES, BatchSpec, FileResult, FileTask, completed, process_file
 from facecam.realtime.providers import pipeline_threads, usable_cores
+from facecam.realtime.video_parts import default_workers
 from facecam.realtime.video_reader import estimated_frames
 
 
@@ -45,9 +46,9 @@ def add_batch_options(p: argparse.ArgumentParser, sources) -> None:
         "--jobs",
         type=positive_int,
         default=None,
-        help="--videos: files at once on this machine, sharing its cores (default 1, each file's parts at once in "
-        "anonymize on the CPU; --jobs 1: one process a file); --video with --out: parts of the file at once, in "
-        "worker processes (default: every core in anonymize, 1 in the other modes)",
+        help="--videos: files at once on this machine, sharing its cores (default: one at a time, its parts at "
+        "once in anonymize on the CPU; --jobs 1: each file in one process); --video with --out: parts of the "
+        "file at once, in worker processes (default: every core in anonymize on the CPU, else 1)",
     )
     p.add_argument("--suffix", metavar=".EXT", help="--videos: the outputs' suffix (default: each input's own)")
     p.add_argument("--report", type=Path, metavar="PATH", help="--videos: write the per-file figures as JSON")
@@ -318,14 +319,11 @@ def files_at_once(args: argparse.Namespace) -> int:
 
 
 def parts_per_file(args: argparse.Namespace, provider: str) -> int:
-    """Worker processes on each file's parts (realtime/video_parts.py): every core in anonymize on
-    the CPU when ``--jobs`` is not given, as for ``--video`` (see cli.video_parts_wanted: the faces
-    step of one stream keeps 1.4 of 2 cores busy in a crowd); else 1: ``--jobs N`` files at once
-    share the cores already, ``--jobs 1`` asks for one process a file, a Ray task has its share of
-    a node, a GPU is one device that one process keeps busy, and the other modes keep the cores
-    busy in one process."""
-    wanted = args.jobs is None and args.ray is None and args.mode == "anonymize"
-    return usable_cores() if wanted and provider == "CPUExecutionProvider" else 1
+    """Worker processes on each file's parts (realtime/video_parts.py): when ``--jobs`` is not
+    given, as for ``--video`` (video_parts.default_workers: every core in anonymize on the CPU);
+    else 1: ``--jobs N`` files at once share the cores already, ``--jobs 1`` asks for one process
+    a file, and a Ray task has its share of a node."""
+    return default_workers(args.mode, provider) if args.jobs is None and args.ray is None else 1
 
 
 def run_tasks(args: argparse.Namespace, tasks: list[FileTask], cluster) -> tuple[list[FileResult], bool, float]:

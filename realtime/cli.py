@@ -15,9 +15,10 @@ from facecam.errors import EXIT_INTERRUPTED, FacecamError, cli_entry, stop_on_si
 from facecam.realtime.batch_cli import add_batch_options, batch_spec, check_batch_options
 from facecam.realtime.camera_options import add_camera_options, camera_location, camera_source, check_camera_options
 from facecam.realtime.compose import ANONYMIZE_STYLES, MODES, ComposeSettings, parse_background
-from facecam.realtime.providers import PROVIDER_CHOICES, pipeline_threads, usable_cores
+from facecam.realtime.providers import PROVIDER_CHOICES, pipeline_threads
 from facecam.realtime.segmenter import DEFAULT_MODEL, Segmenter
 from facecam.realtime.verifier import DEFAULT_VERIFIER, open_verifier
+from facecam.realtime.video_parts import default_workers
 
 
 def parser() -> OneLineErrorParser:
@@ -155,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         if args.video is not None:
-            # by default on the CPU only: a GPU is one device, which one process keeps busy
-            opts.parts = parts if args.jobs is not None or segmenter.provider == "CPUExecutionProvider" else 1
+            opts.parts = parts or default_workers(args.mode, segmenter.provider)
             if opts.parts > 1:  # what each worker process rebuilds the job from (threads: see run_parts)
                 opts.spec = batch_spec(args, args.threads or 0)
             stats = run_video(segmenter, args.video, args.out, opts)
@@ -183,9 +183,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def video_parts_wanted(args, display: bool) -> int:
     """How many worker processes run parts of a ``--video`` at once (see realtime/video_parts.py):
-    ``--jobs``, else every core in anonymize, where the faces step of one stream is the slow one
-    by far (a crowd clip on 2 cores: 1.4 of them busy in one process), and 1 in the other modes
-    (one process keeps the cores busy: its upsampling and compose run beside the faces step)."""
+    ``--jobs``; 1 where parts cannot run (no output file, a window, ``--stats``); 0 for the
+    default, which depends on the provider (video_parts.default_workers)."""
     if args.video is None:
         return 1
     if args.jobs is not None and args.jobs > 1:
@@ -194,8 +193,8 @@ def video_parts_wanted(args, display: bool) -> int:
         if args.stats:
             raise FacecamError("--stats times the stages of one run; leave out --jobs (or give --jobs 1)")
         return args.jobs
-    if args.jobs is None and args.mode == "anonymize" and args.out is not None and not display and not args.stats:
-        return usable_cores()
+    if args.jobs is None and args.out is not None and not display and not args.stats:
+        return 0
     return 1
 
 

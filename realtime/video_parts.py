@@ -40,6 +40,7 @@ from fractions import Fraction
 from facecam.errors import FacecamError, interrupts_deferred, one_line
 from facecam.realtime.batch import BatchSpec
 from facecam.realtime.faces import MEMORY_SECONDS
+from facecam.realtime.providers import usable_cores
 from facecam.realtime.stats import RunStats
 
 #: output frames waiting to be written (the parts under way) may take this many bytes at most
@@ -63,6 +64,14 @@ class PartPlan:
     warm: int
     fps: float
     stated_frames: int | None = None
+
+
+def default_workers(mode: str, provider: str) -> int:
+    """Worker processes on a file's parts when none are asked for: every core in anonymize on the
+    CPU, where the faces step of one stream is the slow one by far; 1 in the other modes (one
+    process keeps the cores busy: its upsampling and compose run beside the faces step) and on a
+    GPU (one device, which one process keeps busy)."""
+    return usable_cores() if mode == "anonymize" and provider == "CPUExecutionProvider" else 1
 
 
 def plan_parts(

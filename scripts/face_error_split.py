@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from facecam.api import FaceStream
+from facecam.cli_args import OneLineErrorParser
 from facecam.errors import FacecamError, cli_entry
 from facecam.training.dataset import read_pair
 
@@ -82,19 +83,19 @@ def overlay(image: np.ndarray, painted: np.ndarray, far: np.ndarray, faces) -> n
     return view
 
 
+def parser() -> OneLineErrorParser:
+    p = OneLineErrorParser(prog="face_error_split.py", description="Where a model's face IoU goes on a split.")
+    p.add_argument("data", type=Path, help="a facecam-layout set (SPLIT.txt, images/, labels/)")
+    p.add_argument("split")
+    p.add_argument("model", nargs="?", help="an .onnx or a name in weights/ (default: the default model)")
+    p.add_argument("--show", type=Path, metavar="OUT.png", help="the photos with the most far paint")
+    return p
+
+
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else list(argv)
-    show = None
-    if "--show" in args:
-        at = args.index("--show")
-        if at + 1 >= len(args):
-            raise FacecamError("--show needs a file name: --show OUT.png")
-        show = Path(args[at + 1])
-        del args[at : at + 2]
-    if len(args) not in (2, 3):
-        raise FacecamError("usage: face_error_split.py DATA SPLIT [MODEL] [--show OUT.png]")
-    data, split = Path(args[0]), args[1]
+    args = parser().parse_args(argv)
+    data, split, show = args.data, args.split, args.show
     listing = data / f"{split}.txt"
     if not listing.is_file():
         raise FacecamError(f"{listing} does not exist (DATA must hold SPLIT.txt, images/ and labels/)")
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     if not names:
         raise FacecamError(f"{listing} names no photo")
     totals, worst = ErrorSplit(), []
-    with FaceStream(args[2] if len(args) == 3 else None, "mask") as stream:
+    with FaceStream(args.model, "mask") as stream:
         for name in names:
             rgb, labels = read_pair(data, name)
             image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)

@@ -177,23 +177,25 @@ def test_jobs_with_a_camera_is_refused(tiny_model, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("mode", "jobs", "out", "stats", "expected"),
+    ("mode", "jobs", "out", "stats", "provider", "expected"),
     [
-        ("anonymize", None, "o.mp4", False, "cores"),  # a crowd's faces step is the slow one
-        ("blur", None, "o.mp4", False, 1),  # one process keeps the cores busy already
-        ("anonymize", None, None, False, 1),  # a window: frames shown as they come
-        ("anonymize", None, "o.mp4", True, 1),  # --stats times the stages of one run
-        ("blur", 3, "o.mp4", False, 3),
+        ("anonymize", None, "o.mp4", False, "CPUExecutionProvider", "cores"),  # a crowd's faces step is the slow one
+        ("anonymize", None, "o.mp4", False, "CUDAExecutionProvider", 1),  # one device, kept busy by one process
+        ("blur", None, "o.mp4", False, "CPUExecutionProvider", 1),  # one process keeps the cores busy already
+        ("anonymize", None, None, False, "CPUExecutionProvider", 1),  # a window: frames shown as they come
+        ("anonymize", None, "o.mp4", True, "CPUExecutionProvider", 1),  # --stats times the stages of one run
+        ("blur", 3, "o.mp4", False, "CUDAExecutionProvider", 3),  # asked for
     ],
 )
-def test_how_many_parts_a_video_runs_in(mode, jobs, out, stats, expected, monkeypatch):
+def test_how_many_parts_a_video_runs_in(mode, jobs, out, stats, provider, expected, monkeypatch):
     import argparse
 
-    from facecam.realtime import cli
+    from facecam.realtime import cli, video_parts
 
-    monkeypatch.setattr(cli, "usable_cores", lambda: 6)
+    monkeypatch.setattr(video_parts, "usable_cores", lambda: 6)
     args = argparse.Namespace(video="in.mp4", jobs=jobs, out=out, mode=mode, stats=stats)
-    assert cli.video_parts_wanted(args, display=out is None) == (6 if expected == "cores" else expected)
+    workers = cli.video_parts_wanted(args, display=out is None) or video_parts.default_workers(mode, provider)
+    assert workers == (6 if expected == "cores" else expected)
 
 
 @pytest.mark.parametrize(
@@ -210,21 +212,22 @@ def test_how_many_parts_a_video_runs_in(mode, jobs, out, stats, expected, monkey
 def test_how_many_parts_each_file_of_a_batch_runs_in(mode, jobs, ray, provider, expected, monkeypatch):
     import argparse
 
-    from facecam.realtime import batch_cli
+    from facecam.realtime import batch_cli, video_parts
 
-    monkeypatch.setattr(batch_cli, "usable_cores", lambda: 6)
+    monkeypatch.setattr(video_parts, "usable_cores", lambda: 6)
     args = argparse.Namespace(mode=mode, jobs=jobs, ray=ray)
     assert batch_cli.parts_per_file(args, provider) == (6 if expected == "cores" else expected)
 
 
 def test_a_batch_in_parts_keeps_the_command_s_threads_for_a_file_run_whole(tiny_model, tmp_path, monkeypatch):
     # a file the plan runs in one process (short, no frame count) still gets the command's threads
-    from facecam.realtime import batch_cli, cli
+    from facecam.realtime import batch_cli, cli, video_parts
 
     videos = tmp_path / "videos"
     videos.mkdir()
     write_clip(videos / "a.mp4", frames=3, fps=12, size=(48, 64))
     monkeypatch.setattr(batch_cli, "usable_cores", lambda: 4)
+    monkeypatch.setattr(video_parts, "usable_cores", lambda: 4)
     argv = ["--videos", str(videos), "--out", str(tmp_path / "out"), "--mode", "anonymize"]
     args = cli.parser().parse_args([*argv, "--model", str(tiny_model), "--verifier", "none"])
     (task,), _, threads = batch_cli.prepare(args)
