@@ -23,6 +23,7 @@ import numpy as np
 
 from facecam.face import FACE_THRESHOLD
 from facecam.realtime import full_pass, processing
+from facecam.realtime.crop_looks import looks_at_crops
 from facecam.realtime.crops import (
     Box,
     below_heads,
@@ -51,7 +52,7 @@ from facecam.realtime.passes import (
     is_large_crop,
     may_hide_a_face,
 )
-from facecam.realtime.reuse import STILL_LEVELS, STILL_REUSE, moved_look
+from facecam.realtime.reuse import STILL_LEVELS, STILL_REUSE
 from facecam.realtime.scene import is_scene_cut, scene_thumbnail
 from facecam.realtime.smoothing import EdgeHold
 from facecam.realtime.tracking import FaceTracker, HeldFace, Track
@@ -333,36 +334,13 @@ class FaceFinder:
     def _segment_crops(
         self, frame: np.ndarray, tracks: list[Track], levels: processing.Halvings | None = None
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """The ``(s, s) float32`` face probability of each track's crop (a run per crop size, first
-        looks apart: see Segmenter.infer_first_looks) and each crop in grey (for its smoothing)."""
+        """The ``(s, s) float32`` face probability of each track's crop (see crop_looks) and each
+        crop in grey (for its smoothing)."""
         sizes = [self.crop_input(t) for t in tracks]
         crops = [crop_pixels(frame, t.crop, s, levels) for t, s in zip(tracks, sizes, strict=True)]
         grays = [cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops]
-        probabilities: list[np.ndarray] = [np.empty(0)] * len(tracks)
-        for i, track in enumerate(tracks):
-            if self.reuse_still and track.looked_gray is not None and track.reused < self.still_reuse:
-                look = (track.looked_crop, track.looked_gray, track.looked_probability)
-                moved = moved_look(*look, track.crop, grays[i], self.still_levels)
-                if moved is not None:
-                    probabilities[i] = moved
-                    track.reused += 1
-        keys = [(s, t.frames == 0) for s, t in zip(sizes, tracks, strict=True)]
-        for size, first in sorted(set(keys)):
-            picked = [i for i, k in enumerate(keys) if k == (size, first) and probabilities[i].size == 0]
-            if not picked:
-                continue
-            batch = np.concatenate([processing.preprocess(crops[i], (size, size), self.segmenter.card) for i in picked])
-            if not first:
-                looks = self.segmenter.infer_batch(batch)
-            elif self.stream:
-                looks = self.segmenter.infer_first_looks(batch)
-            else:  # a photo, whose faces are all first looks (see processing.mirror_averaged)
-                looks = processing.mirror_averaged(self.segmenter.infer_first_looks, batch)
-            for i, probability in zip(picked, looks, strict=True):
-                probabilities[i] = probability
-                track = tracks[i]
-                track.looked_crop, track.looked_gray, track.looked_probability = track.crop, grays[i], probability
-                track.reused = 0
+        reuse = (self.still_levels, self.still_reuse) if self.reuse_still else None
+        probabilities = looks_at_crops(self.segmenter, crops, sizes, tracks, grays, self.stream, reuse)
         return probabilities, grays
 
     def _update_track(

@@ -1,0 +1,67 @@
+"""The model's looks at the tracked faces' crops: one run per crop size, first looks apart, and
+a face whose crop shows what the model last saw there, still or shifted, given that look again
+(see realtime.reuse) instead of a new one.
+
+    probabilities = looks_at_crops(segmenter, crops, sizes, tracks, grays, stream=True)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facecam.realtime import processing
+from facecam.realtime.reuse import moved_look
+from facecam.realtime.tracking import Track
+
+
+def reused_look(track: Track, gray: np.ndarray, levels: float, limit: int) -> np.ndarray | None:
+    """``track``'s last look moved onto its crop of this frame (``gray``), while that look was
+    reused fewer than ``limit`` frames in a row and the crop shows it within ``levels`` (see
+    reuse.moved_look); None when the model must look again."""
+    if track.looked_gray is None or track.reused >= limit:
+        return None
+    look = (track.looked_crop, track.looked_gray, track.looked_probability)
+    return moved_look(*look, track.crop, gray, levels)
+
+
+def looks_at_crops(
+    segmenter,
+    crops: list[np.ndarray],
+    sizes: list[int],
+    tracks: list[Track],
+    grays: list[np.ndarray],
+    stream: bool,
+    reuse: tuple[float, int] | None = None,
+) -> list[np.ndarray]:
+    """The ``(s, s) float32`` face probability of each track's crop (``crops[i]``, ``sizes[i]``
+    model pixels a side, ``grays[i]`` its grey). ``reuse``: ``(levels, limit)`` of reused_look,
+    None to look at every crop. Each track remembers the look it got (and how often it was reused).
+
+    Runs batch the crops of one size; first looks (a track never seen) run apart, on the model
+    that decides what is a face (Segmenter.infer_first_looks), and in a photo (not ``stream``)
+    each is averaged with its mirror image's (processing.mirror_averaged)."""
+    probabilities: list[np.ndarray] = [np.empty(0)] * len(tracks)
+    if reuse is not None:
+        for i, track in enumerate(tracks):
+            moved = reused_look(track, grays[i], *reuse)
+            if moved is not None:
+                probabilities[i] = moved
+                track.reused += 1
+    keys = [(s, t.frames == 0) for s, t in zip(sizes, tracks, strict=True)]
+    for size, first in sorted(set(keys)):
+        picked = [i for i, k in enumerate(keys) if k == (size, first) and probabilities[i].size == 0]
+        if not picked:
+            continue
+        batch = np.concatenate([processing.preprocess(crops[i], (size, size), segmenter.card) for i in picked])
+        if not first:
+            looks = segmenter.infer_batch(batch)
+        elif stream:
+            looks = segmenter.infer_first_looks(batch)
+        else:
+            looks = processing.mirror_averaged(segmenter.infer_first_looks, batch)
+        for i, probability in zip(picked, looks, strict=True):
+            probabilities[i] = probability
+            track = tracks[i]
+            track.looked_crop, track.looked_gray, track.looked_probability = track.crop, grays[i], probability
+            track.reused = 0
+    return probabilities
