@@ -10,6 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from facecam.errors import FacecamError
@@ -27,6 +28,36 @@ def frame_rate(average: Fraction | None, guessed: Fraction | None) -> tuple[Frac
         if rate:  # None or 0 when the container does not say
             return Fraction(rate), False
     return ASSUMED_FPS, True
+
+
+#: cv2.rotate's code for each number of counter-clockwise quarter turns
+_TURN_CODES = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
+
+
+def upright_turns(rotation: float) -> int:
+    """The counter-clockwise quarter turns (0-3) that show a decoded frame as its file means it
+    shown, from the display rotation its container states (degrees counter-clockwise, PyAV's
+    ``VideoFrame.rotation``: a phone held upright stores its video sideways and says so there).
+    0 for an angle that is no multiple of 90 degrees, which no camera writes."""
+    turns = round(rotation / 90)
+    return turns % 4 if abs(rotation - 90 * turns) < 1 else 0
+
+
+def turned_upright(image: np.ndarray, turns: int) -> np.ndarray:
+    """``image`` turned ``turns`` quarter turns counter-clockwise (itself for 0)."""
+    return cv2.rotate(image, _TURN_CODES[turns]) if turns else image
+
+
+def _first_frame_turns(path: Path) -> int:
+    """upright_turns of the first frame of ``path`` (decoded in a container of its own, so the
+    reader starts from the top); 0 when it cannot be decoded (the reader then says why)."""
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(container.streams.video[0]):
+                return upright_turns(float(getattr(frame, "rotation", 0) or 0))
+    except (av.error.FFmpegError, IndexError, UnicodeDecodeError, ValueError):
+        pass
+    return 0
 
 
 def estimated_frames(path: str) -> int:
@@ -55,6 +86,10 @@ class VideoReader:
     video timestamp) and ``time_base`` (the stream's clock tick) describe it. A missing file, a
     non-video or an undecodable one is a FacecamError. Frames that fail to decode mid-stream
     are skipped and counted in ``skipped``, so one corrupt frame does not end a long file.
+    Frames come upright: a file that says it is shown turned (a phone's portrait video, stored
+    sideways) is turned as a player shows it (``turns``, see upright_turns), and ``width`` and
+    ``height`` are the upright frame's. Faces are then found the right way up, and the output,
+    written upright, needs no player to turn it.
     :meth:`take_frame_time` says when a yielded frame is shown: phone videos change their frame
     rate mid-file, and a copy timed at the average rate drifts from its audio.
     """
@@ -78,7 +113,8 @@ class VideoReader:
         if not ctx.width or not ctx.height:
             self._container.close()
             raise FacecamError(f"{self.path}: video stream has no frame size; is the file complete?")
-        self.width, self.height = ctx.width, ctx.height
+        self.turns = _first_frame_turns(self.path)
+        self.width, self.height = (ctx.height, ctx.width) if self.turns % 2 else (ctx.width, ctx.height)
         self.fps, self.fps_assumed = frame_rate(self._stream.average_rate, self._stream.guessed_rate)
         start = self._stream.start_time
         # Output frames are timed from 0; the audio is shifted by the same start (MPEG-TS starts late).
@@ -103,7 +139,10 @@ class VideoReader:
                     self._frame_times[self._yielded] = self._seconds(frame)
                     self._frame_times.pop(self._yielded - FRAME_TIMES_KEPT, None)
                     self._yielded += 1
-                    yield frame.to_ndarray(format="bgr24") if keep is None or keep(self._yielded - 1) else None
+                    if keep is None or keep(self._yielded - 1):
+                        yield turned_upright(frame.to_ndarray(format="bgr24"), self.turns)
+                    else:
+                        yield None
         except av.error.FFmpegError as exc:
             raise FacecamError(f"{self.path}: decoding stopped ({exc})") from exc
 
