@@ -31,6 +31,9 @@ from facecam.realtime.video_parts import plan_parts, run_parts
 from facecam.realtime.video_reader import VideoReader, estimated_frames
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: photos OpenCV cannot decode (a phone's HEIC, a camera's raw files): named, never passed over in
+#: silence, as an iPhone's folder of HEIC photos would otherwise be
+FOREIGN_PHOTO_SUFFIXES = (".heic", ".heif", ".avif", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2")
 WINDOW = "facecam"
 #: keys in the camera window: 1-5 pick a mode, m cycles, q or Esc quits
 MODE_KEYS = {ord(str(i + 1)): mode for i, mode in enumerate(MODES)}
@@ -295,14 +298,24 @@ def _release_in_order(*steps) -> None:
         raise first
 
 
-def list_photos(folder: Path) -> list[Path]:
-    """The photos in ``folder`` (by suffix, sorted); a missing or empty folder is a FacecamError."""
+def list_photos(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The photos in ``folder`` (by suffix, sorted), and those in formats it cannot read
+    (FOREIGN_PHOTO_SUFFIXES); a missing folder, or one without a photo it can read, is a
+    FacecamError (that names the others)."""
     if not folder.is_dir():
         raise FacecamError(f"photo folder {folder} does not exist")
-    photos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    photos = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    foreign = [p for p in files if p.suffix.lower() in FOREIGN_PHOTO_SUFFIXES]
     if not photos:
-        raise FacecamError(f"no photos ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-    return photos
+        also = f"; {_foreign_note(foreign)}" if foreign else ""
+        raise FacecamError(f"no photos ({', '.join(IMAGE_SUFFIXES)}) in {folder}{also}")
+    return photos, foreign
+
+
+def _foreign_note(foreign: list[Path]) -> str:
+    names = ", ".join(p.name for p in foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+    return f"{len(foreign)} photo(s) in formats facecam cannot read ({names}): convert them to JPEG or PNG"
 
 
 def output_name(photo: Path, mode: str) -> str:
@@ -312,7 +325,7 @@ def output_name(photo: Path, mode: str) -> str:
 
 def run_images(segmenter: Segmenter, folder: Path, out: Path, opts: JobOptions) -> RunStats:
     """One output per photo in ``out``; unreadable photos are reported by name at the end."""
-    photos = list_photos(folder)
+    photos, foreign = list_photos(folder)
     if out.resolve() == folder.resolve():
         raise FacecamError(f"output folder {out} is the photo folder; outputs would overwrite the photos")
     if out.exists() and not out.is_dir():
@@ -348,9 +361,12 @@ def run_images(segmenter: Segmenter, folder: Path, out: Path, opts: JobOptions) 
             raise FacecamError(f"cannot write {target}")
         stats.frames += 1
     stats.seconds = time.perf_counter() - start
+    problems = [_foreign_note(foreign)] if foreign else []
     if unreadable:
-        raise FacecamError(
+        problems.append(
             f"{len(unreadable)} photo(s) could not be read: {', '.join(unreadable[:10])}"
-            f"{' ...' if len(unreadable) > 10 else ''} ({stats.frames} written to {out})"
+            f"{' ...' if len(unreadable) > 10 else ''}"
         )
+    if problems:
+        raise FacecamError(f"{'; '.join(problems)} ({stats.frames} written to {out})")
     return stats

@@ -60,6 +60,21 @@ def test_images_bad_input(tiny_model, tmp_path):
     assert (tmp_path / "o2" / "a.png").is_file()  # the readable photo was still done
 
 
+def test_photos_in_formats_it_cannot_read_are_named_not_passed_over(tiny_model, tmp_path):
+    # An iPhone's folder: HEIC photos. Before, a folder of them said "no photos" without a word
+    # of why, and beside JPEGs they were passed over in silence with exit 0.
+    phone = tmp_path / "phone"
+    phone.mkdir()
+    (phone / "IMG_0001.HEIC").write_bytes(b"ftypheic")
+    m = str(tiny_model)
+    result = run_cli("facecam", "--images", str(phone), "--out", str(tmp_path / "o"), "--model", m)
+    assert_clean_error(result, "no photos", "IMG_0001.HEIC", "convert them to JPEG")
+    cv2.imwrite(str(phone / "a.jpg"), draw_face_frame(0.0))
+    result = run_cli("facecam", "--images", str(phone), "--out", str(tmp_path / "o2"), "--model", m)
+    assert_clean_error(result, "1 photo(s) in formats facecam cannot read (IMG_0001.HEIC)", "1 written")
+    assert [p.name for p in (tmp_path / "o2").iterdir()] == ["a.jpg"]
+
+
 def test_camera_reader_keeps_newest_frame(tmp_path):
     clip = write_clip(tmp_path / "cam.mp4", frames=40, audio=False)
     with CameraReader(str(clip), retries=0) as cam:  # a file would replay on re-open
@@ -137,3 +152,18 @@ def test_a_camera_that_fails_to_close_still_leaves_the_recording(tiny_model, tmp
     with Segmenter(tiny_model) as seg, pytest.raises(CameraError, match="did not let go"):
         runners.run_camera(seg, 0, out, opts)
     assert 0 < probe(out)["frames"] <= 10  # finished and in place, though the camera's release failed
+
+
+def test_a_phone_photo_is_turned_as_its_exif_says(tiny_model, tmp_path):
+    image_module = pytest.importorskip("PIL.Image")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    exif = image_module.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to show": a phone held upright
+    image_module.fromarray(draw_face_frame(0.0, 90, 120)[..., ::-1]).save(photos / "a.jpg", exif=exif.tobytes())
+    out = tmp_path / "masks"
+    result = run_cli(
+        "facecam", "--images", str(photos), "--out", str(out), "--mode", "mask", "--model", str(tiny_model)
+    )
+    assert result.returncode == 0, result.stderr
+    assert cv2.imread(str(out / "a.png"), cv2.IMREAD_UNCHANGED).shape == (120, 90)  # upright, as shown
