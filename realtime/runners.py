@@ -147,6 +147,7 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
                 audio_offset=reader.start_seconds,
                 time_base=reader.time_base,
                 comment=rate_note,
+                sample_aspect=reader.sample_aspect,
             )
             if out
             else None

@@ -42,6 +42,8 @@ class VideoWriter:
     Frames are timed on a clock of ``time_base`` seconds a tick (1/fps unless given; pass the
     source's to keep its exact frame times; AVI always ticks at 1/fps). ``comment``, when given,
     is written into the file's metadata (e.g. that its frame rate was assumed).
+    ``sample_aspect`` (width / height of a pixel), when given, is written for players to show
+    non-square pixels as wide as they are meant (an anamorphic source's, see VideoReader).
 
     Use as a context manager or call :meth:`close`. ``close(keep=True)`` finishes the file
     and renames it into place; ``close(keep=False)`` removes it. With no frame written
@@ -61,6 +63,7 @@ class VideoWriter:
         audio_offset: Fraction = Fraction(0),
         time_base: Fraction | None = None,
         comment: str | None = None,
+        sample_aspect: Fraction | None = None,
     ) -> None:
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
@@ -93,6 +96,8 @@ class VideoWriter:
         # 4:2:0 needs even sides; odd-sized input keeps its exact size with 4:4:4.
         self._video.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
         self._video.time_base = self._video.codec_context.time_base = self.time_base
+        if sample_aspect:  # non-square pixels (VideoReader.sample_aspect): shown as wide as the source
+            self._video.codec_context.sample_aspect_ratio = Fraction(sample_aspect)
         # No B-frames: a fragmented MP4 has no edit list to hide their decoding delay, so the
         # video would start two frames (67 ms at 30 fps) after its audio. Without them the file
         # is ~20% larger and frames leave the encoder at once.

@@ -48,6 +48,16 @@ def turned_upright(image: np.ndarray, turns: int) -> np.ndarray:
     return cv2.rotate(image, _TURN_CODES[turns]) if turns else image
 
 
+def upright_sample_aspect(stored: Fraction | None, turns: int) -> Fraction | None:
+    """The width / height of a pixel of the upright frame, from the stored frame's (``turns``
+    quarter turns away; a quarter turn swaps a pixel's sides); None for square pixels or where
+    the file does not say (0/1, as FFmpeg reports "unknown")."""
+    if not stored or stored == 1:
+        return None
+    aspect = Fraction(stored)
+    return 1 / aspect if turns % 2 else aspect
+
+
 def _first_frame_turns(path: Path) -> int:
     """upright_turns of the first frame of ``path`` (decoded in a container of its own, so the
     reader starts from the top); 0 when it cannot be decoded (the reader then says why)."""
@@ -89,7 +99,10 @@ class VideoReader:
     Frames come upright: a file that says it is shown turned (a phone's portrait video, stored
     sideways) is turned as a player shows it (``turns``, see upright_turns), and ``width`` and
     ``height`` are the upright frame's. Faces are then found the right way up, and the output,
-    written upright, needs no player to turn it.
+    written upright, needs no player to turn it. ``sample_aspect`` is the shape of the upright
+    frame's pixels (width / height) where they are not square (a DV or HDV camcorder's
+    anamorphic 16:9: 720x480 at 32:27, 1440x1080 at 4:3), else None; the writer keeps it, so
+    the output is shown as wide as its source.
     :meth:`take_frame_time` says when a yielded frame is shown: phone videos change their frame
     rate mid-file, and a copy timed at the average rate drifts from its audio.
     """
@@ -115,6 +128,7 @@ class VideoReader:
             raise FacecamError(f"{self.path}: video stream has no frame size; is the file complete?")
         self.turns = _first_frame_turns(self.path)
         self.width, self.height = (ctx.height, ctx.width) if self.turns % 2 else (ctx.width, ctx.height)
+        self.sample_aspect = upright_sample_aspect(self._stream.sample_aspect_ratio, self.turns)
         self.fps, self.fps_assumed = frame_rate(self._stream.average_rate, self._stream.guessed_rate)
         start = self._stream.start_time
         # Output frames are timed from 0; the audio is shifted by the same start (MPEG-TS starts late).

@@ -1,16 +1,20 @@
-"""A video whose container says it is shown turned (a phone held upright stores its video
-sideways, with a display rotation): read upright, its faces found the right way up, and written
-upright, so that no player has to turn it."""
+"""A video shown otherwise than it is stored. Turned: a phone held upright stores its video
+sideways, with a display rotation; it is read upright, its faces found the right way up, and
+written upright, so that no player has to turn it. Non-square pixels: a camcorder's anamorphic
+16:9 (720x480 pixels shown 32:27 wide); the output keeps that shape, so it plays as wide."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import av
+import cv2
 import numpy as np
 import pytest
 from conftest import run_cli
 
 from facecam.realtime.segmenter import WEIGHTS_DIR
-from facecam.realtime.video_reader import VideoReader, turned_upright, upright_turns
+from facecam.realtime.video_reader import VideoReader, turned_upright, upright_sample_aspect, upright_turns
 
 SAMPLE = WEIGHTS_DIR.parent / "samples" / "astronaut.mp4"
 needs_rotation_writer = pytest.mark.skipif(
@@ -90,3 +94,36 @@ def test_a_phone_video_stored_sideways_gets_its_face_found_and_is_written_uprigh
     a, b = masks["upright"], masks["sideways"]
     assert a.mean() > 0.02  # the face is there ...
     assert (a & b).sum() / (a | b).sum() > 0.9  # ... and found the same way in the sideways file
+
+
+def test_the_pixel_shape_of_the_upright_frame():
+    assert upright_sample_aspect(None, 0) is None and upright_sample_aspect(Fraction(0, 1), 1) is None  # unknown
+    assert upright_sample_aspect(Fraction(1), 0) is None  # square
+    assert upright_sample_aspect(Fraction(32, 27), 0) == upright_sample_aspect(Fraction(32, 27), 2) == Fraction(32, 27)
+    assert upright_sample_aspect(Fraction(4, 3), 1) == Fraction(3, 4)  # a quarter turn swaps a pixel's sides
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_non_square_pixels_keep_their_shape(tiny_model, tmp_path, suffix):
+    # Before, the output of a DV camcorder's 16:9 (720x480 at 32:27) said nothing of its pixels'
+    # shape and played squeezed to 3:2.
+    clip = tmp_path / "dv.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 720, 480, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = Fraction(32, 27)
+        for frame in sample_frames(6):
+            picture = av.VideoFrame.from_ndarray(cv2.resize(frame, (720, 480)), format="bgr24")
+            for packet in stream.encode(picture):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    with VideoReader(clip) as reader:
+        assert reader.sample_aspect == Fraction(32, 27)
+    result = tmp_path / f"out{suffix}"
+    done = run_cli("facecam", "--video", str(clip), "--out", str(result), "--model", str(tiny_model), "--no-display")
+    assert done.returncode == 0, done.stderr
+    with av.open(str(result)) as container:
+        video = container.streams.video[0]
+        assert (video.codec_context.width, video.codec_context.height) == (720, 480)
+        assert video.sample_aspect_ratio == Fraction(32, 27) and video.display_aspect_ratio == Fraction(16, 9)
