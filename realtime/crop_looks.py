@@ -7,10 +7,12 @@ a face whose crop shows what the model last saw there, still or shifted, given t
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from facecam.realtime import processing
-from facecam.realtime.reuse import moved_look
+from facecam.realtime.crops import Crop, crop_pixels
+from facecam.realtime.reuse import crop_motion, moved_look
 from facecam.realtime.tracking import Track
 
 
@@ -22,6 +24,21 @@ def reused_look(track: Track, gray: np.ndarray, levels: float, limit: int) -> np
         return None
     look = (track.looked_crop, track.looked_gray, track.looked_probability)
     return moved_look(*look, track.crop, gray, levels)
+
+
+def shows_the_look(
+    frame: np.ndarray,
+    crop: Crop,
+    looked: tuple[Crop, np.ndarray],
+    levels: float,
+    halvings: processing.Halvings | None = None,
+) -> bool:
+    """Whether ``crop`` of ``frame`` shows what the model saw in ``looked`` (the crop it looked at
+    and that crop's grey), still or moved, within ``levels`` (see reuse.crop_motion): a look
+    there would see what the model saw and say what it said."""
+    looked_crop, looked_gray = looked
+    now = cv2.cvtColor(crop_pixels(frame, crop, looked_gray.shape[0], halvings), cv2.COLOR_BGR2GRAY)
+    return crop_motion(looked_crop, looked_gray, crop, now, levels) is not None
 
 
 def looks_at_crops(

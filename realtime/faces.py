@@ -23,7 +23,7 @@ import numpy as np
 
 from facecam.face import FACE_THRESHOLD
 from facecam.realtime import full_pass, processing
-from facecam.realtime.crop_looks import looks_at_crops
+from facecam.realtime.crop_looks import looks_at_crops, shows_the_look
 from facecam.realtime.crops import (
     Box,
     below_heads,
@@ -206,7 +206,7 @@ class FaceFinder:
                 self._last_find, due = index, False
         if due:
             candidates = self.find(frame, whole, levels)
-            self.tracker.propose(self.verified(frame, candidates), frame.shape[:2])
+            self.tracker.propose(self.verified(frame, candidates, index, levels), frame.shape[:2])
             self._last_find = index
             if whole:
                 self._last_fine = index
@@ -215,11 +215,11 @@ class FaceFinder:
                     self.scan.looked_all(zoomed, thumb)
         if self.scan.busy and not whole and zoomed is not None:
             tile_faces = self._tile_blobs(frame, zoomed, thumb)
-            self.tracker.propose(self.verified(frame, tile_faces), frame.shape[:2])
+            self.tracker.propose(self.verified(frame, tile_faces, index, levels), frame.shape[:2])
             candidates += tile_faces
         if self.edge_watch is not None and zoomed is not None:
             edge_faces = self._edge_blobs(frame, zoomed, thumb, whole)
-            self.tracker.propose(self.verified(frame, edge_faces), frame.shape[:2])
+            self.tracker.propose(self.verified(frame, edge_faces, index, levels), frame.shape[:2])
             candidates += edge_faces
         t1 = time.perf_counter()
         spent["finder"] = (t1 - t0) * 1000
@@ -232,12 +232,12 @@ class FaceFinder:
             # (several faces merged into one blob at the model's size, say), and so may be what
             # a tall one holds under the face found at its head.
             candidates += below_heads(candidates, [t.face for t in self.tracker.tracks])
-            new = self.tracker.propose(self.verified(frame, candidates), frame.shape[:2])
+            new = self.tracker.propose(self.verified(frame, candidates, index, levels), frame.shape[:2])
             merge_ms += self._segment_and_merge(frame, new, index, mask, scale, levels)
         if self._split_faces:
             # the faces that the first looks at new tracks found away from their centre (see
             # _update_track), segmented now; split once: the pieces' own crops propose nothing
-            new = self.tracker.propose(self.verified(frame, self._split_faces), frame.shape[:2])
+            new = self.tracker.propose(self.verified(frame, self._split_faces, index, levels), frame.shape[:2])
             merge_ms += self._segment_and_merge(frame, new, index, mask, scale, levels)
             self._split_faces = []
         t2 = time.perf_counter()
@@ -317,10 +317,28 @@ class FaceFinder:
         )
         self.tracker.tracks = [t for t in self.tracker.tracks if any(t.face is face for face in kept)]
 
-    def verified(self, frame: np.ndarray, proposals: list[Box]) -> list[Box]:
-        """The proposals no track follows yet that the verifier takes for faces (all without one)."""
+    def verified(
+        self, frame: np.ndarray, proposals: list[Box], index: int, levels: processing.Halvings | None = None
+    ) -> list[Box]:
+        """The proposals no track follows yet that the verifier takes for faces (all without one),
+        but those held again unlooked at (see _held_again_unchanged)."""
         new = [box for box in proposals if not self.tracker.follows(box)]
+        if self.reuse_still:
+            new = [box for box in new if not self._held_again_unchanged(frame, box, index, levels)]
         return believed(self.verifier, frame, new, self.verify_threshold, TRUSTED_FACE_SHARE)
+
+    def _held_again_unchanged(
+        self, frame: np.ndarray, proposal: Box, index: int, levels: processing.Halvings | None
+    ) -> bool:
+        """Whether ``proposal`` repeats a held one whose first look showed no face, over what that
+        look saw (crop_looks.shows_the_look): then held again, unlooked at. A crowd's zoomed pass
+        proposed the same blobs (lamps, chests) every 12 frames, each looked at to be held again."""
+        held = self.tracker.unseen_hold_of(proposal, index)
+        crop = self.tracker.first_crop(proposal, frame.shape[:2])
+        if held is None or not shows_the_look(frame, crop, held.looked, self.still_levels, levels):
+            return False
+        self.tracker.hold_again(held, proposal, index)
+        return True
 
     def crop_input(self, track: Track) -> int:
         """The side, in model pixels, of a track's crop (passes.crop_input_side; ``follow_detail``

@@ -45,6 +45,20 @@ def moved_look(
     ``looked_crop`` whose grey was ``looked_gray``), moved onto this frame's ``crop`` (its grey
     ``gray``, same side ``s``); None when the crop shows more than the old one moved (a block
     differs by more than ``levels``, see :func:`looks_the_same`)."""
+    matrix = crop_motion(looked_crop, looked_gray, crop, gray, levels)
+    if matrix is None:
+        return None
+    size = gray.shape[0]
+    return cv2.warpAffine(looked_probability, matrix, (size, size))
+
+
+def crop_motion(
+    looked_crop: Crop, looked_gray: np.ndarray, crop: Crop, gray: np.ndarray, levels: float = STILL_LEVELS
+) -> np.ndarray | None:
+    """The ``(2, 3)`` affine that takes the pixels of ``looked_crop`` (its grey ``looked_gray``)
+    onto this frame's ``crop`` (its grey ``gray``, the same side) when the new crop shows the
+    old one moved: the two crops' own geometry, plus the picture's shift since when the picture
+    moved; None when it shows more than that (see :func:`looks_the_same`)."""
     size = gray.shape[0]
     if looked_gray.shape != gray.shape:
         return None
@@ -60,7 +74,7 @@ def moved_look(
         before = cv2.warpAffine(looked_gray, matrix, (size, size), borderMode=cv2.BORDER_REPLICATE)
         if not looks_the_same(before, gray, levels):
             return None
-    return cv2.warpAffine(looked_probability, matrix, (size, size))
+    return matrix
 
 
 def image_shift(before: np.ndarray, now: np.ndarray) -> tuple[float, float]:

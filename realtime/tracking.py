@@ -85,6 +85,10 @@ class HeldFace:
     until: int
     first_new_id: int = 0
     offset: tuple[float, float] = (0.0, 0.0)
+    # a proposal whose first look showed no face: the proposal, and the crop and its grey that
+    # the model looked at (see FaceTracker.unseen_hold_of)
+    unseen: Box | None = None
+    looked: tuple[Crop, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def boxes(self) -> list[Box]:
@@ -128,12 +132,16 @@ class FaceTracker:
         for face in faces:
             if self.follows(face) or any(iou(face, r.box) > DUPLICATE_IOU for r in self.rejected):
                 continue
-            crop = fit_crop(Crop.around(face, self.margin, proposal=True), frame_hw)
+            crop = self.first_crop(face, frame_hw)
             track = Track(self._next_id, crop, face, TemporalSmoother(self.smoothing), pan_at_face=self.pan)
             self._next_id += 1
             self.tracks.append(track)
             new.append(track)
         return new
+
+    def first_crop(self, proposal: Box, frame_hw: tuple[int, int]) -> Crop:
+        """Where the model first looks for the face of ``proposal``."""
+        return fit_crop(Crop.around(proposal, self.margin, proposal=True), frame_hw)
 
     def seen(self, track: Track, face: Box, frame_hw: tuple[int, int], frame_index: int) -> None:
         """``track``'s crop found its face at ``face``: aim the next crop there (damped).
@@ -182,15 +190,43 @@ class FaceTracker:
             self.rejected.append(HeldFace(track.face, frame_index + REJECT_FRAMES))
         if track.frames == 0 or track.misses >= MISS_LIMIT:
             self.tracks.remove(track)
-            if track.frames > 0 or may_hide_a_face:
+            if track.frames > 0:
                 self.hold(track.face, frame_index, self.pan_since(track.pan_at_face))
+            elif may_hide_a_face:
+                looked = (track.looked_crop, track.looked_gray) if track.looked_gray is not None else None
+                self.hold(track.face, frame_index, self.pan_since(track.pan_at_face), track.face, looked)
 
-    def hold(self, box: Box, frame_index: int, offset: tuple[float, float] = (0.0, 0.0)) -> None:
+    def hold(
+        self,
+        box: Box,
+        frame_index: int,
+        offset: tuple[float, float] = (0.0, 0.0),
+        unseen: Box | None = None,
+        looked: tuple[Crop, np.ndarray] | None = None,
+    ) -> None:
         """Cover ``box`` for the memory, grown a little: where it was, and moved by ``offset``
-        (the pan since it was seen; see shift_held)."""
+        (the pan since it was seen; see shift_held). ``unseen``, ``looked``: see HeldFace."""
         if self.memory_frames > 0:
             until = frame_index + self.memory_frames
-            self.held.append(HeldFace(box.grown(HELD_GROWTH), until, self._next_id, offset))
+            self.held.append(HeldFace(box.grown(HELD_GROWTH), until, self._next_id, offset, unseen, looked))
+
+    def unseen_hold_of(self, proposal: Box, frame_index: int) -> HeldFace | None:
+        """The live hold of a proposal whose first look showed no face, and which ``proposal``
+        proposes again (the same box, where it was or moved with the picture: IoU over
+        DUPLICATE_IOU), with the look it had; None if none."""
+        for held in self.held:
+            if held.looked is None or held.until < frame_index:
+                continue
+            if max(iou(proposal, held.unseen), iou(proposal, held.unseen.shifted(*held.offset))) > DUPLICATE_IOU:
+                return held
+        return None
+
+    def hold_again(self, held: HeldFace, proposal: Box, frame_index: int) -> None:
+        """Hold ``proposal`` for the memory in place of ``held`` (see unseen_hold_of), keeping the
+        look ``held`` had: later frames are compared with what the model saw, not with a frame
+        that was only like it."""
+        self.held.remove(held)
+        self.hold(proposal, frame_index, unseen=proposal, looked=held.looked)
 
     def pan_since(self, pan: tuple[float, float]) -> tuple[float, float]:
         """How far the picture moved since the tracker's pan was ``pan``."""

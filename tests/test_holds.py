@@ -6,6 +6,7 @@ Uses the colour-keyed stand-in for the model of test_faces.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from test_faces import ColourKeyedSegmenter, scene
 
@@ -256,3 +257,47 @@ def test_a_scene_cut_drops_the_faces_and_their_memory():
     assert not result.held and not result.faces
     assert is_scene_cut(np.zeros((8, 8), np.uint8), np.full((8, 8), 200, np.uint8))
     assert not is_scene_cut(np.zeros((8, 8), np.uint8), np.full((8, 8), 20, np.uint8))
+
+
+def _textured(frame: np.ndarray, box: Box, seed: int) -> np.ndarray:
+    """``frame`` with a patch of smooth grey texture (a lamp, a sleeve; no skin: no face to the
+    stand-in model) at ``box``."""
+    out = frame.copy()
+    x0, y0, x1, y1 = (int(v) for v in (box.x0, box.y0, box.x1, box.y1))
+    noise = np.random.default_rng(seed).normal(0, 60, (y1 - y0, x1 - x0)).astype(np.float32)
+    out[y0:y1, x0:x1] = np.clip(30 + cv2.GaussianBlur(noise, (0, 0), 2), 0, 255).astype(np.uint8)[..., None]
+    return out
+
+
+def test_a_held_proposal_proposed_again_over_the_same_pixels_is_held_again_without_a_look():
+    segmenter = ColourKeyedSegmenter()
+    finder = FaceFinder(segmenter, smoothing=0, fps=10, memory_seconds=1)  # a memory of 10 frames
+    blob = Box(100, 100, 118, 118)  # looked at closely: held when its crop shows no face
+    frame = _textured(scene([]), blob, seed=0)
+    new = finder.tracker.propose([blob], frame.shape[:2])
+    (gh, gw), scale = grid_shape(frame.shape[:2])
+    finder._segment_and_merge(frame, new, 3, np.zeros((gh, gw), np.float32), scale)
+    (held,) = finder.tracker.held
+    assert held.looked is not None and held.until == 13
+    runs = segmenter.runs
+    # the next pass proposes it again over the same pixels: held again from frame 9, no look
+    assert finder.verified(frame, [blob], 9) == [] and segmenter.runs == runs
+    (held,) = finder.tracker.held
+    assert held.until == 19 and iou(held.box, blob) > 0.6
+    # ... and moved a little with the picture: the look moved with it stands for a new one
+    moved = Box(103, 101, 121, 119)
+    assert finder.verified(np.roll(frame, (1, 3), axis=(0, 1)), [moved], 12) == [] and segmenter.runs == runs
+    # over changed pixels, or once its hold ended, it is looked at again
+    assert finder.verified(_textured(scene([]), blob, seed=1), [moved], 14) == [moved]
+    assert finder.verified(frame, [Box(300, 200, 318, 218)], 14) == [Box(300, 200, 318, 218)]  # elsewhere
+    assert finder.verified(frame, [blob], 40) == [blob]
+
+
+def test_without_reused_looks_every_proposal_is_looked_at():
+    finder = FaceFinder(ColourKeyedSegmenter(), smoothing=0, fps=10, memory_seconds=1, reuse_still=False)
+    blob = Box(100, 100, 118, 118)
+    frame = _textured(scene([]), blob, seed=0)
+    new = finder.tracker.propose([blob], frame.shape[:2])
+    (gh, gw), scale = grid_shape(frame.shape[:2])
+    finder._segment_and_merge(frame, new, 3, np.zeros((gh, gw), np.float32), scale)
+    assert finder.tracker.held and finder.verified(frame, [blob], 9) == [blob]
