@@ -27,6 +27,10 @@ CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", "
 DISK_RESERVE = 1 << 20
 #: check the free space every this many frames
 DISK_CHECK_EVERY = 10
+#: the colour matrix, primaries and transfer the output is written with and tagged (ITU-T H.273
+#: code 1, BT.709), and its range (1: limited, 16-235)
+BT709 = 1
+LIMITED_RANGE = 1
 #: audio codecs an MP4/MOV can carry as they are; others are re-encoded to AAC
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 
@@ -95,6 +99,12 @@ class VideoWriter:
         self._video.width, self._video.height = width, height
         # 4:2:0 needs even sides; odd-sized input keeps its exact size with 4:4:4.
         self._video.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        # BT.709, limited range, and said so in the stream: untagged, its YUV (made with the
+        # BT.601 matrix, FFmpeg's default) was shown by players with the BT.709 matrix they assume
+        # for HD, a pure green 200 as 167 and a red turned orange
+        context = self._video.codec_context
+        context.colorspace = context.color_primaries = context.color_trc = BT709
+        context.color_range = LIMITED_RANGE
         self._video.time_base = self._video.codec_context.time_base = self.time_base
         if sample_aspect:  # non-square pixels (VideoReader.sample_aspect): shown as wide as the source
             self._video.codec_context.sample_aspect_ratio = Fraction(sample_aspect)
@@ -160,7 +170,9 @@ class VideoWriter:
     def _write(self, frame: np.ndarray, timestamp: float | None) -> None:
         if self.frames_written % DISK_CHECK_EVERY == 0:
             self._check_disk()
-        vf = av.VideoFrame.from_ndarray(frame, format="bgr24")
+        vf = av.VideoFrame.from_ndarray(frame, format="bgr24").reformat(
+            format=self._video.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG"
+        )
         if timestamp is None:
             seconds = self.frames_written / self.fps
         else:

@@ -30,6 +30,11 @@ def frame_rate(average: Fraction | None, guessed: Fraction | None) -> tuple[Frac
     return ASSUMED_FPS, True
 
 
+#: a frame that does not say its colour matrix is read with the one players assume: BT.709 when
+#: it is taller than standard definition (an HD camera's), BT.601 otherwise
+SD_MAX_HEIGHT = 576
+UNSPECIFIED_MATRIX = 2  # ITU-T H.273's "unspecified" (FFmpeg's AVCOL_SPC_UNSPECIFIED)
+
 #: cv2.rotate's code for each number of counter-clockwise quarter turns
 _TURN_CODES = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
 
@@ -41,6 +46,21 @@ def upright_turns(rotation: float) -> int:
     0 for an angle that is no multiple of 90 degrees, which no camera writes."""
     turns = round(rotation / 90)
     return turns % 4 if abs(rotation - 90 * turns) < 1 else 0
+
+
+def assumed_matrix(colorspace: int | None, height: int) -> str | None:
+    """The colour matrix to read a frame with: None (its own) when it says one, else the one
+    players assume for its height (SD_MAX_HEIGHT). FFmpeg alone would take BT.601 for every
+    untagged frame, and an untagged HD video's colours would come out otherwise than a player
+    shows them (and go into the output so)."""
+    if colorspace not in (None, UNSPECIFIED_MATRIX):
+        return None
+    return "ITU709" if height > SD_MAX_HEIGHT else "ITU601"
+
+
+def bgr_of(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as ``(H, W, 3) uint8 BGR``, through its colour matrix (assumed_matrix)."""
+    return frame.to_ndarray(format="bgr24", src_colorspace=assumed_matrix(frame.colorspace, frame.height))
 
 
 def turned_upright(image: np.ndarray, turns: int) -> np.ndarray:
@@ -154,7 +174,7 @@ class VideoReader:
                     self._frame_times.pop(self._yielded - FRAME_TIMES_KEPT, None)
                     self._yielded += 1
                     if keep is None or keep(self._yielded - 1):
-                        yield turned_upright(frame.to_ndarray(format="bgr24"), self.turns)
+                        yield turned_upright(bgr_of(frame), self.turns)
                     else:
                         yield None
         except av.error.FFmpegError as exc:

@@ -1,7 +1,9 @@
 """A video shown otherwise than it is stored. Turned: a phone held upright stores its video
 sideways, with a display rotation; it is read upright, its faces found the right way up, and
 written upright, so that no player has to turn it. Non-square pixels: a camcorder's anamorphic
-16:9 (720x480 pixels shown 32:27 wide); the output keeps that shape, so it plays as wide."""
+16:9 (720x480 pixels shown 32:27 wide); the output keeps that shape, so it plays as wide.
+Colours: read through the source's colour matrix (the one players assume where it says none),
+written BT.709 and tagged so, so that a player shows the output in the source's colours."""
 
 from __future__ import annotations
 
@@ -14,7 +16,13 @@ import pytest
 from conftest import run_cli
 
 from facecam.realtime.segmenter import WEIGHTS_DIR
-from facecam.realtime.video_reader import VideoReader, turned_upright, upright_sample_aspect, upright_turns
+from facecam.realtime.video_reader import (
+    VideoReader,
+    assumed_matrix,
+    turned_upright,
+    upright_sample_aspect,
+    upright_turns,
+)
 
 SAMPLE = WEIGHTS_DIR.parent / "samples" / "astronaut.mp4"
 needs_rotation_writer = pytest.mark.skipif(
@@ -127,3 +135,74 @@ def test_non_square_pixels_keep_their_shape(tiny_model, tmp_path, suffix):
         video = container.streams.video[0]
         assert (video.codec_context.width, video.codec_context.height) == (720, 480)
         assert video.sample_aspect_ratio == Fraction(32, 27) and video.display_aspect_ratio == Fraction(16, 9)
+
+
+BANDS_BGR = [(0, 0, 200), (0, 200, 0), (200, 0, 0), (40, 160, 220)]  # red, green, blue, a skin-like tone
+
+
+def colour_bands(height: int, width: int) -> np.ndarray:
+    image = np.zeros((height, width, 3), np.uint8)
+    for i, colour in enumerate(BANDS_BGR):
+        image[:, i * width // 4 : (i + 1) * width // 4] = colour
+    return image
+
+
+def band_colours(image: np.ndarray) -> np.ndarray:
+    """The colour at the middle of each band."""
+    height, width = image.shape[:2]
+    return np.array([image[height // 2, (2 * i + 1) * width // 8] for i in range(4)], int)
+
+
+def as_a_player_shows(path) -> np.ndarray:
+    """The first frame of ``path`` in BGR as a player shows it: through the colour matrix its
+    stream says, or where it says none, BT.709 for HD and BT.601 below (mpv's and VLC's rule)."""
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+    matrix = frame.colorspace if frame.colorspace != 2 else (1 if frame.height > 576 else 5)
+    return frame.reformat(format="bgr24", src_colorspace=matrix, src_color_range=1).to_ndarray()
+
+
+def write_bands(path, height: int, width: int, tagged: bool):
+    """A clip of colour_bands, its YUV made with the matrix a camera uses for its size (BT.709
+    for HD, BT.601 below), the stream tagged with it or (``tagged`` False) saying nothing."""
+    matrix = 1 if height > 576 else 5
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if tagged:
+            context = stream.codec_context
+            context.colorspace, context.color_primaries, context.color_trc = matrix, 1 if matrix == 1 else 6, 1
+            context.color_range = 1
+        for _ in range(4):
+            picture = av.VideoFrame.from_ndarray(colour_bands(height, width), format="bgr24")
+            picture = picture.reformat(format="yuv420p", dst_colorspace=matrix, dst_color_range=1)
+            for packet in stream.encode(picture):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def test_the_matrix_a_frame_is_read_with():
+    assert assumed_matrix(1, 1080) is None and assumed_matrix(5, 480) is None  # it says: its own
+    assert assumed_matrix(2, 720) == assumed_matrix(None, 1080) == "ITU709"  # untagged HD
+    assert assumed_matrix(2, 576) == "ITU601"  # untagged SD
+
+
+@pytest.mark.parametrize(("height", "width", "tagged"), [(720, 1280, True), (720, 1280, False), (360, 640, False)])
+def test_the_output_plays_in_the_source_s_colours(tiny_model, tmp_path, height, width, tagged):
+    # Before: the output said no matrix and was made with BT.601, so a player showed an HD
+    # output through BT.709: a camera's green 198 as 165, its red turned orange.
+    clip = write_bands(tmp_path / "bands.mp4", height, width, tagged)
+    seen = band_colours(as_a_player_shows(clip))
+    assert np.abs(seen - np.array(BANDS_BGR)).max() <= 6  # the clip is what it should be
+    with VideoReader(clip) as reader:
+        assert np.abs(band_colours(next(iter(reader.frames()))) - seen).max() <= 3  # read as shown
+    out = tmp_path / "out.mp4"
+    # blur on flat bands: the middle of each band keeps its colour whatever the model paints
+    done = run_cli("facecam", "--video", str(clip), "--out", str(out), "--mode", "blur", "--model", str(tiny_model))
+    assert done.returncode == 0, done.stderr
+    with av.open(str(out)) as container:
+        context = container.streams.video[0].codec_context
+        assert (context.colorspace, context.color_primaries, context.color_trc, context.color_range) == (1, 1, 1, 1)
+    assert np.abs(band_colours(as_a_player_shows(out)) - seen).max() <= 4
