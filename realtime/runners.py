@@ -301,13 +301,15 @@ def _release_in_order(*steps) -> None:
 
 def list_photos(folder: Path) -> tuple[list[Path], list[Path]]:
     """The photos in ``folder`` (by suffix, sorted), and those in formats it cannot read
-    (FOREIGN_PHOTO_SUFFIXES); a missing folder, or one without a photo it can read, is a
-    FacecamError (that names the others)."""
+    (FOREIGN_PHOTO_SUFFIXES) that have no readable twin of the same name; a missing folder, or
+    one without a photo it can read, is a FacecamError (that names the others)."""
     if not folder.is_dir():
         raise FacecamError(f"photo folder {folder} does not exist")
     files = sorted(p for p in folder.iterdir() if p.is_file())
     photos = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-    foreign = [p for p in files if p.suffix.lower() in FOREIGN_PHOTO_SUFFIXES]
+    # a camera's raw file beside its own JPEG (IMG_1.CR2, IMG_1.JPG) is that photo, done once
+    stems = {p.stem.lower() for p in photos}
+    foreign = [p for p in files if p.suffix.lower() in FOREIGN_PHOTO_SUFFIXES and p.stem.lower() not in stems]
     if not photos:
         also = f"; {_foreign_note(foreign)}" if foreign else ""
         raise FacecamError(f"no photos ({', '.join(IMAGE_SUFFIXES)}) in {folder}{also}")

@@ -225,7 +225,7 @@ class FaceTracker:
         """Hold ``proposal`` for the memory in place of ``held`` (see unseen_hold_of), keeping the
         look ``held`` had: later frames are compared with what the model saw, not with a frame
         that was only like it."""
-        self.held.remove(held)
+        self.held = [h for h in self.held if h is not held]  # that one: another may equal it but for its look
         self.hold(proposal, frame_index, unseen=proposal, looked=held.looked)
 
     def pan_since(self, pan: tuple[float, float]) -> tuple[float, float]:

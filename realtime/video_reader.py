@@ -78,13 +78,26 @@ def upright_sample_aspect(stored: Fraction | None, turns: int) -> Fraction | Non
     return 1 / aspect if turns % 2 else aspect
 
 
+#: packets a reader's peek at the first frame (see _first_frame_turns) decodes at most
+PEEK_PACKETS = 64
+
+
 def _first_frame_turns(path: Path) -> int:
-    """upright_turns of the first frame of ``path`` (decoded in a container of its own, so the
-    reader starts from the top); 0 when it cannot be decoded (the reader then says why)."""
+    """upright_turns of the first frame of ``path`` that decodes (in a container of its own, so
+    the reader starts from the top; packets that fail to decode are passed over, as the reader
+    does); 0 when none does within PEEK_PACKETS packets (the reader then says why)."""
     try:
         with av.open(str(path)) as container:
-            for frame in container.decode(container.streams.video[0]):
-                return upright_turns(float(getattr(frame, "rotation", 0) or 0))
+            stream = container.streams.video[0]
+            for count, packet in enumerate(container.demux(stream)):
+                if count >= PEEK_PACKETS:
+                    break
+                try:
+                    decoded = packet.decode()
+                except av.error.InvalidDataError:
+                    continue
+                for frame in decoded:
+                    return upright_turns(float(frame.rotation or 0))
     except (av.error.FFmpegError, IndexError, UnicodeDecodeError, ValueError):
         pass
     return 0

@@ -73,6 +73,11 @@ def test_photos_in_formats_it_cannot_read_are_named_not_passed_over(tiny_model, 
     result = run_cli("facecam", "--images", str(phone), "--out", str(tmp_path / "o2"), "--model", m)
     assert_clean_error(result, "1 photo(s) in formats facecam cannot read (IMG_0001.HEIC)", "1 written")
     assert [p.name for p in (tmp_path / "o2").iterdir()] == ["a.jpg"]
+    # a camera's raw file beside its own JPEG is that photo, done: no error for it
+    (phone / "IMG_0001.HEIC").unlink()
+    (phone / "a.CR2").write_bytes(b"raw")
+    result = run_cli("facecam", "--images", str(phone), "--out", str(tmp_path / "o3"), "--model", m)
+    assert result.returncode == 0, result.stderr
 
 
 def test_camera_reader_keeps_newest_frame(tmp_path):

@@ -25,9 +25,6 @@ from facecam.realtime.video_reader import (
 )
 
 SAMPLE = WEIGHTS_DIR.parent / "samples" / "astronaut.mp4"
-needs_rotation_writer = pytest.mark.skipif(
-    not hasattr(av.video.stream.VideoStream, "set_display_rotation"), reason="this PyAV cannot write a display rotation"
-)
 
 
 def write_turned(path, frames: list[np.ndarray], degrees: int, fps: int = 24):
@@ -68,7 +65,6 @@ def test_display_rotations_become_quarter_turns():
         assert np.array_equal(turned_upright(image, turns), np.rot90(image, k=turns))
 
 
-@needs_rotation_writer
 @pytest.mark.parametrize("degrees", [90, 180, 270])
 def test_a_turned_video_is_read_upright(tmp_path, degrees):
     frames = sample_frames(4)
@@ -83,7 +79,45 @@ def test_a_turned_video_is_read_upright(tmp_path, degrees):
     assert np.abs(np.rot90(got[0], 2).astype(int) - frames[0]).mean() > 20
 
 
-@needs_rotation_writer
+def test_a_turned_video_whose_first_packet_is_broken_is_still_read_upright(tmp_path):
+    # The peek at the rotation gave up at the first packet that failed to decode, while the reader
+    # passes such packets over: every frame then came out sideways.
+    whole = tmp_path / "turned.mp4"
+    with av.open(str(whole), "w") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 480, 640, "yuv420p"
+        stream.codec_context.gop_size = 5  # a key frame every 5: the frames after the broken one decode
+        stream.options = {"keyint": "5", "min-keyint": "5", "scenecut": "0", "bf": "0"}
+        stream.set_display_rotation(90)
+        for frame in sample_frames(15):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(frame, k=-1)))):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    broken = tmp_path / "broken.mp4"
+    with av.open(str(whole)) as source, av.open(str(broken), "w") as copy:
+        video = source.streams.video[0]
+        target = copy.add_stream_from_template(video)
+        for index, packet in enumerate(p for p in source.demux(video) if p.dts is not None):
+            if index == 0:  # its payload zeroed: it no longer decodes
+                data = bytearray(bytes(packet))
+                data[20:] = bytes(len(data) - 20)
+                zeroed = av.Packet(bytes(data))
+                zeroed.pts, zeroed.dts, zeroed.time_base, zeroed.is_keyframe = (
+                    packet.pts,
+                    packet.dts,
+                    packet.time_base,
+                    True,
+                )
+                packet = zeroed
+            packet.stream = target
+            copy.mux(packet)
+    with VideoReader(broken) as reader:
+        frames = list(reader.frames())
+        assert reader.skipped >= 1 and reader.turns == 1 and (reader.width, reader.height) == (640, 480)
+    assert frames and all(f.shape == (480, 640, 3) for f in frames)
+
+
 def test_a_phone_video_stored_sideways_gets_its_face_found_and_is_written_upright(tmp_path):
     # Read sideways, the sample's face was found in none of these frames (mask mode) and the
     # output, written without the file's rotation, played sideways.

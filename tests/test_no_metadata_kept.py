@@ -10,7 +10,15 @@ import cv2
 import pytest
 from conftest import draw_face_frame, run_cli
 
-SOURCE_TAGS = {"location": "+48.8584+002.2945/", "make": "Apple", "model": "iPhone 15", "creation_time": "2026-06-01"}
+SOURCE_TAGS = {
+    "location": "+48.8584+002.2945/",
+    "make": "Apple",
+    "model": "iPhone 15",
+    "creation_time": "2026-06-01T12:00:00Z",
+}
+#: what each container keeps of SOURCE_TAGS (by a telling part of each): MP4 has no make or model
+KEPT = {".mov": {"48.8584", "apple", "iphone", "2026-06-01"}, ".mkv": {"48.8584", "apple", "iphone", "2026-06-01"}}
+KEPT[".mp4"] = {"48.8584", "2026-06-01"}
 
 
 @pytest.mark.parametrize("suffix", [".mov", ".mp4", ".mkv"])
