@@ -196,3 +196,30 @@ def test_the_error_split_script_on_a_small_set(prepared, tiny_model, tmp_path, c
     assert "nosuch.txt does not exist" in capsys.readouterr().err
     assert main([str(prepared), "val", str(tiny_model), "--show", str(tmp_path / "no" / "far.png")]) == 2
     assert "could not write" in capsys.readouterr().err
+
+
+def test_a_photo_and_its_label_turn_together():
+    from facecam.scripts.tilted_faces import face_iou, turned
+
+    image = np.zeros((60, 60, 3), np.uint8)
+    labels = np.zeros((60, 60), np.uint8)
+    labels[5:15, 20:40] = 1  # a face at the top
+    image[labels == 1] = 255
+    picture, face, inside = turned(image, labels, 90)  # counter-clockwise: the top goes left
+    assert face[20:40, 5:15].sum() == face.sum() == 200  # exactly: turned about the middle pixel centre
+    assert (picture[..., 0][face] == 255).all()
+    assert inside.all()  # a square turned a quarter: no corner brought in
+    assert not turned(image, labels, 45)[2].all()
+    assert face_iou(face, face) == 1.0 and face_iou(face, np.zeros_like(face)) == 0.0
+    assert face_iou(np.zeros_like(face), np.zeros_like(face)) == 1.0
+
+
+def test_the_tilted_faces_script_on_a_small_set(prepared, tiny_model, capsys):
+    from facecam.scripts.tilted_faces import main
+
+    assert main([str(prepared), "val", "--angles", "0,90", "--model", str(tiny_model)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["angle"] for line in lines] == [0.0, 90.0] and all(line["photos"] == 2 for line in lines)
+    assert all(0 <= line["mean_iou"] <= 1 and 0 <= line["mostly_missed"] <= 1 for line in lines)
+    assert main([str(prepared), "val", "--angles", "0,ninety"]) == 2
+    assert "--angles must be numbers" in capsys.readouterr().err
