@@ -137,6 +137,12 @@ def run_video(segmenter: Segmenter, source: Path, out: Path | None, opts: JobOpt
         rate_note = f"the source states no frame rate; {reader.fps} fps assumed" if reader.fps_assumed else None
         if rate_note:
             print(f"facecam: {source} states no frame rate; {reader.fps} fps assumed", file=sys.stderr)
+        if reader.hdr and out is not None:
+            print(
+                f"facecam: {source} is HDR ({reader.hdr}); it is written as SDR without tone mapping, so its "
+                "colours will look flat (convert it to SDR first for true colours)",
+                file=sys.stderr,
+            )
         writer = (
             VideoWriter(
                 out,

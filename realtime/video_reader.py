@@ -35,6 +35,9 @@ def frame_rate(average: Fraction | None, guessed: Fraction | None) -> tuple[Frac
 SD_MAX_HEIGHT = 576
 UNSPECIFIED_MATRIX = 2  # ITU-T H.273's "unspecified" (FFmpeg's AVCOL_SPC_UNSPECIFIED)
 
+#: the transfers of HDR video (ITU-T H.273): 16 PQ (SMPTE ST 2084), 18 HLG (ARIB STD-B67)
+HDR_TRANSFERS = {16: "PQ", 18: "HLG"}
+
 #: cv2.rotate's code for each number of counter-clockwise quarter turns
 _TURN_CODES = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
 
@@ -135,7 +138,8 @@ class VideoReader:
     written upright, needs no player to turn it. ``sample_aspect`` is the shape of the upright
     frame's pixels (width / height) where they are not square (a DV or HDV camcorder's
     anamorphic 16:9: 720x480 at 32:27, 1440x1080 at 4:3), else None; the writer keeps it, so
-    the output is shown as wide as its source.
+    the output is shown as wide as its source. ``hdr`` names an HDR source's transfer ("HLG",
+    "PQ"; None for SDR): its frames are converted to 8 bits without tone mapping.
     :meth:`take_frame_time` says when a yielded frame is shown: phone videos change their frame
     rate mid-file, and a copy timed at the average rate drifts from its audio.
     """
@@ -162,6 +166,7 @@ class VideoReader:
         self.turns = _first_frame_turns(self.path)
         self.width, self.height = (ctx.height, ctx.width) if self.turns % 2 else (ctx.width, ctx.height)
         self.sample_aspect = upright_sample_aspect(self._stream.sample_aspect_ratio, self.turns)
+        self.hdr = HDR_TRANSFERS.get(int(ctx.color_trc or 0))  # "HLG", "PQ", or None for SDR
         self.fps, self.fps_assumed = frame_rate(self._stream.average_rate, self._stream.guessed_rate)
         start = self._stream.start_time
         # Output frames are timed from 0; the audio is shifted by the same start (MPEG-TS starts late).

@@ -240,3 +240,28 @@ def test_the_output_plays_in_the_source_s_colours(tiny_model, tmp_path, height, 
         context = container.streams.video[0].codec_context
         assert (context.colorspace, context.color_primaries, context.color_trc, context.color_range) == (1, 1, 1, 1)
     assert np.abs(band_colours(as_a_player_shows(out)) - seen).max() <= 4
+
+
+def test_an_hdr_source_is_said_to_lose_its_colours(tiny_model, tmp_path):
+    # A recent phone's video is HDR (HLG); it is turned into 8-bit SDR without tone mapping, so the
+    # user is told rather than left to wonder at flat colours.
+    clips = {}
+    for name, transfer in (("hlg", 18), ("sdr", 1)):
+        clips[name] = tmp_path / f"{name}.mp4"
+        with av.open(str(clips[name]), "w") as out:
+            stream = out.add_stream("libx264", rate=12)
+            stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+            context = stream.codec_context
+            context.color_primaries, context.color_trc, context.colorspace = (9, 18, 9) if transfer == 18 else (1, 1, 1)
+            for _ in range(3):
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.full((120, 160, 3), 90, np.uint8))):
+                    out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+    with VideoReader(clips["hlg"]) as hlg, VideoReader(clips["sdr"]) as sdr:
+        assert (hlg.hdr, sdr.hdr) == ("HLG", None)
+    for name, told in (("hlg", True), ("sdr", False)):
+        out = tmp_path / f"{name}_out.mp4"
+        done = run_cli("facecam", "--video", str(clips[name]), "--out", str(out), "--model", str(tiny_model))
+        assert done.returncode == 0, done.stderr
+        assert ("is HDR (HLG)" in done.stderr) == told, done.stderr
