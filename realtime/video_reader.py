@@ -43,8 +43,8 @@ _TURN_CODES = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTA
 
 
 def upright_turns(rotation: float) -> int:
-    """The counter-clockwise quarter turns (0-3) that show a decoded frame as its file means it
-    shown, from the display rotation its container states (degrees counter-clockwise, PyAV's
+    """The counter-clockwise quarter turns (0-3) that show a decoded frame as its file means it to
+    be shown, from the display rotation its container states (degrees counter-clockwise, PyAV's
     ``VideoFrame.rotation``: a phone held upright stores its video sideways and says so there).
     0 for an angle that is no multiple of 90 degrees, which no camera writes."""
     turns = round(rotation / 90)
