@@ -296,7 +296,8 @@ def _checked(frame) -> np.ndarray:
 
 
 def video_frames(path: str | Path) -> Iterator[np.ndarray]:
-    """Every frame of a video file, in order, as ``(H, W, 3) uint8 BGR`` (the frames ``facecam --video`` reads)."""
+    """Every frame of a video file, in order, as ``(H, W, 3) uint8 BGR`` (the frames ``facecam --video``
+    reads: upright where the file says it is shown turned, in the colours a player shows)."""
     from facecam.realtime.video_reader import VideoReader
 
     with VideoReader(Path(path)) as reader:
