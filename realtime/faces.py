@@ -334,8 +334,8 @@ class FaceFinder:
         look saw (crop_looks.shows_the_look): then held again, unlooked at. A crowd's zoomed pass
         proposed the same blobs (lamps, chests) every 12 frames, each looked at to be held again."""
         held = self.tracker.unseen_hold_of(proposal, index)
-        crop = self.tracker.first_crop(proposal, frame.shape[:2])
-        if held is None or not shows_the_look(frame, crop, held.looked, self.still_levels, levels):
+        crop = self.tracker.first_crop(proposal, frame.shape[:2]) if held is not None else None
+        if crop is None or not shows_the_look(frame, crop, held.looked, self.still_levels, levels):
             return False
         self.tracker.hold_again(held, proposal, index)
         return True
