@@ -16,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from facecam.errors import FacecamError, close_during_error, interrupts_deferred
@@ -33,6 +34,15 @@ BT709 = 1
 LIMITED_RANGE = 1
 #: audio codecs an MP4/MOV can carry as they are; others are re-encoded to AAC
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
+
+
+def even_sided(frame: np.ndarray) -> np.ndarray:
+    """``frame`` (``(H, W, 3)``) with a copy of its last row and column added where ``H`` and
+    ``W`` are odd, so that 4:2:0 can carry it: the picture is kept whole, one pixel larger."""
+    height, width = frame.shape[:2]
+    if height % 2 == 0 and width % 2 == 0:
+        return frame
+    return cv2.copyMakeBorder(frame, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
 
 
 def check_output_path(path: Path, inputs: tuple[Path, ...] = ()) -> None:
@@ -96,9 +106,11 @@ class VideoWriter:
         if comment:
             self._out.metadata["comment"] = comment
         self._video = self._out.add_stream("libx264", rate=self.fps)
-        self._video.width, self._video.height = width, height
-        # 4:2:0 needs even sides; odd-sized input keeps its exact size with 4:4:4.
-        self._video.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        # H.264 in 4:2:0, the only form every player decodes (QuickTime, Firefox, Windows and
+        # phone decoders refuse 4:4:4), has even sides: an odd side gets one more pixel, a copy
+        # of its last row or column (see even_sided)
+        self._video.width, self._video.height = width + width % 2, height + height % 2
+        self._video.pix_fmt = "yuv420p"
         # BT.709, limited range, and said so in the stream: untagged, its YUV (made with the
         # BT.601 matrix, FFmpeg's default) was shown by players with the BT.709 matrix they assume
         # for HD, a pure green 200 as 167 and a red turned orange
@@ -170,7 +182,7 @@ class VideoWriter:
     def _write(self, frame: np.ndarray, timestamp: float | None) -> None:
         if self.frames_written % DISK_CHECK_EVERY == 0:
             self._check_disk()
-        vf = av.VideoFrame.from_ndarray(frame, format="bgr24").reformat(
+        vf = av.VideoFrame.from_ndarray(even_sided(frame), format="bgr24").reformat(
             format=self._video.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG"
         )
         if timestamp is None:

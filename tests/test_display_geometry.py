@@ -171,6 +171,51 @@ def test_non_square_pixels_keep_their_shape(tiny_model, tmp_path, suffix):
         assert video.sample_aspect_ratio == Fraction(32, 27) and video.display_aspect_ratio == Fraction(16, 9)
 
 
+
+def test_an_odd_sized_video_is_written_in_the_4_2_0_every_player_decodes(tiny_model, tmp_path):
+    # Before, a 121x75 source (a screen recording of a window, say) was written H.264 4:4:4 at
+    # its exact size: Chromium plays that, QuickTime, Firefox and phone decoders do not.
+    clip = tmp_path / "window.mkv"
+    frames = [cv2.resize(f, (121, 75)) for f in sample_frames(4)]
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 121, 75, "yuv444p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    result = tmp_path / "out.mp4"
+    done = run_cli("facecam", "--video", str(clip), "--out", str(result), "--model", str(tiny_model), "--no-display")
+    assert done.returncode == 0, done.stderr
+    with av.open(str(result)) as container:
+        video = container.streams.video[0]
+        assert (video.codec_context.width, video.codec_context.height) == (122, 76)
+        assert video.codec_context.pix_fmt == "yuv420p"
+        assert sum(1 for _ in container.decode(video)) == 4
+
+
+def test_the_pixel_added_to_an_odd_side_repeats_the_last_row_and_column(tmp_path):
+    from facecam.realtime.video_io import VideoWriter, even_sided
+
+    frame = np.zeros((75, 121, 3), np.uint8)
+    frame[:, :, 2] = np.linspace(0, 255, 121, dtype=np.uint8)[None, :]  # red rising to the right
+    frame[:, :, 1] = np.linspace(0, 255, 75, dtype=np.uint8)[:, None]  # green rising downwards
+    padded = even_sided(frame)
+    assert padded.shape == (76, 122, 3)
+    assert np.array_equal(padded[:75, :121], frame)
+    assert np.array_equal(padded[:75, 121], frame[:, 120]) and np.array_equal(padded[75, :121], frame[74])
+    assert even_sided(padded) is padded  # even sides: the frame itself
+    out = tmp_path / "odd.mp4"
+    with VideoWriter(out, Fraction(24), 121, 75) as writer:
+        for _ in range(3):
+            writer.write(frame)
+    with av.open(str(out)) as container:
+        back = next(container.decode(video=0)).to_ndarray(format="bgr24")
+    assert back.shape == (76, 122, 3)
+    assert np.abs(back[:75, :121].astype(int) - frame).mean() < 3  # the picture itself, through H.264
+
+
 BANDS_BGR = [(0, 0, 200), (0, 200, 0), (200, 0, 0), (40, 160, 220)]  # red, green, blue, a skin-like tone
 
 
