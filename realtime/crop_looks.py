@@ -13,7 +13,8 @@ import numpy as np
 from facecam.realtime import processing
 from facecam.realtime.crops import Crop, crop_pixels
 from facecam.realtime.reuse import crop_motion, moved_look
-from facecam.realtime.tracking import Track
+from facecam.realtime.roll import upright_looks
+from facecam.realtime.tracking import Track, aimed_centre
 
 
 def reused_look(track: Track, gray: np.ndarray, levels: float, limit: int) -> np.ndarray | None:
@@ -41,6 +42,16 @@ def shows_the_look(
     return crop_motion(looked_crop, looked_gray, crop, now, levels) is not None
 
 
+def _first_looks_of(segmenter, size: int):
+    """A photo's first looks at ``size x size`` crops, as looks_at_crops takes them (mirrored)."""
+
+    def infer(crops: list[np.ndarray]) -> list[np.ndarray]:
+        batch = np.concatenate([processing.preprocess(c, (size, size), segmenter.card) for c in crops])
+        return list(processing.mirror_averaged(segmenter.infer_first_looks, batch))
+
+    return infer
+
+
 def looks_at_crops(
     segmenter,
     crops: list[np.ndarray],
@@ -56,7 +67,8 @@ def looks_at_crops(
 
     Runs batch the crops of one size; first looks (a track never seen) run apart, on the model
     that decides what is a face (Segmenter.infer_first_looks), and in a photo (not ``stream``)
-    each is averaged with its mirror image's (processing.mirror_averaged)."""
+    each is averaged with its mirror image's (processing.mirror_averaged), and a face leaning
+    far from upright is looked at again turned upright (roll.upright_looks)."""
     probabilities: list[np.ndarray] = [np.empty(0)] * len(tracks)
     if reuse is not None:
         for i, track in enumerate(tracks):
@@ -76,6 +88,9 @@ def looks_at_crops(
             looks = segmenter.infer_first_looks(batch)
         else:
             looks = processing.mirror_averaged(segmenter.infer_first_looks, batch)
+            turned = [crops[i] for i in picked]
+            centres = [aimed_centre(tracks[i], size) for i in picked]
+            looks = upright_looks(_first_looks_of(segmenter, size), turned, centres, list(looks))
         for i, probability in zip(picked, looks, strict=True):
             probabilities[i] = probability
             track = tracks[i]

@@ -32,7 +32,6 @@ from facecam.realtime.crops import (
     crop_pixels,
     crop_to_crop,
     faces_in_crop,
-    head_of,
     keep_blobs_touching,
     paste_max,
     seed_disc,
@@ -55,7 +54,7 @@ from facecam.realtime.passes import (
 from facecam.realtime.reuse import STILL_LEVELS, STILL_REUSE
 from facecam.realtime.scene import is_scene_cut, scene_thumbnail
 from facecam.realtime.smoothing import EdgeHold
-from facecam.realtime.tracking import FaceTracker, HeldFace, Track
+from facecam.realtime.tracking import FaceTracker, HeldFace, Track, aimed_centre
 from facecam.realtime.verifier import believed
 
 #: proposals at least this share of the frame's long side are faces as the segmenter sees them
@@ -376,9 +375,7 @@ class FaceFinder:
         # run on as a streak and the face's box (and the next crop) grow without end
         size = probability.shape[0]
         probability = zeroed_outside_frame(probability, track.crop, frame_hw)
-        fx, fy = head_of(track.face, track.frames == 0).center  # where Crop.around aimed the crop
-        (cx, cy) = track.crop.to_crop(size) @ np.array([fx, fy, 1.0])
-        kept = keep_blobs_touching(probability, seed_disc(size, (cx, cy)), FACE_THRESHOLD)
+        kept = keep_blobs_touching(probability, seed_disc(size, aimed_centre(track, size)), FACE_THRESHOLD)
         box = blob_box(kept, FACE_THRESHOLD)
         if box is None and track.frames == 0:
             # The first look found no face at its centre: the blob may hold several faces (two

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from facecam.realtime.crops import CROP_MARGIN, Box, Crop, fit_crop, inside, iou, iou_matrix
+from facecam.realtime.crops import CROP_MARGIN, Box, Crop, fit_crop, head_of, inside, iou, iou_matrix
 from facecam.realtime.smoothing import TemporalSmoother
 
 #: a proposal overlapping a track's face this much (IoU) is that face, not a new one
@@ -70,6 +70,15 @@ class Track:
     origin: Box | None = None
     origin_frame: int = 0
     origin_pan: tuple[float, float] = (0.0, 0.0)
+
+
+def aimed_centre(track: Track, size: int) -> tuple[float, float]:
+    """Where, in the pixels of ``track``'s ``size x size`` crop, its face is looked for: the
+    centre of its last box (of its head, for a first look; see crops.head_of), where Crop.around
+    aimed the crop (a crop pushed inside the frame is not centred on its face)."""
+    fx, fy = head_of(track.face, track.frames == 0).center
+    cx, cy = track.crop.to_crop(size) @ np.array([fx, fy, 1.0])
+    return float(cx), float(cy)
 
 
 @dataclass(frozen=True)

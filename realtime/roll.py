@@ -1,0 +1,112 @@
+"""Faces turned in the picture's plane: a photo's first look at a tilted face, looked at again
+turned upright.
+
+    looks = upright_looks(infer, crops, centres, looks)   # photos' first looks (crop_looks)
+
+Why: the model was trained on faces turned up to 25 degrees (training/augment.py), and beyond
+that it paints less of a face the more it is turned: on `lfw-parts/val` turned in its plane
+(scripts/tilted_faces.py) mean IoU 0.901 upright, 0.862 at 45 degrees, 0.784 at 60, 0.641 at 90,
+where 19% of the faces were mostly missed (a head on a shoulder, a child on the floor, someone
+asleep). But the upright look at a tilted face mostly paints it, tilted: the long axis of the
+face it paints says how far it is turned. Where that is ROLL_LOOK or more, the crop is turned
+upright about the face and looked at again, and the surer look is kept (see look_sureness).
+Streams are not changed: their crops follow faces frame to frame, upright.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from facecam.face import FACE_THRESHOLD
+from facecam.realtime.crops import keep_blobs_touching, seed_disc
+
+#: a face whose painted blob leans this many degrees or more from upright is looked at again,
+#: turned upright. Chosen on `lfw-parts/val` (500 photos): at 30 the photos as they are lose
+#: 0.0004 IoU (0.9010 -> 0.9006; dim, very dim and backlit within 0.0002) and faces turned 45
+#: degrees gain 0.033 (0.862 -> 0.895); at 40, 0.0001 and 0.028
+ROLL_LOOK = 30.0
+#: only a look this sure of its face (the mean probability over the face it paints) is trusted
+#: to say which way the face leans: a doubtful blob (a hand, a face cut by the photo's edge)
+#: leans any way, and its turned look painted more of what it was (on `lfw-parts/val` upright,
+#: 12 photos changed without this, 10 for the worse, IoU 0.9010 -> 0.9001; 0.9006 with it)
+SURE_LOOK = 0.8
+#: a face leaning this far or more may be either way up (the long axis alone cannot tell a head
+#: on the left shoulder from one on the right): both turns are looked at, the surer kept
+EITHER_WAY = 60.0
+#: the face blob needs this share of the crop's pixels for its axis to mean anything
+MIN_BLOB_SHARE = 0.01
+
+
+def face_blob(probability: np.ndarray, centre: tuple[float, float]) -> np.ndarray:
+    """``(s, s) bool``: the face a crop's ``(s, s)`` probability paints at ``centre`` (crop px)."""
+    size = probability.shape[0]
+    return keep_blobs_touching(probability, seed_disc(size, centre), FACE_THRESHOLD) > FACE_THRESHOLD
+
+
+def face_roll(blob: np.ndarray) -> float | None:
+    """Degrees the face painted as ``blob`` (``(s, s) bool``) leans from upright, counter-clockwise
+    as seen (-90..90]: the angle of the blob's long axis from the vertical (a face is taller
+    than wide). None for a blob too small to say."""
+    moments = cv2.moments(blob.astype(np.uint8), True)
+    if moments["m00"] < MIN_BLOB_SHARE * blob.size:
+        return None
+    mu20, mu11, mu02 = (moments[k] / moments["m00"] for k in ("mu20", "mu11", "mu02"))
+    axis = 0.5 * np.degrees(np.arctan2(2 * mu11, mu20 - mu02))  # from the x axis, image y down
+    roll = (-axis - 90.0) % 180.0
+    return roll - 180.0 if roll > 90.0 else roll
+
+
+def look_sureness(probability: np.ndarray, centre: tuple[float, float]) -> float:
+    """The mean probability over the face a look paints at ``centre``: 0 where it paints none.
+    A model trained on upright faces is surer of an upright one (a face turned 60 degrees: 0.84-0.96
+    upright, 0.02-0.09 more once turned upright, on `lfw-parts/val`)."""
+    blob = face_blob(probability, centre)
+    return float(probability[blob].mean()) if blob.any() else 0.0
+
+
+def turned(image: np.ndarray, degrees: float, centre: tuple[float, float], fill: bool = False) -> np.ndarray:
+    """``image`` (``(s, s)`` or ``(s, s, 3)``) turned ``degrees`` counter-clockwise about ``centre``
+    (pixel centres), its size kept; the corners it brings in mirror the crop (``fill``: 0)."""
+    size = image.shape[1], image.shape[0]
+    matrix = cv2.getRotationMatrix2D((centre[0] - 0.5, centre[1] - 0.5), degrees, 1.0)
+    border = cv2.BORDER_CONSTANT if fill else cv2.BORDER_REFLECT
+    return cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=border)
+
+
+def upright_turns(roll: float) -> list[float]:
+    """The turns (degrees, counter-clockwise) that may bring a face leaning ``roll`` upright."""
+    if abs(roll) < EITHER_WAY:
+        return [-roll]
+    return [-roll, -roll + 180.0 * np.sign(roll)]
+
+
+def upright_looks(
+    infer: Callable[[list[np.ndarray]], list[np.ndarray]],
+    crops: list[np.ndarray],
+    centres: list[tuple[float, float]],
+    looks: list[np.ndarray],
+) -> list[np.ndarray]:
+    """``looks`` (each crop's ``(s, s)`` face probability, looked at upright) with each sure look
+    at a face leaning ROLL_LOOK or more replaced by the surest of it and its looks turned upright
+    (``infer``: crops -> their looks, one run), turned back. ``centres``: where each crop's face is."""
+    sureness = [look_sureness(look, centre) for look, centre in zip(looks, centres, strict=True)]
+    tried: list[tuple[int, float]] = []
+    for i, (look, centre) in enumerate(zip(looks, centres, strict=True)):
+        if sureness[i] < SURE_LOOK:
+            continue
+        roll = face_roll(face_blob(look, centre))
+        if roll is not None and abs(roll) >= ROLL_LOOK:
+            tried += [(i, turn) for turn in upright_turns(roll)]
+    if not tried:
+        return looks
+    turned_looks = infer([turned(crops[i], turn, centres[i]) for i, turn in tried])
+    best = list(looks)
+    for (i, turn), look in zip(tried, turned_looks, strict=True):
+        back = turned(look, -turn, centres[i], fill=True)
+        sure = look_sureness(back, centres[i])
+        if sure > sureness[i]:
+            best[i], sureness[i] = back, sure
+    return best
