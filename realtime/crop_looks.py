@@ -2,7 +2,7 @@
 a face whose crop shows what the model last saw there, still or shifted, given that look again
 (see realtime.reuse) instead of a new one.
 
-    probabilities = looks_at_crops(segmenter, crops, sizes, tracks, grays, stream=True)
+    probabilities = looks_at_crops(segmenter, crops, sizes, tracks, grays, stream=True, frame_hw=(h, w))
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 
 from facecam.realtime import processing
-from facecam.realtime.crops import Crop, crop_pixels
+from facecam.realtime.crops import Box, Crop, crop_pixels
 from facecam.realtime.reuse import crop_motion, moved_look
-from facecam.realtime.roll import upright_looks
-from facecam.realtime.tracking import Track, aimed_centre
+from facecam.realtime.roll import looked_turned, may_lean, upright_looks
+from facecam.realtime.tracking import FaceTracker, Track, aimed_centre
 
 
 def reused_look(track: Track, gray: np.ndarray, levels: float, limit: int) -> np.ndarray | None:
@@ -42,11 +42,38 @@ def shows_the_look(
     return crop_motion(looked_crop, looked_gray, crop, now, levels) is not None
 
 
-def _first_looks_of(segmenter, size: int):
-    """A photo's first looks at ``size x size`` crops, as looks_at_crops takes them (mirrored)."""
+def held_again_unchanged(
+    proposal: Box,
+    tracker: FaceTracker,
+    frame: np.ndarray,
+    index: int,
+    levels: float,
+    halvings: processing.Halvings | None = None,
+) -> bool:
+    """Whether ``proposal`` repeats a held one whose first look showed no face, over what that
+    look saw (shows_the_look within ``levels``): then it is held again (``tracker``), unlooked at.
+    A crowd's zoomed pass proposed the same blobs (lamps, chests) every 12 frames, each looked at
+    to be held again."""
+    held = tracker.unseen_hold_of(proposal, index)
+    crop = tracker.first_crop(proposal, frame.shape[:2]) if held is not None else None
+    if crop is None or not shows_the_look(frame, crop, held.looked, levels, halvings):
+        return False
+    tracker.hold_again(held, proposal, index)
+    return True
+
+
+def _looks_of(segmenter, size: int, first: bool, stream: bool):
+    """The model's looks at ``size x size`` crops (uint8 BGR) as looks_at_crops takes them: a
+    followed face's on Segmenter.infer_batch, a first look on the model that decides what is a
+    face (Segmenter.infer_first_looks), in a photo averaged with its mirror image's
+    (processing.mirror_averaged)."""
 
     def infer(crops: list[np.ndarray]) -> list[np.ndarray]:
         batch = np.concatenate([processing.preprocess(c, (size, size), segmenter.card) for c in crops])
+        if not first:
+            return list(segmenter.infer_batch(batch))
+        if stream:
+            return list(segmenter.infer_first_looks(batch))
         return list(processing.mirror_averaged(segmenter.infer_first_looks, batch))
 
     return infer
@@ -60,15 +87,19 @@ def looks_at_crops(
     grays: list[np.ndarray],
     stream: bool,
     reuse: tuple[float, int] | None = None,
+    frame_hw: tuple[int, int] | None = None,
 ) -> list[np.ndarray]:
     """The ``(s, s) float32`` face probability of each track's crop (``crops[i]``, ``sizes[i]``
     model pixels a side, ``grays[i]`` its grey). ``reuse``: ``(levels, limit)`` of reused_look,
     None to look at every crop. Each track remembers the look it got (and how often it was reused).
+    ``frame_hw``: the frame's size, where a face leaning far from upright may be turned (see
+    roll.may_lean); None: no face is.
 
     Runs batch the crops of one size; first looks (a track never seen) run apart, on the model
     that decides what is a face (Segmenter.infer_first_looks), and in a photo (not ``stream``)
-    each is averaged with its mirror image's (processing.mirror_averaged), and a face leaning
-    far from upright is looked at again turned upright (roll.upright_looks)."""
+    each is averaged with its mirror image's (processing.mirror_averaged). A face leaning far
+    from upright gets its first look again turned upright (roll.upright_looks), and its crops
+    are turned by the lean it was last seen at (``Track.lean``, roll.looked_turned)."""
     probabilities: list[np.ndarray] = [np.empty(0)] * len(tracks)
     if reuse is not None:
         for i, track in enumerate(tracks):
@@ -81,16 +112,19 @@ def looks_at_crops(
         picked = [i for i, k in enumerate(keys) if k == (size, first) and probabilities[i].size == 0]
         if not picked:
             continue
-        batch = np.concatenate([processing.preprocess(crops[i], (size, size), segmenter.card) for i in picked])
-        if not first:
-            looks = segmenter.infer_batch(batch)
-        elif stream:
-            looks = segmenter.infer_first_looks(batch)
-        else:
-            looks = processing.mirror_averaged(segmenter.infer_first_looks, batch)
-            turned = [crops[i] for i in picked]
-            centres = [aimed_centre(tracks[i], size) for i in picked]
-            looks = upright_looks(_first_looks_of(segmenter, size), turned, centres, list(looks))
+        infer = _looks_of(segmenter, size, first, stream)
+        centres = [aimed_centre(tracks[i], size) for i in picked]
+        if first:  # a face leaning far from upright is looked at again turned upright
+            looks = infer([crops[i] for i in picked])
+            big = [k for k, i in enumerate(picked) if frame_hw and may_lean(tracks[i].face, frame_hw)]
+            if big:
+                turned, leans = upright_looks(
+                    infer, [crops[picked[k]] for k in big], [centres[k] for k in big], [looks[k] for k in big]
+                )
+                for k, look, lean in zip(big, turned, leans, strict=True):
+                    looks[k], tracks[picked[k]].lean = look, lean
+        else:  # a followed face's crop turned upright by the lean it was last seen at
+            looks = looked_turned(infer, [crops[i] for i in picked], centres, [tracks[i].lean for i in picked])
         for i, probability in zip(picked, looks, strict=True):
             probabilities[i] = probability
             track = tracks[i]

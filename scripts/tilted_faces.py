@@ -1,14 +1,16 @@
 """How well faces tilted in the picture's plane are painted: every photo of a labelled split
 turned by each angle, through the runtime's photo path, scored against its label turned alike.
 
-    python scripts/tilted_faces.py DATA SPLIT [--angles 0,30,45,60,90,180] [--photos N] [--model M]
+    python scripts/tilted_faces.py DATA SPLIT [--angles 0,30,45,60,90,180] [--photos N] [--model M] [--stream N]
 
 DATA is a facecam-layout set with face = 1 (``../shared/data/lfw-parts``). A head tilted to a
 shoulder, a child lying on the floor, someone asleep on a beach: the model was trained on
 upright faces turned up to 25 degrees (training/augment.py), so this says where that ends.
 Prints one JSON line per angle: the mean face IoU and the share of photos under IoU 0.5 (the
 face mostly missed), counted inside the turned photo's own pixels (the corners the turn brings
-in are filled by reflection and not scored).
+in are filled by reflection and not scored). ``--stream N``: each turned photo is a clip of N
+frames, the picture moving one pixel right a frame (a hand-held camera), through a video
+stream's path (first look, then followed), and the last frame is scored.
 """
 
 from __future__ import annotations
@@ -45,6 +47,18 @@ def face_iou(painted: np.ndarray, face: np.ndarray) -> float:
     return float((painted & face).sum()) / union if union else 1.0
 
 
+def painted_mask(stream: FaceStream, picture: np.ndarray, frames: int) -> np.ndarray:
+    """The mask of ``picture`` as a photo (``frames`` 0), or of the last of ``frames`` frames of a
+    clip of it moving one pixel right a frame (shifted back, so that it lies on the label)."""
+    if frames <= 0:
+        return stream.process_photo(picture).mask
+    stream.reset()
+    for shift in range(frames):
+        moved = np.roll(picture, shift, axis=1)
+        mask = stream.process(moved).mask
+    return np.roll(mask, -(frames - 1), axis=1)
+
+
 def parser() -> OneLineErrorParser:
     p = OneLineErrorParser(prog="tilted_faces.py", description="Face IoU of photos turned in their plane.")
     p.add_argument("data", type=Path, help="a facecam-layout set (SPLIT.txt, images/, labels/)")
@@ -52,6 +66,7 @@ def parser() -> OneLineErrorParser:
     p.add_argument("--angles", default="0,30,45,60,90,180", help="degrees, comma-separated")
     p.add_argument("--photos", type=int, default=0, help="the first N photos of the split (0: all)")
     p.add_argument("--model", help="an .onnx or a name in weights/ (default: the default model)")
+    p.add_argument("--stream", type=int, default=0, help="score a clip of N frames of each photo (0: the photo path)")
     return p
 
 
@@ -74,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             ious = []
             for rgb, labels in photos:
                 picture, face, inside = turned(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), labels, angle)
-                painted = (stream.process_photo(picture).mask >= 0.5) & inside
+                painted = (painted_mask(stream, picture, args.stream) >= 0.5) & inside
                 ious.append(face_iou(painted, face))
             scores = np.array(ious)
             report = {"angle": angle, "photos": len(ious), "mean_iou": round(float(scores.mean()), 4)}

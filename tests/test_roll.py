@@ -15,7 +15,18 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
-from facecam.realtime.roll import EITHER_WAY, ROLL_LOOK, face_roll, turned, upright_looks, upright_turns
+from facecam.realtime.roll import (
+    EITHER_WAY,
+    ROLL_HYSTERESIS,
+    ROLL_LOOK,
+    ROLL_STEP,
+    face_roll,
+    followed_lean,
+    looked_turned,
+    turned,
+    upright_looks,
+    upright_turns,
+)
 
 SIZE = 96
 SKIN = 200
@@ -92,8 +103,9 @@ def test_a_leaning_face_is_looked_at_again_upright_and_the_surer_look_kept_in_pl
     model = LeanAwareModel()
     first = model([crop])
     model.crops_seen = 0
-    [look] = upright_looks(model, [crop], [centre], first)
+    [look], [lean] = upright_looks(model, [crop], [centre], first)
     assert model.crops_seen == 1  # one turn: 50 degrees is no "either way"
+    assert lean == pytest.approx(50, abs=3)  # the lean the kept look was taken at
     face = skin(crop)
     assert np.median(look[face]) > np.median(first[0][face]) + 0.03  # the upright look, surer, was kept
     assert (
@@ -110,7 +122,7 @@ def test_an_upright_face_and_a_doubtful_look_are_not_looked_at_again():
     upright_looks(model, [upright], centre, model([upright]))
     assert model.crops_seen == 1  # the first look alone
     model.crops_seen = 0
-    assert upright_looks(model, [leaning], centre, doubtful)[0] is doubtful[0]
+    assert upright_looks(model, [leaning], centre, doubtful) == (doubtful, [0.0])
     assert model.crops_seen == 0
 
 
@@ -118,7 +130,39 @@ def test_a_turned_look_less_sure_than_the_upright_one_is_not_kept():
     crop = face_crop(50)
     centre = [(48.0, 48.0)]
     sure = [np.where(skin(crop), 0.99, 0.0).astype(np.float32)]  # surer than any turned look
-    assert upright_looks(LeanAwareModel(), [crop], centre, sure)[0] is sure[0]
+    assert upright_looks(LeanAwareModel(), [crop], centre, sure) == (sure, [0.0])
+
+
+def test_a_followed_face_is_looked_at_turned_by_its_lean_and_its_look_comes_back_in_place():
+    crop = face_crop(50)
+    model = LeanAwareModel()
+    [as_is] = looked_turned(model, [crop], [(48.0, 48.0)], [0.0])
+    [upright] = looked_turned(model, [crop], [(48.0, 48.0)], [50.0])
+    face = skin(crop)
+    assert np.median(upright[face]) > np.median(as_is[face]) + 0.03  # the model saw it upright
+    assert iou(upright >= 0.5, face) > 0.85
+
+
+def look_of(lean: float, sure: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    blob = skin(face_crop(lean))
+    return blob, np.where(blob, sure, 0.0).astype(np.float32)
+
+
+def test_the_lean_a_followed_face_is_turned_by():
+    # an upright face stays upright; one that leans ROLL_LOOK or more is followed turned
+    assert followed_lean(0.0, *look_of(ROLL_LOOK / 2)) == 0.0
+    assert followed_lean(0.0, *look_of(45)) == pytest.approx(45, abs=2)
+    # a wobble under ROLL_STEP keeps the crop's turn; a larger move follows the face
+    assert followed_lean(45.0, *look_of(45 + ROLL_STEP / 2)) == 45.0
+    assert followed_lean(45.0, *look_of(70)) == pytest.approx(70, abs=2)
+    # back upright only under ROLL_LOOK - ROLL_HYSTERESIS: a face at the threshold does not flip
+    assert followed_lean(45.0, *look_of(ROLL_LOOK - ROLL_HYSTERESIS / 2)) != 0.0
+    assert followed_lean(45.0, *look_of(5)) == 0.0
+    # past 90 degrees the short way round: a face lying down (85) that rolls on to 100 (-80)
+    assert followed_lean(85.0, *look_of(-80)) == pytest.approx(100, abs=2)
+    # a doubtful look changes nothing
+    assert followed_lean(0.0, *look_of(45, sure=0.6)) == 0.0
+    assert followed_lean(45.0, *look_of(5, sure=0.6)) == 45.0
 
 
 @pytest.mark.slow
