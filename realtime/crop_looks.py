@@ -124,7 +124,8 @@ def looks_at_crops(
                 for k, look, lean in zip(big, turned, leans, strict=True):
                     looks[k], tracks[picked[k]].lean = look, lean
         else:  # a followed face's crop turned upright by the lean it was last seen at
-            looks = looked_turned(infer, [crops[i] for i in picked], centres, [tracks[i].lean for i in picked])
+            leans = [t.lean if frame_hw and may_lean(t.face, frame_hw) else 0.0 for t in (tracks[i] for i in picked)]
+            looks = looked_turned(infer, [crops[i] for i in picked], centres, leans)
         for i, probability in zip(picked, looks, strict=True):
             probabilities[i] = probability
             track = tracks[i]

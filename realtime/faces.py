@@ -149,6 +149,9 @@ class FaceFinder:
         self.still_levels, self.still_reuse = settings["still_levels"], settings["still_reuse"]
         self.follow_detail, self.scan.skip_unchanged = settings["follow_detail"], settings["skip_unchanged_tiles"]
         self.turn_leaning = settings["turn_leaning"]
+        if not self.turn_leaning:  # every face looked at upright from the next frame on
+            for track in self.tracker.tracks:
+                track.lean = 0.0
         if not settings["watch_edges"]:
             self.edge_watch = None
         elif self.edge_watch is None and self.stream:

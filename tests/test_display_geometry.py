@@ -3,7 +3,8 @@ sideways, with a display rotation; it is read upright, its faces found the right
 written upright, so that no player has to turn it. Non-square pixels: a camcorder's anamorphic
 16:9 (720x480 pixels shown 32:27 wide); the output keeps that shape, so it plays as wide.
 Colours: read through the source's colour matrix (the one players assume where it says none),
-written BT.709 and tagged so, so that a player shows the output in the source's colours."""
+written BT.709 and tagged so, so that a player shows the output in the source's colours. Odd
+sizes: written one pixel larger in the 4:2:0 every player decodes."""
 
 from __future__ import annotations
 
@@ -169,7 +170,6 @@ def test_non_square_pixels_keep_their_shape(tiny_model, tmp_path, suffix):
         video = container.streams.video[0]
         assert (video.codec_context.width, video.codec_context.height) == (720, 480)
         assert video.sample_aspect_ratio == Fraction(32, 27) and video.display_aspect_ratio == Fraction(16, 9)
-
 
 
 def test_an_odd_sized_video_is_written_in_the_4_2_0_every_player_decodes(tiny_model, tmp_path):

@@ -14,7 +14,10 @@ import cv2
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
+from test_faces import SKIN_BGR, ColourKeyedSegmenter
 
+from facecam.realtime.faces import FaceFinder
+from facecam.realtime.passes import finder_settings
 from facecam.realtime.roll import (
     EITHER_WAY,
     ROLL_HYSTERESIS,
@@ -23,7 +26,6 @@ from facecam.realtime.roll import (
     face_roll,
     followed_lean,
     looked_turned,
-    turned,
     upright_looks,
     upright_turns,
 )
@@ -37,16 +39,26 @@ FLOOR_60 = 0.84
 
 
 def face_crop(lean: float, centre: tuple[float, float] = (48.0, 48.0)) -> np.ndarray:
-    """A ``(SIZE, SIZE, 3)`` grey crop with an upright skin ellipse (22 x 34 px half-axes, as a
-    face is taller than wide) at ``centre``, turned ``lean`` degrees counter-clockwise about it."""
+    """A ``(SIZE, SIZE, 3)`` grey crop with a skin ellipse (22 x 34 px half-axes, as a face is
+    taller than wide) at ``centre``, its top leaning ``lean`` degrees counter-clockwise (drawn by
+    OpenCV, whose ellipse angle turns clockwise on screen: independent of roll.turned)."""
     crop = np.full((SIZE, SIZE, 3), 60, np.uint8)
     cx, cy = round(centre[0] - 0.5), round(centre[1] - 0.5)
-    cv2.ellipse(crop, (cx, cy), (22, 34), 0, 0, 360, (SKIN, SKIN, SKIN), -1)
-    return turned(crop, lean, centre) if lean else crop
+    cv2.ellipse(crop, (cx, cy), (22, 34), -lean, 0, 360, (SKIN, SKIN, SKIN), -1)
+    return crop
 
 
 def skin(crop: np.ndarray) -> np.ndarray:
     return crop[..., 0] > (SKIN + 60) / 2
+
+
+def largest_blob(mask: np.ndarray) -> np.ndarray:
+    """The largest blob of ``mask``: the face, without the slivers of it that a turned crop's
+    mirrored corners bring in."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8))
+    if count < 2:
+        return mask
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
 
 
 def lean_of_skin(mask: np.ndarray) -> float:
@@ -58,19 +70,31 @@ def lean_of_skin(mask: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(abs(x), abs(y))))
 
 
+def centroid(mask: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.nonzero(mask)
+    return float(xs.mean()) + 0.5, float(ys.mean()) + 0.5  # pixel centres, as crop coordinates
+
+
 class LeanAwareModel:
     """Paints every skin pixel, at 0.85 + 0.1 cos^2(lean): sure of a leaning face, surer of an
-    upright one, as the real model is (0.84-0.96 at 60 degrees, a little more turned upright)."""
+    upright one, as the real model is (0.84-0.96 at 60 degrees, a little more turned upright).
+    Remembers where the face of each crop it saw was and how it leaned."""
 
     def __init__(self) -> None:
-        self.crops_seen = 0
+        self.seen: list[tuple[tuple[float, float], float]] = []
+
+    @property
+    def crops_seen(self) -> int:
+        return len(self.seen)
 
     def __call__(self, crops: list[np.ndarray]) -> list[np.ndarray]:
-        self.crops_seen += len(crops)
         looks = []
         for crop in crops:
             mask = skin(crop)
-            sure = 0.85 + 0.1 * np.cos(np.radians(lean_of_skin(mask))) ** 2
+            face = largest_blob(mask)
+            lean = lean_of_skin(face)
+            self.seen.append((centroid(face), lean))
+            sure = 0.85 + 0.1 * np.cos(np.radians(lean)) ** 2
             looks.append(np.where(mask, sure, 0.0).astype(np.float32))
         return looks
 
@@ -102,9 +126,11 @@ def test_a_leaning_face_is_looked_at_again_upright_and_the_surer_look_kept_in_pl
     crop = face_crop(50, centre)
     model = LeanAwareModel()
     first = model([crop])
-    model.crops_seen = 0
+    model.seen.clear()
     [look], [lean] = upright_looks(model, [crop], [centre], first)
     assert model.crops_seen == 1  # one turn: 50 degrees is no "either way"
+    [(where, upright)] = model.seen  # the model saw the face upright, where it is in the crop
+    assert upright < 3 and np.allclose(where, centre, atol=1.5)
     assert lean == pytest.approx(50, abs=3)  # the lean the kept look was taken at
     face = skin(crop)
     assert np.median(look[face]) > np.median(first[0][face]) + 0.03  # the upright look, surer, was kept
@@ -121,7 +147,7 @@ def test_an_upright_face_and_a_doubtful_look_are_not_looked_at_again():
     centre = [(48.0, 48.0)]
     upright_looks(model, [upright], centre, model([upright]))
     assert model.crops_seen == 1  # the first look alone
-    model.crops_seen = 0
+    model.seen.clear()
     assert upright_looks(model, [leaning], centre, doubtful) == (doubtful, [0.0])
     assert model.crops_seen == 0
 
@@ -134,10 +160,13 @@ def test_a_turned_look_less_sure_than_the_upright_one_is_not_kept():
 
 
 def test_a_followed_face_is_looked_at_turned_by_its_lean_and_its_look_comes_back_in_place():
-    crop = face_crop(50)
+    centre = (40.0, 55.0)  # off the crop's middle: turned about the face, not the crop
+    crop = face_crop(50, centre)
     model = LeanAwareModel()
-    [as_is] = looked_turned(model, [crop], [(48.0, 48.0)], [0.0])
-    [upright] = looked_turned(model, [crop], [(48.0, 48.0)], [50.0])
+    [as_is] = looked_turned(model, [crop], [centre], [0.0])
+    [upright] = looked_turned(model, [crop], [centre], [50.0])
+    (_, leaning), (where, lean_seen) = model.seen
+    assert leaning == pytest.approx(50, abs=2) and lean_seen < 3 and np.allclose(where, centre, atol=1.5)
     face = skin(crop)
     assert np.median(upright[face]) > np.median(as_is[face]) + 0.03  # the model saw it upright
     assert iou(upright >= 0.5, face) > 0.85
@@ -163,6 +192,53 @@ def test_the_lean_a_followed_face_is_turned_by():
     # a doubtful look changes nothing
     assert followed_lean(0.0, *look_of(45, sure=0.6)) == 0.0
     assert followed_lean(45.0, *look_of(5, sure=0.6)) == 45.0
+
+
+class LeanRecordingSegmenter(ColourKeyedSegmenter):
+    """The colour-keyed stand-in (skin is face), noting how far the face leans in each crop it
+    segments after the first full-frame passes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.crop_leans: list[float] = []
+
+    def infer_batch(self, tensor: np.ndarray) -> np.ndarray:
+        looks = super().infer_batch(tensor)
+        if tensor.shape[2] == tensor.shape[3]:  # a face's crop (the full-frame passes are not square)
+            self.crop_leans += [lean_of_skin(largest_blob(look > 0.5)) for look in looks]
+        return looks
+
+
+def leaning_scene(shift: int = 0) -> np.ndarray:
+    """A grey 360x640 frame with one skin ellipse 100 px tall, leaning 50 degrees."""
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    cv2.ellipse(frame, (300 + shift, 180), (40, 50), -50, 0, 360, SKIN_BGR, -1)
+    return frame
+
+
+def test_a_stream_follows_a_leaning_face_turned_but_never_in_anonymize():
+    segmenter = LeanRecordingSegmenter()
+    finder = FaceFinder(segmenter, smoothing=0, find_every=100, reuse_still=False, **finder_settings("blur"))
+    for index in range(4):
+        finder.process(leaning_scene(index), index)
+    [track] = finder.tracker.tracks
+    assert track.lean == pytest.approx(50, abs=4)  # sure of its face (1.0), which leans 50
+    assert min(segmenter.crop_leans[-2:]) < 5  # the last crops were segmented upright
+    finder.follow_mode("anonymize")
+    assert track.lean == 0.0
+    segmenter.crop_leans.clear()
+    for index in range(4, 8):
+        finder.process(leaning_scene(index), index)
+    assert segmenter.crop_leans and min(segmenter.crop_leans) > 40  # every crop as it is, leaning
+
+
+def test_an_anonymize_stream_never_turns_a_crop():
+    segmenter = LeanRecordingSegmenter()
+    finder = FaceFinder(segmenter, smoothing=0, find_every=100, reuse_still=False, **finder_settings("anonymize"))
+    for index in range(4):
+        finder.process(leaning_scene(index), index)
+    assert all(t.lean == 0.0 for t in finder.tracker.tracks)
+    assert segmenter.crop_leans and min(segmenter.crop_leans) > 40
 
 
 @pytest.mark.slow
