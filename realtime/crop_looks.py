@@ -116,7 +116,7 @@ def looks_at_crops(
         centres = [aimed_centre(tracks[i], size) for i in picked]
         if first:  # a face leaning far from upright is looked at again turned upright
             looks = infer([crops[i] for i in picked])
-            big = [k for k, i in enumerate(picked) if frame_hw and may_lean(tracks[i].face, frame_hw)]
+            big = [k for k, i in enumerate(picked) if frame_hw and may_lean(tracks[i].face)]
             if big:
                 turned, leans = upright_looks(
                     infer, [crops[picked[k]] for k in big], [centres[k] for k in big], [looks[k] for k in big]
@@ -124,7 +124,7 @@ def looks_at_crops(
                 for k, look, lean in zip(big, turned, leans, strict=True):
                     looks[k], tracks[picked[k]].lean = look, lean
         else:  # a followed face's crop turned upright by the lean it was last seen at
-            leans = [t.lean if frame_hw and may_lean(t.face, frame_hw) else 0.0 for t in (tracks[i] for i in picked)]
+            leans = [t.lean if frame_hw and may_lean(t.face) else 0.0 for t in (tracks[i] for i in picked)]
             looks = looked_turned(infer, [crops[i] for i in picked], centres, leans)
         for i, probability in zip(picked, looks, strict=True):
             probabilities[i] = probability

@@ -52,7 +52,7 @@ from facecam.realtime.passes import (
     may_hide_a_face,
 )
 from facecam.realtime.reuse import STILL_LEVELS, STILL_REUSE
-from facecam.realtime.roll import followed_lean, may_lean
+from facecam.realtime.roll import next_lean
 from facecam.realtime.scene import is_scene_cut, scene_thumbnail
 from facecam.realtime.smoothing import EdgeHold
 from facecam.realtime.tracking import FaceTracker, HeldFace, Track, aimed_centre
@@ -384,8 +384,8 @@ class FaceFinder:
             self.tracker.missed(track, index, may_hide_a_face(track.face, track.crop.side, size, frame_hw, self.stream))
             return
         if self.stream and track.frames > 0 and track.reused == 0:  # a new look: it may lean otherwise now
-            whole = self.turn_leaning and may_lean(track.face, frame_hw)
-            track.lean = followed_lean(track.lean, kept > FACE_THRESHOLD, kept) if whole else 0.0
+            blob = kept > FACE_THRESHOLD
+            track.lean = next_lean(track.lean, blob, kept, track.face, frame_hw) if self.turn_leaning else 0.0
         smoothed = track.smoother.update(kept, gray)
         paste_max(mask, smoothed, track.crop, scale)
         crop = track.crop

@@ -45,30 +45,40 @@ EITHER_WAY = 60.0
 #: than ROLL_LOOK - ROLL_HYSTERESIS (a face at the threshold would flip between two crops)
 ROLL_STEP = 10.0
 ROLL_HYSTERESIS = 10.0
-#: the face blob must be this many times longer than wide (the square roots of its moments' axes)
-#: for its long axis to say which way it leans: a face is (1.5 upright on `lfw-parts/val`); a
-#: round blob of a face and a collar, or two heads, leans any way
-MIN_ELONGATION = 1.25
 #: only a face this many frame pixels long or more is turned: a small one's blob is a few pixels
 #: of face and neck or of two heads, and leans any way. In the held-out Solvay crowd clip (faces
 #: of 20-30 px) `mask` mode left face-frames uncovered 1,331 times without any turn, 1,517 with
 #: every face turnable, 1,392 from 40 px, 1,332 from 64 (phase 0 of scripts/anonymize_leaks.py
 #: in mask mode)
 MIN_LEAN_FACE = 64.0
-#: a face whose box comes this near the frame's edge is cut by it (see may_lean)
+#: a face whose box comes this near the frame's edge is cut by it (see next_lean)
 EDGE_PX = 2.0
 #: the face blob needs this share of the crop's pixels for its axis to mean anything
 MIN_BLOB_SHARE = 0.01
 
 
-def may_lean(face, frame_hw: tuple[int, int]) -> bool:
-    """Whether a face of box ``face`` (frame pixels) in a frame of ``frame_hw`` may be turned: big
-    enough (MIN_LEAN_FACE) and whole. A face cut by the frame's edge is painted as a band along
-    it, whose long axis lies along the edge: a face at the bottom of a crowd clip, half out of
-    the frame, was taken to lean 87 degrees, turned, and lost."""
+def may_lean(face) -> bool:
+    """Whether a face of box ``face`` (frame pixels) is big enough to be turned (MIN_LEAN_FACE)."""
+    return face.size >= MIN_LEAN_FACE
+
+
+def cut_by_edge(face, frame_hw: tuple[int, int]) -> bool:
+    """Whether the box ``face`` (frame pixels) reaches the frame's edge (within EDGE_PX)."""
     height, width = frame_hw
-    cut = face.x0 <= EDGE_PX or face.y0 <= EDGE_PX or face.x1 >= width - EDGE_PX or face.y1 >= height - EDGE_PX
-    return face.size >= MIN_LEAN_FACE and not cut
+    return face.x0 <= EDGE_PX or face.y0 <= EDGE_PX or face.x1 >= width - EDGE_PX or face.y1 >= height - EDGE_PX
+
+
+def next_lean(lean: float, blob: np.ndarray, probability: np.ndarray, face, frame_hw: tuple[int, int]) -> float:
+    """The lean a followed face of box ``face`` is turned by from the next frame on (see
+    followed_lean): none for a face under MIN_LEAN_FACE, and an upright one cut by the frame's
+    edge stays upright. Such a face is painted as a band along the edge, whose long axis lies
+    along it: a face at the bottom of a crowd clip, half out of the frame, was taken to lean 87
+    degrees, turned, and lost (`group4` in `mask` mode, phase 0 of scripts/anonymize_leaks.py:
+    uncovered face-frames 62 without turns, 100 with, 62 with this rule). A face turned at its
+    first look (where the turned look was surer) stays followed turned at the edge."""
+    if not may_lean(face) or (not lean and cut_by_edge(face, frame_hw)):
+        return 0.0
+    return followed_lean(lean, blob, probability)
 
 
 def face_blob(probability: np.ndarray, centre: tuple[float, float]) -> np.ndarray:
@@ -85,10 +95,6 @@ def face_roll(blob: np.ndarray) -> float | None:
     if moments["m00"] < MIN_BLOB_SHARE * blob.size:
         return None
     mu20, mu11, mu02 = (moments[k] / moments["m00"] for k in ("mu20", "mu11", "mu02"))
-    spread = np.sqrt(4 * mu11 * mu11 + (mu20 - mu02) ** 2) / 2
-    long, short = (mu20 + mu02) / 2 + spread, (mu20 + mu02) / 2 - spread
-    if long < MIN_ELONGATION**2 * max(short, 1e-9):
-        return None
     axis = 0.5 * np.degrees(np.arctan2(2 * mu11, mu20 - mu02))  # from the x axis, image y down
     roll = (-axis - 90.0) % 180.0
     return roll - 180.0 if roll > 90.0 else roll

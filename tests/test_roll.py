@@ -16,16 +16,21 @@ import pytest
 from conftest import SHARED_DATA
 from test_faces import SKIN_BGR, ColourKeyedSegmenter
 
+from facecam.realtime.crops import Box
 from facecam.realtime.faces import FaceFinder
 from facecam.realtime.passes import finder_settings
 from facecam.realtime.roll import (
     EITHER_WAY,
+    MIN_LEAN_FACE,
     ROLL_HYSTERESIS,
     ROLL_LOOK,
     ROLL_STEP,
+    cut_by_edge,
     face_roll,
     followed_lean,
     looked_turned,
+    may_lean,
+    next_lean,
     upright_looks,
     upright_turns,
 )
@@ -192,6 +197,19 @@ def test_the_lean_a_followed_face_is_turned_by():
     # a doubtful look changes nothing
     assert followed_lean(0.0, *look_of(45, sure=0.6)) == 0.0
     assert followed_lean(45.0, *look_of(5, sure=0.6)) == 45.0
+
+
+def test_small_faces_are_never_turned_and_a_face_at_the_edge_does_not_start_leaning():
+    frame_hw = (360, 640)
+    inside, at_edge, small = Box(200, 100, 300, 220), Box(200, 250, 300, 360), Box(200, 100, 240, 150)
+    leaning = look_of(45)
+    assert next_lean(0.0, *leaning, inside, frame_hw) == pytest.approx(45, abs=2)
+    assert next_lean(0.0, *leaning, small, frame_hw) == 0.0  # under MIN_LEAN_FACE
+    assert next_lean(30.0, *leaning, small, frame_hw) == 0.0  # shrank: upright again
+    assert next_lean(0.0, *leaning, at_edge, frame_hw) == 0.0  # a band along the edge leans any way
+    assert next_lean(40.0, *leaning, at_edge, frame_hw) == 40.0  # turned already: followed (45 is within ROLL_STEP)
+    assert may_lean(Box(0, 0, MIN_LEAN_FACE, 10)) and not may_lean(Box(0, 0, MIN_LEAN_FACE - 1, 10))
+    assert cut_by_edge(at_edge, frame_hw) and not cut_by_edge(inside, frame_hw)
 
 
 class LeanRecordingSegmenter(ColourKeyedSegmenter):
