@@ -79,6 +79,29 @@ def _looks_of(segmenter, size: int, first: bool, stream: bool):
     return infer
 
 
+def _looks_turned_where_leaning(
+    infer, crops: list[np.ndarray], tracks: list[Track], size: int, first: bool, frame_hw: tuple[int, int] | None
+) -> list[np.ndarray]:
+    """``infer``'s looks at ``crops`` (of ``tracks``, ``size`` a side), the leaning faces' turned
+    upright (see realtime.roll): a first look at a face big enough again, turned, where it leans
+    (upright_looks, which sets the track's lean); a followed one's crop turned by its lean
+    (looked_turned). ``frame_hw`` None: as they are (anonymize), with nothing more to compute."""
+    if first:
+        looks = infer(crops)
+        big = [k for k, t in enumerate(tracks) if frame_hw and may_lean(t.face)]
+        if big:
+            centres = [aimed_centre(tracks[k], size) for k in big]
+            turned, leans = upright_looks(infer, [crops[k] for k in big], centres, [looks[k] for k in big])
+            for k, look, lean in zip(big, turned, leans, strict=True):
+                looks[k], tracks[k].lean = look, lean
+        return looks
+    leans = [t.lean if frame_hw and may_lean(t.face) else 0.0 for t in tracks]
+    if not any(leans):  # every face upright: no centre to find, nothing to turn
+        return infer(crops)
+    centres = [aimed_centre(t, size) if lean else (0.0, 0.0) for t, lean in zip(tracks, leans, strict=True)]
+    return looked_turned(infer, crops, centres, leans)
+
+
 def looks_at_crops(
     segmenter,
     crops: list[np.ndarray],
@@ -113,19 +136,9 @@ def looks_at_crops(
         if not picked:
             continue
         infer = _looks_of(segmenter, size, first, stream)
-        centres = [aimed_centre(tracks[i], size) for i in picked]
-        if first:  # a face leaning far from upright is looked at again turned upright
-            looks = infer([crops[i] for i in picked])
-            big = [k for k, i in enumerate(picked) if frame_hw and may_lean(tracks[i].face)]
-            if big:
-                turned, leans = upright_looks(
-                    infer, [crops[picked[k]] for k in big], [centres[k] for k in big], [looks[k] for k in big]
-                )
-                for k, look, lean in zip(big, turned, leans, strict=True):
-                    looks[k], tracks[picked[k]].lean = look, lean
-        else:  # a followed face's crop turned upright by the lean it was last seen at
-            leans = [t.lean if frame_hw and may_lean(t.face) else 0.0 for t in (tracks[i] for i in picked)]
-            looks = looked_turned(infer, [crops[i] for i in picked], centres, leans)
+        looks = _looks_turned_where_leaning(
+            infer, [crops[i] for i in picked], [tracks[i] for i in picked], size, first, frame_hw
+        )
         for i, probability in zip(picked, looks, strict=True):
             probabilities[i] = probability
             track = tracks[i]

@@ -1,5 +1,5 @@
-"""Faces turned in the picture's plane: a photo's first look at a tilted face, looked at again
-turned upright.
+"""Faces turned in the picture's plane: a look at a leaning face taken again turned upright, and
+a followed face's crop turned by its lean.
 
     looks, leans = upright_looks(infer, crops, centres, looks)   # first looks (crop_looks)
     looks = looked_turned(infer, crops, centres, leans)           # followed faces' looks
@@ -28,14 +28,13 @@ from facecam.face import FACE_THRESHOLD
 from facecam.realtime.crops import keep_blobs_touching, seed_disc
 
 #: a face whose painted blob leans this many degrees or more from upright is looked at again,
-#: turned upright. Chosen on `lfw-parts/val` (500 photos): at 30 the photos as they are lose
-#: 0.0004 IoU (0.9010 -> 0.9006; dim, very dim and backlit within 0.0002) and faces turned 45
-#: degrees gain 0.033 (0.862 -> 0.895); at 40, 0.0001 and 0.028
+#: turned upright. Chosen on `lfw-parts/val` (500 photos, with SURE_LOOK): upright photos the
+#: same (0.9010), faces turned 45 degrees 0.862 -> 0.894; from 40 degrees, 0.890
 ROLL_LOOK = 30.0
 #: only a look this sure of its face (the mean probability over the face it paints) is trusted
 #: to say which way the face leans: a doubtful blob (a hand, a face cut by the photo's edge)
 #: leans any way, and its turned look painted more of what it was (on `lfw-parts/val` upright,
-#: 12 photos changed without this, 10 for the worse, IoU 0.9010 -> 0.9001; 0.9006 with it)
+#: 12 photos changed without this, 10 for the worse, IoU 0.9010 -> 0.9001; 0.9010 with it)
 SURE_LOOK = 0.8
 #: a face leaning this far or more may be either way up (the long axis alone cannot tell a head
 #: on the left shoulder from one on the right): both turns are looked at, the surer kept

@@ -64,9 +64,8 @@ class Track:
     looked_probability: np.ndarray | None = field(default=None, repr=False)
     reused: int = 0  # frames since the model last looked
     large: bool = False  # its last crop was segmented at passes.LARGE_CROP_INPUT
-    lean: float = (
-        0.0  # degrees its face leans (counter-clockwise): its crop is turned upright by it (see realtime.roll)
-    )
+    # degrees its face leans, counter-clockwise: its crops are turned upright by it (see realtime.roll)
+    lean: float = 0.0
     # the tracker's pan (see FaceTracker.shift_held) when ``face`` was found, and where, when and
     # at which pan the face was first seen
     pan_at_face: tuple[float, float] = (0.0, 0.0)
