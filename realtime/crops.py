@@ -134,8 +134,22 @@ def iou_matrix(first: list[Box], second: list[Box]) -> np.ndarray:
     """``(len(first), len(second)) float64``: :func:`iou` of every pair, the same arithmetic in
     the same order (so the same values to the last bit), in a few array operations instead of a
     Python call a pair: a crowd's tracker compares ~70 held faces with ~15 tracks a frame."""
-    a = np.array([(b.x0, b.y0, b.x1, b.y1) for b in first], np.float64).reshape(-1, 1, 4)
-    b = np.array([(b.x0, b.y0, b.x1, b.y1) for b in second], np.float64).reshape(1, -1, 4)
+    return iou_of_corners(corners(first).reshape(-1, 1, 4), corners(second).reshape(1, -1, 4))
+
+
+def ious_with(box: Box, others: np.ndarray) -> np.ndarray:
+    """``(N,) float64``: :func:`iou` of ``box`` with each of ``others`` (``(N, 4)`` corners, see
+    :func:`corners`), to the last bit: one box against a crowd's held faces or tracks."""
+    return iou_of_corners(np.array([box.x0, box.y0, box.x1, box.y1], np.float64), others)
+
+
+def corners(boxes: list[Box]) -> np.ndarray:
+    """``(N, 4) float64``: each box's ``x0, y0, x1, y1``."""
+    return np.array([(b.x0, b.y0, b.x1, b.y1) for b in boxes], np.float64).reshape(-1, 4)
+
+
+def iou_of_corners(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`iou` of corner arrays ``a`` and ``b`` (``(..., 4)``, broadcast), in its arithmetic and order."""
     w = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
     h = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
     inter = w * h

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from facecam.realtime.crops import CROP_MARGIN, Box, Crop, fit_crop, head_of, inside, iou, iou_matrix
+from facecam.realtime.crops import CROP_MARGIN, Box, Crop, corners, fit_crop, head_of, iou, iou_matrix, ious_with
 from facecam.realtime.smoothing import TemporalSmoother
 
 #: a proposal overlapping a track's face this much (IoU) is that face, not a new one
@@ -135,7 +135,12 @@ class FaceTracker:
 
     def follows(self, face: Box) -> bool:
         """Whether a track already follows the face at ``face``."""
-        return any(iou(face, t.face) > SAME_FACE_IOU or inside(face.center, t.face) for t in self.tracks)
+        if not self.tracks:
+            return False
+        faces = corners([t.face for t in self.tracks])
+        x, y = face.center
+        centred = (faces[:, 0] <= x) & (x <= faces[:, 2]) & (faces[:, 1] <= y) & (y <= faces[:, 3])
+        return bool(np.any((ious_with(face, faces) > SAME_FACE_IOU) | centred))
 
     def propose(self, faces: list[Box], frame_hw: tuple[int, int]) -> list[Track]:
         """Start a track for each proposed face that no track follows yet; returns the new ones."""
@@ -225,12 +230,17 @@ class FaceTracker:
         """The live hold of a proposal whose first look showed no face, and which ``proposal``
         proposes again (the same box, where it was or moved with the picture: IoU over
         DUPLICATE_IOU), with the look it had; None if none."""
-        for held in self.held:
-            if held.looked is None or held.until < frame_index:
-                continue
-            if max(iou(proposal, held.unseen), iou(proposal, held.unseen.shifted(*held.offset))) > DUPLICATE_IOU:
-                return held
-        return None
+        live = [h for h in self.held if h.looked is not None and h.until >= frame_index]
+        if not live:
+            return None
+        # one array operation for the crowd of holds (a panning crowd holds ~100 such blobs);
+        # the same arithmetic as Box.shifted and iou, so the same answer to the last bit
+        where = corners([h.unseen for h in live])
+        offsets = np.array([h.offset for h in live], np.float64)
+        moved = where + np.concatenate([offsets, offsets], axis=1)
+        matched = np.maximum(ious_with(proposal, where), ious_with(proposal, moved)) > DUPLICATE_IOU
+        first = np.flatnonzero(matched)
+        return live[first[0]] if first.size else None
 
     def hold_again(self, held: HeldFace, proposal: Box, frame_index: int) -> None:
         """Hold ``proposal`` for the memory in place of ``held`` (see unseen_hold_of), keeping the

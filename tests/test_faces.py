@@ -242,14 +242,61 @@ def test_every_blob_the_seed_touches_is_kept_with_its_rim_and_only_those():
 
 
 def test_the_iou_of_every_pair_is_the_iou_of_each_to_the_last_bit():
-    from facecam.realtime.crops import iou_matrix
+    from facecam.realtime.crops import corners, iou_matrix, ious_with
 
     rng = np.random.default_rng(5)
-    corners = rng.uniform(0, 100, (40, 2))
+    tops = rng.uniform(0, 100, (40, 2))
     sides = rng.uniform(0, 30, (40, 2))
-    boxes = [Box(x, y, x + w, y + h) for (x, y), (w, h) in zip(corners, sides, strict=True)]
+    boxes = [Box(x, y, x + w, y + h) for (x, y), (w, h) in zip(tops, sides, strict=True)]
     boxes += [Box(10, 10, 20, 20), Box(20, 10, 30, 20), Box(10, 10, 10, 20)]  # touching edges, no area
     got = iou_matrix(boxes, boxes[::-1])
     want = np.array([[iou(a, b) for b in boxes[::-1]] for a in boxes])
     assert (got == want).all() and (want > 0).sum() > len(boxes)  # equal to the bit, and many overlap
     assert iou_matrix([], boxes).shape == (0, len(boxes))
+    for a in boxes:  # one box against many, as the tracker asks
+        assert (ious_with(a, corners(boxes)) == np.array([iou(a, b) for b in boxes])).all()
+
+
+def test_the_tracker_finds_a_followed_face_and_a_repeated_unseen_proposal_as_box_by_box():
+    """FaceTracker.follows and unseen_hold_of compare one box with arrays of tracks and holds;
+    they answer as the rules box by box (IoU over the threshold, or the centre inside a track's
+    face; the first live unseen hold matched where it was or moved with the picture)."""
+    from facecam.realtime.crops import Crop, inside
+    from facecam.realtime.smoothing import TemporalSmoother
+    from facecam.realtime.tracking import DUPLICATE_IOU, SAME_FACE_IOU, FaceTracker, HeldFace, Track
+
+    rng = np.random.default_rng(11)
+
+    def random_box() -> Box:
+        x, y, w, h = rng.uniform(0, 200), rng.uniform(0, 200), rng.uniform(5, 60), rng.uniform(5, 60)
+        return Box(x, y, x + w, y + h)
+
+    tracker = FaceTracker(memory_frames=12)
+    for k in range(15):
+        face = random_box()
+        tracker.tracks.append(Track(k, Crop(*face.center, 2 * face.size), face, TemporalSmoother()))
+    look = (Crop(0, 0, 10), np.zeros((4, 4), np.uint8))
+    for k in range(60):
+        box, offset = random_box(), tuple(rng.uniform(-20, 20, 2))
+        until = 5 + k % 10  # some expired at frame 10
+        tracker.held.append(HeldFace(box, until, k, offset, box, look if k % 4 else None))
+    answers = {"followed": 0, "held": 0}
+    for _ in range(400):
+        proposal = random_box()
+        follows = any(iou(proposal, t.face) > SAME_FACE_IOU or inside(proposal.center, t.face) for t in tracker.tracks)
+        assert tracker.follows(proposal) == follows
+        want = next(
+            (
+                h
+                for h in tracker.held
+                if h.looked is not None
+                and h.until >= 10
+                and max(iou(proposal, h.unseen), iou(proposal, h.unseen.shifted(*h.offset))) > DUPLICATE_IOU
+            ),
+            None,
+        )
+        assert tracker.unseen_hold_of(proposal, 10) is want
+        answers["followed"] += follows
+        answers["held"] += want is not None
+    assert answers["followed"] > 20 and answers["held"] > 20  # both answers were asked for
+    assert not FaceTracker(memory_frames=12).follows(proposal)
