@@ -55,8 +55,8 @@ from facecam.realtime.reuse import STILL_LEVELS, STILL_REUSE
 from facecam.realtime.roll import next_lean
 from facecam.realtime.scene import is_scene_cut, scene_thumbnail
 from facecam.realtime.smoothing import EdgeHold
-from facecam.realtime.tracking import FaceTracker, HeldFace, Track, aimed_centre
-from facecam.realtime.verifier import believed
+from facecam.realtime.tracking import FaceTracker, HeldFace, Track, aimed_centre, rechecked
+from facecam.realtime.verifier import believed, scores_or_trusted
 
 #: proposals at least this share of the frame's long side are faces as the segmenter sees them
 #: (it was trained on such framings); the verifier checks the smaller ones
@@ -95,7 +95,8 @@ class FaceFinder:
     (see passes.LARGE_CROP_INPUT: a stream's are segmented smaller) and whose first looks are
     averaged with the mirror image's (processing.mirror_averaged); ``watch_edges``: a stream
     looks for faces coming in at the edge the picture moves in from (see realtime.edge_watch; on
-    in anonymize); ``follow_detail``: see passes.ANONYMIZE_FOLLOW_DETAIL."""
+    in anonymize); ``follow_detail``: see passes.ANONYMIZE_FOLLOW_DETAIL; ``confirm_tracks``: see
+    tracking.rechecked (off in anonymize)."""
 
     def __init__(
         self,
@@ -118,6 +119,7 @@ class FaceFinder:
         watch_edges: bool = False,
         follow_detail: float = CROP_DETAIL,
         turn_leaning: bool = True,
+        confirm_tracks: bool = True,
     ) -> None:
         if find_every < 1 or fine_every < 1:
             raise ValueError(f"find_every and fine_every must be >= 1, got {find_every} and {fine_every}")
@@ -127,7 +129,7 @@ class FaceFinder:
         self.find_every, self.fine_every, self.zoom = find_every, fine_every, zoom
         self.reuse_still, self.still_levels, self.still_reuse = reuse_still, still_levels, still_reuse
         self.split_threshold, self.find_cores, self.follow_detail = split_threshold, find_cores, follow_detail
-        self.turn_leaning = turn_leaning
+        self.turn_leaning, self.confirm_tracks = turn_leaning, confirm_tracks
         self.stream = not photo
         self.crop_size = int(max(segmenter.card.input_size))
         self.tracker = FaceTracker(round(memory_seconds * fps), smoothing)
@@ -148,7 +150,7 @@ class FaceFinder:
         self.split_threshold, self.find_cores = settings["split_threshold"], settings["find_cores"]
         self.still_levels, self.still_reuse = settings["still_levels"], settings["still_reuse"]
         self.follow_detail, self.scan.skip_unchanged = settings["follow_detail"], settings["skip_unchanged_tiles"]
-        self.turn_leaning = settings["turn_leaning"]
+        self.turn_leaning, self.confirm_tracks = settings["turn_leaning"], settings["confirm_tracks"]
         if not self.turn_leaning:  # every face looked at upright from the next frame on
             for track in self.tracker.tracks:
                 track.lean = 0.0
@@ -315,13 +317,12 @@ class FaceFinder:
         return (time.perf_counter() - t0) * 1000
 
     def _recheck_tracks(self, frame: np.ndarray) -> None:
-        """Drop the tracks the verifier now scores at or under half its threshold: a patch that passed
+        """Drop the tracks the verifier now doubts (see tracking.rechecked): a patch that passed
         once (a helmet ring in one frame's light) is not followed for ever; a real face turning
-        away for a moment stays (hysteresis). Dropped, not held: it was not a face."""
-        kept = believed(
-            self.verifier, frame, [t.face for t in self.tracker.tracks], self.verify_threshold / 2, TRUSTED_FACE_SHARE
-        )
-        self.tracker.tracks = [t for t in self.tracker.tracks if any(t.face is face for face in kept)]
+        away for a moment stays. Dropped, not held: it was not a face."""
+        tracks = self.tracker.tracks
+        scores = scores_or_trusted(self.verifier, frame, [t.face for t in tracks], TRUSTED_FACE_SHARE)
+        self.tracker.tracks = rechecked(tracks, scores, self.verify_threshold, self.confirm_tracks)
 
     def verified(
         self, frame: np.ndarray, proposals: list[Box], index: int, levels: processing.Halvings | None = None

@@ -87,7 +87,8 @@ def finder_settings(mode: str) -> dict:
     frame behind, and a followed face is segmented at fewer model pixels; and no face is turned
     upright to be looked at (realtime.roll): in the crowd clips a face wrongly taken to lean
     was lost for a frame or two (`group1` uncovered face-frames 2 -> 4, `ho_group-7` 9 -> 11,
-    phase 0 of scripts/anonymize_leaks.py), and the grown ellipses cover a leaning face anyway.
+    phase 0 of scripts/anonymize_leaks.py), and the grown ellipses cover a leaning face anyway;
+    and a followed face the verifier doubts stays followed (tracking.rechecked).
     Elsewhere a wrong face shows (a blurred arm, a sharp patch of carpet) and the CPU is spared."""
     if mode == "anonymize":
         return {
@@ -101,6 +102,7 @@ def finder_settings(mode: str) -> dict:
             "watch_edges": True,
             "follow_detail": ANONYMIZE_FOLLOW_DETAIL,
             "turn_leaning": False,
+            "confirm_tracks": False,
         }
     return {
         "fine_every": FINE_EVERY,
@@ -113,6 +115,7 @@ def finder_settings(mode: str) -> dict:
         "watch_edges": False,
         "follow_detail": CROP_DETAIL,
         "turn_leaning": True,
+        "confirm_tracks": True,
     }
 
 

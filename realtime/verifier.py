@@ -150,17 +150,26 @@ def open_verifier(spec: str | Path | None, provider: str = "cpu", threads: int =
 
 def believed(verifier: Verifier | None, frame: np.ndarray, boxes: list, threshold: float, trusted_share: float) -> list:
     """The face ``boxes`` (frame pixels) the verifier takes for faces, in order: all of them
-    without a verifier. A face of ``trusted_share`` of the frame's long side or more is what the
-    segmenter was trained on (a portrait, a webcam): trusted as it is; the verifier is for the
-    small blobs of the zoomed pass, and for a long thin blob (a sunlit sleeve, an arm: a box
-    less than half that wide), which is no portrait however long it is."""
+    without a verifier, and those it trusts unscored (see :func:`scores_or_trusted`)."""
+    scores = scores_or_trusted(verifier, frame, boxes, trusted_share)
+    return [box for box, score in zip(boxes, scores, strict=True) if score is None or score > threshold]
+
+
+def scores_or_trusted(verifier: Verifier | None, frame: np.ndarray, boxes: list, trusted_share: float) -> list:
+    """The verifier's face probability of each face box (frame pixels), or None for a box it
+    does not judge (every box without a verifier). A face of ``trusted_share`` of the frame's
+    long side or more is what the segmenter was trained on (a portrait, a webcam): trusted as it
+    is; the verifier is for the small blobs of the zoomed pass, and for a long thin blob (a sunlit
+    sleeve, an arm: a box less than half that wide), which is no portrait however long it is."""
     big = trusted_share * max(frame.shape[:2])
-    small = [box for box in boxes if box.size < big or box.short_side < big / 2]
+    small = [k for k, box in enumerate(boxes) if box.size < big or box.short_side < big / 2]
+    scores: list = [None] * len(boxes)
     if verifier is None or not small:
-        return list(boxes)
+        return scores
     # centred on the face, as the verifier was trained (a crop fitted into the frame is not), and
     # aimed as a proposal's first crop is (crops.HEAD_ASPECT_WIDE: it kept more faces than the
     # crops it was trained on, 79 of 91 `groups` faces against 78, not-face painted the same)
-    crops = [Crop.around(box, proposal=True) for box in small]
-    scores = dict(zip(map(id, small), verifier.scores_of(frame, crops), strict=True))
-    return [box for box in boxes if id(box) not in scores or scores[id(box)] > threshold]
+    crops = [Crop.around(boxes[k], proposal=True) for k in small]
+    for k, score in zip(small, verifier.scores_of(frame, crops), strict=True):
+        scores[k] = score  # float32, compared as before (a Python float may round the other way)
+    return scores

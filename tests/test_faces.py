@@ -176,11 +176,42 @@ def test_the_verifier_keeps_faces_and_drops_a_track_it_no_longer_believes():
     assert not finder.process(scene([(300, 180, 60)]), 0).faces  # proposed, not believed: not followed
     verifier.score = 0.9
     assert len(finder.process(scene([(300, 180, 60)]), 2).faces) == 1
-    verifier.score = 0.3  # doubtful, above half the threshold: kept (a face turning away)
-    assert len(finder.process(scene([(300, 180, 60)]), 4).faces) == 1
+    assert len(finder.process(scene([(300, 180, 60)]), 4).faces) == 1  # rechecked on its own box: confirmed
+    verifier.score = 0.3  # doubtful, above half the threshold: a confirmed face is kept (turning away)
+    assert len(finder.process(scene([(300, 180, 60)]), 6).faces) == 1
     verifier.score = 0.1  # under half the threshold at the next full-frame pass: dropped, not held
-    result = finder.process(scene([(300, 180, 60)]), 6)
+    result = finder.process(scene([(300, 180, 60)]), 8)
     assert not result.faces and not result.held
+
+
+@pytest.mark.parametrize("mode", ["blur", "anonymize"])
+def test_a_track_never_confirmed_is_dropped_when_doubted_but_anonymize_keeps_it(mode):
+    """A proposal taken in on its loose box (the sample clip's helmet ring) whose own box the
+    verifier then doubts is dropped at its first recheck; anonymize keeps a doubted face covered."""
+    settings = finder_settings(mode)
+    verifier = ScriptedVerifier(0.9)
+    finder = FaceFinder(ColourKeyedSegmenter(), smoothing=0, find_every=2, verifier=verifier, **settings)
+    assert len(finder.process(scene([(300, 180, 60)]), 0).faces) == 1
+    verifier.score = 0.9 * settings["verify_threshold"]  # under the threshold, over half of it
+    kept = len(finder.process(scene([(300, 180, 60)]), 2).faces)
+    assert kept == (1 if mode == "anonymize" else 0)
+    finder.follow_mode("blur" if mode == "anonymize" else "anonymize")  # the rule follows a mode switch
+    assert finder.confirm_tracks == (mode == "anonymize")
+
+
+def test_a_recheck_keeps_confirmed_tracks_to_half_the_threshold_and_others_to_the_threshold():
+    from facecam.realtime.crops import Crop
+    from facecam.realtime.smoothing import TemporalSmoother
+    from facecam.realtime.tracking import Track, rechecked
+
+    tracks = [Track(k, Crop(50, 50, 40), Box(40, 40, 60, 60), TemporalSmoother()) for k in range(4)]
+    tracks[0].confirmed = tracks[1].confirmed = True
+    scores = [0.3, 0.2, 0.3, None]  # doubted / under half / doubted, never confirmed / not judged (a big face)
+    assert [t.id for t in rechecked(tracks, scores, 0.5)] == [0, 3]
+    assert [t.id for t in rechecked(tracks, scores, 0.5, confirm=False)] == [0, 2, 3]
+    new = Track(9, Crop(50, 50, 40), Box(40, 40, 60, 60), TemporalSmoother())
+    assert rechecked([new], [0.7], 0.5) == [new] and new.confirmed  # over the threshold: confirmed from now on
+    assert rechecked([new], [0.3], 0.5) == [new]
 
 
 class CropRecordingVerifier(ScriptedVerifier):
