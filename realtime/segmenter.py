@@ -5,7 +5,8 @@
 
 Model names resolve in the package's ``weights/`` folder: ``NAME.onnx`` (FP32) and, when they
 exist, ``NAME_fp16.onnx``, which is taken on GPU providers (FP16 on the CPU provider is slow),
-and ``NAME_int8.onnx``, which segments the faces being followed on the CPU (1.5x faster; the
+and ``NAME_int8.onnx``, which segments the faces being followed on the CPU (1.5x faster, where
+the CPU runs it exactly: not on x86 without VNNI, see realtime.cpu_int8; the
 whole-frame passes and the first look at each proposal, which decide what is a face, stay FP32:
 in INT8 they lost faces), and ``NAME_finder.onnx``, another model that runs the whole-frame
 passes (:meth:`Segmenter.infer`), which propose where faces are, while this one segments every
@@ -26,6 +27,7 @@ from facecam.errors import FacecamError, UnknownNameError
 from facecam.face import face_probability
 from facecam.model_file import checked_card
 from facecam.realtime import processing
+from facecam.realtime.cpu_int8 import int8_is_exact_here
 from facecam.realtime.final_resize import agrees, graph_without_final_resize, resized_logits
 from facecam.realtime.providers import PROVIDERS, ModelFiles, new_session, open_session, session_options
 from facecam.realtime.shape_sessions import first_output, sessions_per_shape
@@ -99,8 +101,11 @@ class Segmenter:
         if self.provider == PROVIDERS["cpu"]:
             self.session, self._resize_logits = self._without_final_resize(self.session, self.path, threads)
         #: what segments the face crops (infer_batch): on the CPU the INT8 twin when there is one
+        #: and the CPU runs it exactly (see cpu_int8)
         self.crop_path, self.crop_session, self._crop_resize_logits = self.path, self.session, self._resize_logits
-        if self.provider == PROVIDERS["cpu"] and files.int8 is not None:
+        #: the INT8 twin is there but this CPU would not run it exactly (see cpu_int8)
+        self.int8_left_aside = self.provider == PROVIDERS["cpu"] and files.int8 is not None and not int8_is_exact_here()
+        if self.provider == PROVIDERS["cpu"] and files.int8 is not None and not self.int8_left_aside:
             self._open_crop_twin(files.int8, threads)
         #: on CUDA a session per input shape (see shape_sessions); None elsewhere
         self.shape_sessions = sessions_per_shape(
@@ -115,6 +120,8 @@ class Segmenter:
         """The files that run beside the model file, said for a log line ("face crops: NAME_int8.onnx",
         "finding faces: NAME_finder.onnx"); empty when the model file does everything."""
         said = [] if self.crop_path == self.path else [f"face crops: {self.crop_path.name}"]
+        if self.int8_left_aside:
+            said = ["face crops in FP32: this CPU has no VNNI for the INT8 twin"]
         return said + ([] if self.finder is None else [f"finding faces: {self.finder.path.name}"])
 
     def files_said(self) -> str:

@@ -128,6 +128,13 @@ def tiny_checkpoint(path: Path, width: int = 4, size: int = 64, seed: int = 0) -
     return path
 
 
+@pytest.fixture
+def int8_exact(monkeypatch) -> None:
+    """This CPU taken to run INT8 twins exactly (realtime.cpu_int8): the tests of the twin's
+    use then pass on a CPU without VNNI too, where the runtime leaves the twin aside."""
+    monkeypatch.setattr("facecam.realtime.segmenter.int8_is_exact_here", lambda: True)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny random-weight model exported to ONNX (FP32 and FP16) with the model card."""

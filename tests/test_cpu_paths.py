@@ -145,7 +145,7 @@ def test_a_look_moved_by_a_shift_lands_where_the_face_now_is():
     assert reuse.moved_look(crop, texture, probability, crop, handed) is None
 
 
-def test_the_cpu_graph_without_its_final_resize_gives_the_models_own_probability(tmp_path):
+def test_the_cpu_graph_without_its_final_resize_gives_the_models_own_probability(tmp_path, int8_exact):
     import onnx
     import onnxruntime as ort
 

@@ -73,7 +73,7 @@ def _names_in(folder, monkeypatch) -> None:
     monkeypatch.setattr(segmenter, "resolve_model", lambda spec: resolve_model(spec, weights_dir=folder))
 
 
-def test_the_cpu_segments_crops_with_the_twin_and_finds_faces_in_fp32(quantized, monkeypatch):
+def test_the_cpu_segments_crops_with_the_twin_and_finds_faces_in_fp32(quantized, monkeypatch, int8_exact):
     folder, model, report = quantized
     _names_in(folder, monkeypatch)
     with Segmenter("face", provider="cpu") as seg:
@@ -90,7 +90,7 @@ def test_the_cpu_segments_crops_with_the_twin_and_finds_faces_in_fp32(quantized,
         Segmenter("face_int8", provider="cpu")  # a twin's name: it would find faces in INT8
 
 
-def test_a_twin_of_another_model_is_a_clear_error(quantized, tmp_path, monkeypatch):
+def test_a_twin_of_another_model_is_a_clear_error(quantized, tmp_path, monkeypatch, int8_exact):
     _, model, report = quantized
     twin = onnx.load(str(report.path))
     props = {p.key: p.value for p in twin.metadata_props}
@@ -217,3 +217,19 @@ def test_a_photo_is_all_first_looks_and_a_stream_follows_in_int8(quantized, monk
         for frame in frames:
             stream.process(frame)
     assert runs["followed"] >= 1  # a stream follows its faces on the twin
+
+
+def test_the_twin_is_left_aside_on_a_cpu_that_does_not_run_it_exactly(monkeypatch):
+    """On x86 with AVX2 and no VNNI the followed faces are segmented in FP32 (realtime.cpu_int8)."""
+    from facecam.realtime import cpu_int8
+
+    assert cpu_int8.lacks_vnni({"sse4_2", "avx2", "fma"})
+    assert not cpu_int8.lacks_vnni({"avx2", "avx512f", "avx512_vnni"})
+    assert not cpu_int8.lacks_vnni({"avx2", "avx_vnni"})
+    assert not cpu_int8.lacks_vnni({"sse4_2"})  # no AVX2: onnxruntime's 8-bit path is not that one
+    for exact in (True, False):
+        monkeypatch.setattr("facecam.realtime.segmenter.int8_is_exact_here", lambda exact=exact: exact)
+        with Segmenter(DEFAULT_MODEL, provider="cpu") as segmenter:
+            files = resolve_model(DEFAULT_MODEL)
+            assert segmenter.crop_path == (files.int8 if exact else files.fp32)
+            assert ("no VNNI" in segmenter.files_said()) != exact  # the log line says why

@@ -11,7 +11,7 @@ from facecam.realtime.segmenter import DEFAULT_MODEL, WEIGHTS_DIR, Segmenter, re
 SAMPLE = WEIGHTS_DIR.parent / "samples" / "astronaut.mp4"
 
 
-def test_default_model_files_and_card():
+def test_default_model_files_and_card(int8_exact):
     files = resolve_model(None)
     assert files.fp32 == WEIGHTS_DIR / f"{DEFAULT_MODEL}.onnx" and files.fp16 is not None and files.int8 is not None
     for path in (files.fp32, files.fp16, files.int8):
