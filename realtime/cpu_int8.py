@@ -43,7 +43,7 @@ def lacks_vnni(flags: set[str]) -> bool:
 def cpu_flags() -> set[str] | None:
     """The CPU's feature names in lower case (Linux, macOS); None where they cannot be read."""
     try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
+        cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:
         cpuinfo = None
     if cpuinfo is not None:

@@ -6,7 +6,7 @@
 Model names resolve in the package's ``weights/`` folder: ``NAME.onnx`` (FP32) and, when they
 exist, ``NAME_fp16.onnx``, which is taken on GPU providers (FP16 on the CPU provider is slow),
 and ``NAME_int8.onnx``, which segments the faces being followed on the CPU (1.5x faster, where
-the CPU runs it exactly: not on x86 without VNNI, see realtime.cpu_int8; the
+the CPU runs it exactly: not on x86 with AVX2 and no VNNI, see realtime.cpu_int8; the
 whole-frame passes and the first look at each proposal, which decide what is a face, stay FP32:
 in INT8 they lost faces), and ``NAME_finder.onnx``, another model that runs the whole-frame
 passes (:meth:`Segmenter.infer`), which propose where faces are, while this one segments every

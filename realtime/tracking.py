@@ -63,8 +63,9 @@ class Track:
     looked_gray: np.ndarray | None = field(default=None, repr=False)
     looked_probability: np.ndarray | None = field(default=None, repr=False)
     reused: int = 0  # frames since the model last looked
-    # the verifier scored its own box (as the crop pass fitted it) over the threshold at a recheck
-    confirmed: bool = False
+    # the verifier's best score of its own box (as the crop pass fitted it) at a recheck; 1 for a
+    # face big enough to be trusted unscored (see tracking.rechecked)
+    best_score: float = 0.0
     large: bool = False  # its last crop was segmented at passes.LARGE_CROP_INPUT
     # degrees its face leans, counter-clockwise: its crops are turned upright by it (see realtime.roll)
     lean: float = 0.0
@@ -347,20 +348,24 @@ def _barely_moved(old: Crop, new: Crop) -> bool:
     return max(abs(new.cx - old.cx), abs(new.cy - old.cy), abs(new.side - old.side)) <= limit
 
 
-def rechecked(tracks: list[Track], scores: list, threshold: float, confirm: bool = True) -> list[Track]:
+def rechecked(tracks: list[Track], scores: list[float | None], threshold: float, confirm: bool = True) -> list[Track]:
     """The ``tracks`` that stay after a recheck by the verifier (``scores``: each one's face
-    probability, None for a face it does not judge, which stays). A track the verifier has
-    confirmed (its own box scored over ``threshold`` at a recheck) stays down to half the
-    threshold: a real face turning away for a moment is kept (hysteresis). With ``confirm``, one
-    never confirmed must score over the threshold itself: it came in on a proposal's box, and
-    the box its face was fitted to is what the verifier now judges. Without that rule the sample
-    clip's helmet ring, proposed in the first frame, scored 0.33-0.35 at every recheck and was
-    painted as a face in all 240 frames. Anonymize keeps every doubted face (``confirm`` off)."""
+    probability, None for a face it does not judge, a big one, which stays). Each track keeps the
+    best score its own box got (``Track.best_score``, 1 once it was trusted unscored).
+
+    A track confirmed at ``threshold`` (its best score over it) stays down to half of it: a real
+    face turning away for a moment is kept (hysteresis). With ``confirm``, a track never confirmed
+    must score over the threshold itself: it came in on a proposal's box, and the box its face was
+    fitted to is what the verifier now judges. Without that rule the sample clip's helmet ring,
+    proposed in the first frame, scored 0.33-0.35 at every recheck and was painted as a face in all
+    240 frames. The best score, not a flag, is kept, so that a track confirmed under anonymize's
+    lower threshold is judged again at a higher one after a mode switch. Without ``confirm``
+    (anonymize) every track stays down to half the threshold."""
     kept = []
     for track, score in zip(tracks, scores, strict=True):
-        if score is not None and score > threshold:
-            track.confirmed = True
-        floor = threshold / 2 if track.confirmed or not confirm else threshold
+        track.best_score = max(track.best_score, 1.0 if score is None else float(score))
+        confirmed = track.best_score > threshold
+        floor = threshold / 2 if confirmed or not confirm else threshold
         if score is None or score > floor:
             kept.append(track)
     return kept

@@ -195,8 +195,21 @@ def test_a_track_never_confirmed_is_dropped_when_doubted_but_anonymize_keeps_it(
     verifier.score = 0.9 * settings["verify_threshold"]  # under the threshold, over half of it
     kept = len(finder.process(scene([(300, 180, 60)]), 2).faces)
     assert kept == (1 if mode == "anonymize" else 0)
-    finder.follow_mode("blur" if mode == "anonymize" else "anonymize")  # the rule follows a mode switch
-    assert finder.confirm_tracks == (mode == "anonymize")
+
+
+def test_a_track_confirmed_under_anonymize_is_judged_again_after_a_switch_to_blur():
+    """Confirmed at anonymize's threshold (0.2) is not confirmed at blur's (0.5): the ring, kept
+    while anonymizing, is dropped at the first recheck after the switch."""
+    verifier = ScriptedVerifier(0.9)
+    finder = FaceFinder(
+        ColourKeyedSegmenter(), smoothing=0, find_every=2, verifier=verifier, **finder_settings("anonymize")
+    )
+    assert len(finder.process(scene([(300, 180, 60)]), 0).faces) == 1
+    verifier.score = 0.33  # the ring's score: over anonymize's threshold, under blur's
+    assert len(finder.process(scene([(300, 180, 60)]), 2).faces) == 1
+    finder.follow_mode("blur")
+    assert finder.confirm_tracks and finder.verify_threshold == 0.5
+    assert not finder.process(scene([(300, 180, 60)]), 4).faces
 
 
 def test_a_recheck_keeps_confirmed_tracks_to_half_the_threshold_and_others_to_the_threshold():
@@ -204,14 +217,19 @@ def test_a_recheck_keeps_confirmed_tracks_to_half_the_threshold_and_others_to_th
     from facecam.realtime.smoothing import TemporalSmoother
     from facecam.realtime.tracking import Track, rechecked
 
-    tracks = [Track(k, Crop(50, 50, 40), Box(40, 40, 60, 60), TemporalSmoother()) for k in range(4)]
-    tracks[0].confirmed = tracks[1].confirmed = True
+    def track(k: int, best: float = 0.0) -> Track:
+        return Track(k, Crop(50, 50, 40), Box(40, 40, 60, 60), TemporalSmoother(), best_score=best)
+
+    tracks = [track(0, 0.9), track(1, 0.9), track(2), track(3)]
     scores = [0.3, 0.2, 0.3, None]  # doubted / under half / doubted, never confirmed / not judged (a big face)
     assert [t.id for t in rechecked(tracks, scores, 0.5)] == [0, 3]
     assert [t.id for t in rechecked(tracks, scores, 0.5, confirm=False)] == [0, 2, 3]
-    new = Track(9, Crop(50, 50, 40), Box(40, 40, 60, 60), TemporalSmoother())
-    assert rechecked([new], [0.7], 0.5) == [new] and new.confirmed  # over the threshold: confirmed from now on
-    assert rechecked([new], [0.3], 0.5) == [new]
+    new = track(9)
+    assert rechecked([new], [0.7], 0.5) == [new] and new.best_score == pytest.approx(0.7)
+    assert rechecked([new], [0.3], 0.5) == [new]  # confirmed at 0.5: kept down to 0.25
+    assert rechecked([new], [0.3], 0.8) == []  # but not confirmed at a higher threshold
+    big = track(10)  # a face once big enough to be trusted, later smaller and turning away
+    assert rechecked([big], [None], 0.5) == [big] and rechecked([big], [0.3], 0.5) == [big]
 
 
 class CropRecordingVerifier(ScriptedVerifier):
@@ -330,4 +348,11 @@ def test_the_tracker_finds_a_followed_face_and_a_repeated_unseen_proposal_as_box
         answers["followed"] += follows
         answers["held"] += want is not None
     assert answers["followed"] > 20 and answers["held"] > 20  # both answers were asked for
+    # two live holds that both match: the first held is the one returned, as box by box
+    twins = FaceTracker(memory_frames=12)
+    first, second = (HeldFace(Box(0, 0, 40, 40), 20, k, (0.0, 0.0), Box(0, 0, 40, 40), look) for k in (0, 1))
+    twins.held = [first, second]
+    assert twins.unseen_hold_of(Box(1, 1, 41, 41), 10) is first
+    twins.held = [second, first]
+    assert twins.unseen_hold_of(Box(1, 1, 41, 41), 10) is second
     assert not FaceTracker(memory_frames=12).follows(proposal)
