@@ -103,9 +103,10 @@ class Segmenter:
         #: what segments the face crops (infer_batch): on the CPU the INT8 twin when there is one
         #: and the CPU runs it exactly (see cpu_int8)
         self.crop_path, self.crop_session, self._crop_resize_logits = self.path, self.session, self._resize_logits
+        twin = self.provider == PROVIDERS["cpu"] and files.int8 is not None
         #: the INT8 twin is there but this CPU would not run it exactly (see cpu_int8)
-        self.int8_left_aside = self.provider == PROVIDERS["cpu"] and files.int8 is not None and not int8_is_exact_here()
-        if self.provider == PROVIDERS["cpu"] and files.int8 is not None and not self.int8_left_aside:
+        self.int8_left_aside = twin and not int8_is_exact_here()
+        if twin and not self.int8_left_aside:
             self._open_crop_twin(files.int8, threads)
         #: on CUDA a session per input shape (see shape_sessions); None elsewhere
         self.shape_sessions = sessions_per_shape(
@@ -120,7 +121,7 @@ class Segmenter:
         """The files that run beside the model file, said for a log line ("face crops: NAME_int8.onnx",
         "finding faces: NAME_finder.onnx"); empty when the model file does everything."""
         said = [] if self.crop_path == self.path else [f"face crops: {self.crop_path.name}"]
-        if self.int8_left_aside:
+        if self.int8_left_aside:  # (the crops then run on the model file itself)
             said = ["face crops in FP32: this CPU has no VNNI for the INT8 twin"]
         return said + ([] if self.finder is None else [f"finding faces: {self.finder.path.name}"])
 
